@@ -1,0 +1,287 @@
+/*
+ * ratelimiter.h - the public API of libratelimiter.
+ *
+ * libratelimiter answers one question: "may key K spend N units now?", under
+ * one or more windows at once (e.g. 100 per minute AND 1000 per hour), with
+ * one of four algorithms:
+ *
+ *   RL_ALG_SLIDING_LOG      exact sliding window (bounded log, see
+ *                           docs/Algorithms.md for the representation)
+ *   RL_ALG_SLIDING_COUNTER  previous fixed window weighted by overlap +
+ *                           current window (approximate, O(1) state)
+ *   RL_ALG_TOKEN_BUCKET     GCRA: rate = limit / duration, burst = limit
+ *                           unless rl_window.burst says otherwise
+ *   RL_ALG_FIXED_WINDOW     counter per aligned window
+ *
+ * Conventions (they hold for every function below):
+ *   - Every exported name starts with rl_ / RL_.
+ *   - Functions return an rl_err (RL_OK = 0). A denied request is NOT an
+ *     error: rl_allow() returns RL_OK and sets decision->allowed = 0.
+ *   - Inputs are borrowed for the duration of the call; whatever the library
+ *     keeps, it copies. Result structs belong to the caller.
+ *   - rl_free(NULL) is a no-op. The library never aborts on out-of-memory; it
+ *     returns RL_ERR_NO_MEMORY.
+ *   - A function that fails leaves every piece of limiter state as it was.
+ *   - One rl_limiter is meant to be shared by all threads: every function
+ *     taking an rl_limiter * is thread-safe, except rl_free().
+ *   - Durations and times are milliseconds.
+ */
+#ifndef RATELIMITER_H
+#define RATELIMITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define RL_EXTERN __attribute__((visibility("default")))
+#else
+#define RL_EXTERN
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Limits                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define RL_MAX_WINDOWS 8                  /* windows per policy */
+#define RL_MAX_POLICIES 1024              /* policies per limiter */
+#define RL_POLICY_NAME_MAX 64             /* bytes, without the NUL */
+#define RL_KEY_MAX 4096                   /* hard maximum key length, bytes */
+#define RL_KEY_MAX_DEFAULT 1024           /* default rl_config.max_key_len */
+#define RL_LIMIT_MAX (UINT64_C(1) << 40)  /* units per window (~1.1e12) */
+#define RL_LOG_LIMIT_MAX UINT32_MAX       /* units per window, sliding log */
+#define RL_COST_MAX RL_LIMIT_MAX          /* units per request */
+#define RL_DURATION_MAX_MS (UINT64_C(366) * 24 * 3600 * 1000) /* one year */
+#define RL_LOG_DURATION_MAX_MS UINT32_MAX /* sliding log: ~49.7 days */
+#define RL_LOG_SLOTS_DEFAULT 32           /* sliding-log entries per window */
+#define RL_LOG_SLOTS_MIN 2
+#define RL_LOG_SLOTS_MAX 1024
+#define RL_MEMORY_MAX_BYTES_DEFAULT ((size_t)100 << 20) /* 100 MiB */
+#define RL_MEMORY_MAX_BYTES_MIN ((size_t)64 << 10)      /* 64 KiB */
+
+/* retry_after_ms of a request that can never be admitted (cost > limit). */
+#define RL_RETRY_NEVER UINT64_MAX
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The one list of error codes: X(NAME, label, number, message).
+ * Numbers are fixed forever; new codes are only appended.
+ * The label is what rl_err_name() returns (stable, usable as a metric label
+ * or a JSON error code).
+ */
+#define RL_ERRNO_MAP(X)                                                        \
+  X(OK, ok, 0, "success")                                                      \
+  X(INVALID_ARGUMENT, invalid_argument, 1, "invalid argument")                 \
+  X(KEY_EMPTY, key_empty, 2, "key is empty")                                   \
+  X(KEY_TOO_LONG, key_too_long, 3, "key is longer than the configured maximum")\
+  X(COST_INVALID, cost_invalid, 4, "cost must be at least 1")                  \
+  X(COST_TOO_LARGE, cost_too_large, 5, "cost is above RL_COST_MAX")            \
+  X(NO_MEMORY, no_memory, 6, "out of memory")                                  \
+  X(POLICY_UNKNOWN, policy_unknown, 7, "no policy with that name")             \
+  X(NO_POLICY, no_policy, 8, "configuration has no policy")                    \
+  X(TOO_MANY_POLICIES, too_many_policies, 9,                                   \
+    "configuration has more than RL_MAX_POLICIES policies")                    \
+  X(POLICY_NAME, policy_name, 10,                                              \
+    "policy name is empty, too long or used twice")                            \
+  X(ALGORITHM_UNKNOWN, algorithm_unknown, 11, "unknown algorithm")             \
+  X(NO_WINDOWS, no_windows, 12, "policy has no window")                        \
+  X(TOO_MANY_WINDOWS, too_many_windows, 13,                                    \
+    "policy has more than RL_MAX_WINDOWS windows")                             \
+  X(WINDOW_LIMIT, window_limit, 14,                                            \
+    "window limit is 0 or above the maximum for its algorithm")                \
+  X(WINDOW_DURATION, window_duration, 15,                                      \
+    "window duration is 0 or above the maximum for its algorithm")             \
+  X(WINDOW_DUPLICATE, window_duplicate, 16,                                    \
+    "two windows of one policy have the same duration")                        \
+  X(WINDOW_BURST, window_burst, 17,                                            \
+    "window burst is above the maximum or set for a non-GCRA policy")          \
+  X(LOG_SLOTS, log_slots, 18,                                                  \
+    "log_slots is outside RL_LOG_SLOTS_MIN..RL_LOG_SLOTS_MAX")                 \
+  X(CONFIG_INVALID, config_invalid, 19, "invalid configuration value")         \
+  X(BACKEND_UNAVAILABLE, backend_unavailable, 20, "backend unavailable")       \
+  X(TIMEOUT, timeout, 21, "deadline exceeded")                                 \
+  X(SHUTDOWN, shutdown, 22, "limiter is shutting down")
+
+typedef enum rl_err {
+#define RL__ERR_ENUM(name, label, num, msg) RL_ERR_##name = (num),
+  RL_ERRNO_MAP(RL__ERR_ENUM)
+#undef RL__ERR_ENUM
+} rl_err;
+
+#define RL_OK RL_ERR_OK
+
+/* A static, human-readable message; "unknown error" for unknown codes. */
+RL_EXTERN const char *rl_strerror(int err);
+/* A static, stable label such as "key_empty"; "unknown" for unknown codes. */
+RL_EXTERN const char *rl_err_name(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Policies                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef enum rl_algorithm {
+  RL_ALG_SLIDING_LOG = 0,
+  RL_ALG_SLIDING_COUNTER = 1,
+  RL_ALG_TOKEN_BUCKET = 2,
+  RL_ALG_FIXED_WINDOW = 3,
+} rl_algorithm;
+
+/* "sliding_log", "sliding_counter", "token_bucket", "fixed_window";
+ * NULL for an unknown value. */
+RL_EXTERN const char *rl_algorithm_name(rl_algorithm alg);
+/* Parses one of the names above (len bytes, no NUL needed). */
+RL_EXTERN int rl_algorithm_parse(const char *name, size_t len,
+                                 rl_algorithm *out);
+
+typedef struct rl_window {
+  uint64_t limit;       /* units admitted per duration, 1..RL_LIMIT_MAX */
+  uint64_t duration_ms; /* window length, 1..RL_DURATION_MAX_MS */
+  uint64_t burst;       /* token bucket only: bucket size; 0 = limit */
+} rl_window;
+
+typedef struct rl_policy {
+  const char *name;       /* NUL-terminated; NULL = "default"; copied */
+  rl_algorithm algorithm; /* default RL_ALG_SLIDING_LOG */
+  size_t n_windows;       /* 1..RL_MAX_WINDOWS */
+  rl_window windows[RL_MAX_WINDOWS];
+  uint32_t log_slots; /* sliding log: entries kept per window; 0 = default */
+} rl_policy;
+
+/* Fills defaults: name NULL, sliding log, no window. */
+RL_EXTERN void rl_policy_init(rl_policy *policy);
+/* Appends a window; RL_ERR_TOO_MANY_WINDOWS when full. Values are checked
+ * by rl_new(), not here. */
+RL_EXTERN int rl_policy_add_window(rl_policy *policy, uint64_t limit,
+                                   uint64_t duration_ms);
+
+/* ------------------------------------------------------------------------ */
+/* Limiter configuration                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef enum rl_store_type {
+  RL_STORE_MEMORY = 0, /* in-process store: the embedded default */
+} rl_store_type;
+
+/* A clock: returns the current time in milliseconds (>= 0). */
+typedef int64_t (*rl_clock_fn)(void *ctx);
+
+typedef struct rl_config {
+  const rl_policy *policies; /* 1..RL_MAX_POLICIES; the first is the default */
+  size_t n_policies;
+  rl_store_type store;       /* default RL_STORE_MEMORY */
+  size_t max_key_len;        /* 1..RL_KEY_MAX; default RL_KEY_MAX_DEFAULT */
+  struct {
+    size_t max_bytes;        /* memory budget for key state; default 100 MiB */
+    unsigned stripes;        /* lock stripes, power of two; 0 = automatic */
+  } memory;
+  rl_clock_fn clock;         /* NULL = CLOCK_REALTIME; tests pass a fake */
+  void *clock_ctx;
+} rl_config;
+
+/* Fills defaults. The caller then sets policies and n_policies. */
+RL_EXTERN void rl_config_init(rl_config *config);
+
+/* Checks a configuration without creating anything. On error, when errbuf is
+ * not NULL, writes a NUL-terminated detail such as
+ * "policy 'api' window 2: duration 0" (truncated to errlen). */
+RL_EXTERN int rl_config_check(const rl_config *config, char *errbuf,
+                              size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Limiter                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rl_limiter rl_limiter;
+
+/* Creates a limiter. The configuration is copied; *out is set only on
+ * RL_OK. Use rl_config_check() to learn why a configuration was refused. */
+RL_EXTERN int rl_new(const rl_config *config, rl_limiter **out);
+/* Frees the limiter. No call on it may be running or start afterwards. */
+RL_EXTERN void rl_free(rl_limiter *rl);
+
+/* Where a decision came from. X(NAME, label). */
+#define RL_SOURCE_MAP(X)                                                       \
+  X(NONE, none)                                                                \
+  X(MEMORY, memory)                                                            \
+  X(REDIS, redis)                                                              \
+  X(CACHE, cache)                                                              \
+  X(LEASE, lease)                                                              \
+  X(FALLBACK_OPEN, fallback_open)                                              \
+  X(FALLBACK_CLOSED, fallback_closed)                                          \
+  X(FALLBACK_LOCAL, fallback_local)
+
+typedef enum rl_source {
+#define RL__SOURCE_ENUM(name, label) RL_SOURCE_##name,
+  RL_SOURCE_MAP(RL__SOURCE_ENUM)
+#undef RL__SOURCE_ENUM
+} rl_source;
+
+/* "memory", "redis", ...; "unknown" for an unknown value. */
+RL_EXTERN const char *rl_source_name(rl_source source);
+
+typedef struct rl_decision {
+  int allowed;             /* 1 = admitted (units spent), 0 = denied */
+  int window;              /* index of the binding window: the one that
+                            * denied (the one with the latest retry time), or
+                            * when allowed the one with the fewest units left */
+  uint64_t limit;          /* limit of the binding window */
+  uint64_t remaining;      /* units left in the binding window after this
+                            * decision */
+  uint64_t reset_after_ms; /* until the binding window is fully restored */
+  uint64_t retry_after_ms; /* 0 when allowed; when denied, until the same
+                            * request would be admitted absent other traffic;
+                            * RL_RETRY_NEVER when cost > limit */
+  rl_source source;        /* where the decision came from */
+  size_t policy;           /* index of the policy that decided */
+} rl_decision;
+
+/* A request: which policy, which key, how many units. */
+typedef struct rl_request {
+  const char *policy; /* policy name (policy_len bytes); NULL = default */
+  size_t policy_len;
+  const void *key; /* opaque bytes, 1..max_key_len */
+  size_t key_len;
+  int64_t cost; /* units, 1..RL_COST_MAX */
+} rl_request;
+
+/* Decides a request: all windows of the policy admit it, or nothing is
+ * spent in any of them. Returns RL_OK for both admission and denial. */
+RL_EXTERN int rl_decide(rl_limiter *rl, const rl_request *req,
+                        rl_decision *out);
+
+/* One unit of the default policy. */
+RL_EXTERN int rl_allow(rl_limiter *rl, const void *key, size_t key_len,
+                       rl_decision *out);
+/* cost units of the default policy. */
+RL_EXTERN int rl_allow_n(rl_limiter *rl, const void *key, size_t key_len,
+                         int64_t cost, rl_decision *out);
+
+/* Index of a policy by name; RL_ERR_POLICY_UNKNOWN if none. */
+RL_EXTERN int rl_policy_find(const rl_limiter *rl, const char *name,
+                             size_t name_len, size_t *index);
+
+/* Counters of the memory store, for tests, benchmarks and metrics. */
+typedef struct rl_memory_stats {
+  uint64_t keys;            /* keys tracked now */
+  uint64_t bytes;           /* bytes charged against memory.max_bytes */
+  uint64_t max_bytes;       /* the budget */
+  uint64_t evicted_expired; /* keys reclaimed because their state expired */
+  uint64_t evicted_live;    /* live keys evicted under memory pressure */
+} rl_memory_stats;
+
+RL_EXTERN int rl_memory_stats_get(rl_limiter *rl, rl_memory_stats *out);
+
+/* Library version, e.g. "0.1.0". */
+RL_EXTERN const char *rl_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RATELIMITER_H */
