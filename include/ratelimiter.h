@@ -46,14 +46,14 @@ extern "C" {
 /* Limits                                                                   */
 /* ------------------------------------------------------------------------ */
 
-#define RL_MAX_WINDOWS 8                  /* windows per policy */
-#define RL_MAX_POLICIES 1024              /* policies per limiter */
-#define RL_POLICY_NAME_MAX 64             /* bytes, without the NUL */
-#define RL_KEY_MAX 4096                   /* hard maximum key length, bytes */
-#define RL_KEY_MAX_DEFAULT 1024           /* default rl_config.max_key_len */
-#define RL_LIMIT_MAX (UINT64_C(1) << 40)  /* units per window (~1.1e12) */
-#define RL_LOG_LIMIT_MAX UINT32_MAX       /* units per window, sliding log */
-#define RL_COST_MAX RL_LIMIT_MAX          /* units per request */
+#define RL_MAX_WINDOWS 8                 /* windows per policy */
+#define RL_MAX_POLICIES 1024             /* policies per limiter */
+#define RL_POLICY_NAME_MAX 64            /* bytes, without the NUL */
+#define RL_KEY_MAX 4096                  /* hard maximum key length, bytes */
+#define RL_KEY_MAX_DEFAULT 1024          /* default rl_config.max_key_len */
+#define RL_LIMIT_MAX (UINT64_C(1) << 40) /* units per window (~1.1e12) */
+#define RL_LOG_LIMIT_MAX UINT32_MAX      /* units per window, sliding log */
+#define RL_COST_MAX RL_LIMIT_MAX         /* units per request */
 #define RL_DURATION_MAX_MS (UINT64_C(366) * 24 * 3600 * 1000) /* one year */
 #define RL_LOG_DURATION_MAX_MS UINT32_MAX /* sliding log: ~49.7 days */
 #define RL_LOG_SLOTS_DEFAULT 32           /* sliding-log entries per window */
@@ -79,7 +79,8 @@ extern "C" {
   X(OK, ok, 0, "success")                                                      \
   X(INVALID_ARGUMENT, invalid_argument, 1, "invalid argument")                 \
   X(KEY_EMPTY, key_empty, 2, "key is empty")                                   \
-  X(KEY_TOO_LONG, key_too_long, 3, "key is longer than the configured maximum")\
+  X(KEY_TOO_LONG, key_too_long, 3,                                             \
+    "key is longer than the configured maximum")                               \
   X(COST_INVALID, cost_invalid, 4, "cost must be at least 1")                  \
   X(COST_TOO_LARGE, cost_too_large, 5, "cost is above RL_COST_MAX")            \
   X(NO_MEMORY, no_memory, 6, "out of memory")                                  \
@@ -174,13 +175,13 @@ typedef int64_t (*rl_clock_fn)(void *ctx);
 typedef struct rl_config {
   const rl_policy *policies; /* 1..RL_MAX_POLICIES; the first is the default */
   size_t n_policies;
-  rl_store_type store;       /* default RL_STORE_MEMORY */
-  size_t max_key_len;        /* 1..RL_KEY_MAX; default RL_KEY_MAX_DEFAULT */
+  rl_store_type store; /* default RL_STORE_MEMORY */
+  size_t max_key_len;  /* 1..RL_KEY_MAX; default RL_KEY_MAX_DEFAULT */
   struct {
-    size_t max_bytes;        /* memory budget for key state; default 100 MiB */
-    unsigned stripes;        /* lock stripes, power of two; 0 = automatic */
+    size_t max_bytes; /* memory budget for key state; default 100 MiB */
+    unsigned stripes; /* lock stripes, power of two; 0 = automatic */
   } memory;
-  rl_clock_fn clock;         /* NULL = CLOCK_REALTIME; tests pass a fake */
+  rl_clock_fn clock; /* NULL = CLOCK_REALTIME; tests pass a fake */
   void *clock_ctx;
 } rl_config;
 

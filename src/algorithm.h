@@ -49,9 +49,8 @@ typedef struct rl__verdict {
 size_t rl__alg_state_size(rl_algorithm alg, const rl__window_params *p);
 
 /* Phase 1: would this window admit cost units at now? */
-void rl__alg_evaluate(rl_algorithm alg, const rl__window_params *p,
-                      void *state, int64_t now, uint64_t cost,
-                      rl__verdict *out);
+void rl__alg_evaluate(rl_algorithm alg, const rl__window_params *p, void *state,
+                      int64_t now, uint64_t cost, rl__verdict *out);
 
 /* Phase 2: spend cost units at now. Only after an admitting evaluate at the
  * same now on the same state. */
