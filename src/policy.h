@@ -1,0 +1,28 @@
+/*
+ * policy.h - validated, compiled policies.
+ *
+ * rl_policy is what callers write; rl__policy is what the limiter keeps: a
+ * copy of the name and the shape the algorithms need (per-window parameters
+ * with defaults filled in, and where each window's state lies in a key's
+ * state block).
+ */
+#ifndef RL_POLICY_H
+#define RL_POLICY_H
+
+#include <stddef.h>
+
+#include "algorithm.h"
+#include "ratelimiter.h"
+
+typedef struct rl__policy {
+  char name[RL_POLICY_NAME_MAX + 1];
+  size_t name_len;
+  rl__policy_shape shape;
+} rl__policy;
+
+/* Validates `in` and fills `out`. On error writes a detail naming the
+ * policy (index `index`) and window into errbuf (may be NULL). */
+int rl__policy_compile(const rl_policy *in, size_t index, rl__policy *out,
+                       char *errbuf, size_t errlen);
+
+#endif /* RL_POLICY_H */
