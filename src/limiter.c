@@ -13,9 +13,6 @@
 #include "memory_store.h"
 #include "policy.h"
 
-#define MAX_AUTO_STRIPES 64u
-#define MIN_NODES_PER_STRIPE 8u /* the largest key must fit 8 times */
-
 struct rl_limiter {
   rl__policy *policies;
   size_t n_policies;
@@ -35,28 +32,6 @@ static int64_t realtime_ms(void *ctx) {
 static inline int64_t now_ms(const rl_limiter *rl) {
   int64_t t = rl->clock(rl->clock_ctx);
   return t < 0 ? 0 : t;
-}
-
-/* Stripes for the memory store: as many as asked, or up to 64, while each
- * stripe's budget still holds several of the largest possible keys. */
-static int choose_stripes(const rl_config *c, const rl__policy *policies,
-                          unsigned *out) {
-  size_t largest = 0;
-  for (size_t i = 0; i < c->n_policies; i++) {
-    size_t b =
-        rl__memstore_node_bytes(policies[i].shape.state_size, c->max_key_len);
-    largest = b > largest ? b : largest;
-  }
-  size_t need = largest * MIN_NODES_PER_STRIPE;
-  unsigned s = c->memory.stripes != 0 ? c->memory.stripes : MAX_AUTO_STRIPES;
-  while (c->memory.stripes == 0 && s > 1 && c->memory.max_bytes / s < need) {
-    s /= 2;
-  }
-  if (c->memory.max_bytes / s < need) {
-    return RL_ERR_CONFIG_INVALID;
-  }
-  *out = s;
-  return RL_OK;
 }
 
 static int compile_policies(const rl_config *c, rl_limiter *rl) {
@@ -92,7 +67,7 @@ int rl_new(const rl_config *config, rl_limiter **out) {
   unsigned stripes = 0;
   err = compile_policies(config, rl);
   if (err == RL_OK) {
-    err = choose_stripes(config, rl->policies, &stripes);
+    err = rl__memory_stripes(config, &stripes, NULL, 0);
   }
   if (err == RL_OK) {
     err = rl__memstore_new(config->memory.max_bytes, stripes, &rl->memory);

@@ -11,11 +11,7 @@
 
 #include "policy.h"
 
-#define DEFAULT_POLICY_NAME "default"
-
-/* Writes a formatted detail into errbuf (if any) and returns err. */
-__attribute__((format(printf, 4, 5))) static int
-fail(int err, char *errbuf, size_t errlen, const char *fmt, ...) {
+int rl__fail(int err, char *errbuf, size_t errlen, const char *fmt, ...) {
   if (errbuf != NULL && errlen > 0) {
     va_list ap;
     va_start(ap, fmt);
@@ -55,30 +51,30 @@ static int check_window(const rl_policy *in, const rl_window *w,
   uint64_t max_limit = is_log ? RL_LOG_LIMIT_MAX : RL_LIMIT_MAX;
   uint64_t max_duration = is_log ? RL_LOG_DURATION_MAX_MS : RL_DURATION_MAX_MS;
   if (w->limit == 0 || w->limit > max_limit) {
-    return fail(RL_ERR_WINDOW_LIMIT, errbuf, errlen,
-                "policy '%s' window %zu: limit %llu is outside 1..%llu", name,
-                wi, (unsigned long long)w->limit,
-                (unsigned long long)max_limit);
+    return rl__fail(RL_ERR_WINDOW_LIMIT, errbuf, errlen,
+                    "policy '%s' window %zu: limit %llu is outside 1..%llu",
+                    name, wi, (unsigned long long)w->limit,
+                    (unsigned long long)max_limit);
   }
   if (w->duration_ms == 0 || w->duration_ms > max_duration) {
-    return fail(RL_ERR_WINDOW_DURATION, errbuf, errlen,
-                "policy '%s' window %zu: duration %llu ms is outside 1..%llu",
-                name, wi, (unsigned long long)w->duration_ms,
-                (unsigned long long)max_duration);
+    return rl__fail(
+        RL_ERR_WINDOW_DURATION, errbuf, errlen,
+        "policy '%s' window %zu: duration %llu ms is outside 1..%llu", name, wi,
+        (unsigned long long)w->duration_ms, (unsigned long long)max_duration);
   }
   if (w->burst != 0 &&
       (in->algorithm != RL_ALG_TOKEN_BUCKET || w->burst > RL_LIMIT_MAX)) {
-    return fail(RL_ERR_WINDOW_BURST, errbuf, errlen,
-                "policy '%s' window %zu: burst %llu (only token_bucket "
-                "takes a burst, at most %llu)",
-                name, wi, (unsigned long long)w->burst,
-                (unsigned long long)RL_LIMIT_MAX);
+    return rl__fail(RL_ERR_WINDOW_BURST, errbuf, errlen,
+                    "policy '%s' window %zu: burst %llu (only token_bucket "
+                    "takes a burst, at most %llu)",
+                    name, wi, (unsigned long long)w->burst,
+                    (unsigned long long)RL_LIMIT_MAX);
   }
   for (size_t j = 0; j < wi; j++) {
     if (in->windows[j].duration_ms == w->duration_ms) {
-      return fail(RL_ERR_WINDOW_DUPLICATE, errbuf, errlen,
-                  "policy '%s' windows %zu and %zu: same duration %llu ms",
-                  name, j, wi, (unsigned long long)w->duration_ms);
+      return rl__fail(RL_ERR_WINDOW_DUPLICATE, errbuf, errlen,
+                      "policy '%s' windows %zu and %zu: same duration %llu ms",
+                      name, j, wi, (unsigned long long)w->duration_ms);
     }
   }
   return RL_OK;
@@ -86,12 +82,12 @@ static int check_window(const rl_policy *in, const rl_window *w,
 
 static int check_name(const rl_policy *in, size_t index, const char **name,
                       char *errbuf, size_t errlen) {
-  *name = in->name != NULL ? in->name : DEFAULT_POLICY_NAME;
+  *name = in->name != NULL ? in->name : RL__DEFAULT_POLICY_NAME;
   size_t len = strnlen(*name, RL_POLICY_NAME_MAX + 1);
   if (len == 0 || len > RL_POLICY_NAME_MAX) {
-    return fail(RL_ERR_POLICY_NAME, errbuf, errlen,
-                "policy %zu: name must be 1..%d bytes", index,
-                RL_POLICY_NAME_MAX);
+    return rl__fail(RL_ERR_POLICY_NAME, errbuf, errlen,
+                    "policy %zu: name must be 1..%d bytes", index,
+                    RL_POLICY_NAME_MAX);
   }
   return RL_OK;
 }
@@ -99,23 +95,24 @@ static int check_name(const rl_policy *in, size_t index, const char **name,
 static int check_shape(const rl_policy *in, const char *name, char *errbuf,
                        size_t errlen) {
   if (rl_algorithm_name(in->algorithm) == NULL) {
-    return fail(RL_ERR_ALGORITHM_UNKNOWN, errbuf, errlen,
-                "policy '%s': unknown algorithm %d", name, (int)in->algorithm);
+    return rl__fail(RL_ERR_ALGORITHM_UNKNOWN, errbuf, errlen,
+                    "policy '%s': unknown algorithm %d", name,
+                    (int)in->algorithm);
   }
   if (in->n_windows == 0) {
-    return fail(RL_ERR_NO_WINDOWS, errbuf, errlen, "policy '%s': no window",
-                name);
+    return rl__fail(RL_ERR_NO_WINDOWS, errbuf, errlen, "policy '%s': no window",
+                    name);
   }
   if (in->n_windows > RL_MAX_WINDOWS) {
-    return fail(RL_ERR_TOO_MANY_WINDOWS, errbuf, errlen,
-                "policy '%s': %zu windows, at most %d", name, in->n_windows,
-                RL_MAX_WINDOWS);
+    return rl__fail(RL_ERR_TOO_MANY_WINDOWS, errbuf, errlen,
+                    "policy '%s': %zu windows, at most %d", name, in->n_windows,
+                    RL_MAX_WINDOWS);
   }
   if (in->log_slots != 0 &&
       (in->log_slots < RL_LOG_SLOTS_MIN || in->log_slots > RL_LOG_SLOTS_MAX)) {
-    return fail(RL_ERR_LOG_SLOTS, errbuf, errlen,
-                "policy '%s': log_slots %u is outside %d..%d", name,
-                in->log_slots, RL_LOG_SLOTS_MIN, RL_LOG_SLOTS_MAX);
+    return rl__fail(RL_ERR_LOG_SLOTS, errbuf, errlen,
+                    "policy '%s': log_slots %u is outside %d..%d", name,
+                    in->log_slots, RL_LOG_SLOTS_MIN, RL_LOG_SLOTS_MAX);
   }
   return RL_OK;
 }
@@ -156,76 +153,4 @@ int rl__policy_compile(const rl_policy *in, size_t index, rl__policy *out,
   memcpy(out->name, name, out->name_len);
   fill_shape(in, &out->shape);
   return RL_OK;
-}
-
-void rl_config_init(rl_config *config) {
-  if (config != NULL) {
-    memset(config, 0, sizeof *config);
-    config->store = RL_STORE_MEMORY;
-    config->max_key_len = RL_KEY_MAX_DEFAULT;
-    config->memory.max_bytes = RL_MEMORY_MAX_BYTES_DEFAULT;
-  }
-}
-
-static int check_policies(const rl_config *c, char *errbuf, size_t errlen) {
-  if (c->policies == NULL || c->n_policies == 0) {
-    return fail(RL_ERR_NO_POLICY, errbuf, errlen, "no policy configured");
-  }
-  if (c->n_policies > RL_MAX_POLICIES) {
-    return fail(RL_ERR_TOO_MANY_POLICIES, errbuf, errlen,
-                "%zu policies, at most %d", c->n_policies, RL_MAX_POLICIES);
-  }
-  for (size_t i = 0; i < c->n_policies; i++) {
-    int err = rl__policy_compile(&c->policies[i], i, NULL, errbuf, errlen);
-    if (err != RL_OK) {
-      return err;
-    }
-  }
-  for (size_t i = 0; i < c->n_policies; i++) {
-    const char *a = c->policies[i].name ? c->policies[i].name : "default";
-    for (size_t j = 0; j < i; j++) {
-      const char *b = c->policies[j].name ? c->policies[j].name : "default";
-      if (strcmp(a, b) == 0) {
-        return fail(RL_ERR_POLICY_NAME, errbuf, errlen,
-                    "policies %zu and %zu are both named '%s'", j, i, a);
-      }
-    }
-  }
-  return RL_OK;
-}
-
-static int check_store(const rl_config *c, char *errbuf, size_t errlen) {
-  if (c->store != RL_STORE_MEMORY) {
-    return fail(RL_ERR_CONFIG_INVALID, errbuf, errlen, "unknown store %d",
-                (int)c->store);
-  }
-  if (c->max_key_len == 0 || c->max_key_len > RL_KEY_MAX) {
-    return fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
-                "max_key_len %zu is outside 1..%d", c->max_key_len, RL_KEY_MAX);
-  }
-  if (c->memory.max_bytes < RL_MEMORY_MAX_BYTES_MIN) {
-    return fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
-                "memory.max_bytes %zu is below %zu", c->memory.max_bytes,
-                RL_MEMORY_MAX_BYTES_MIN);
-  }
-  unsigned s = c->memory.stripes;
-  if (s != 0 && ((s & (s - 1)) != 0 || s > 4096)) {
-    return fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
-                "memory.stripes %u must be a power of two up to 4096", s);
-  }
-  return RL_OK;
-}
-
-int rl_config_check(const rl_config *config, char *errbuf, size_t errlen) {
-  if (errbuf != NULL && errlen > 0) {
-    errbuf[0] = '\0';
-  }
-  if (config == NULL) {
-    return fail(RL_ERR_INVALID_ARGUMENT, errbuf, errlen, "config is NULL");
-  }
-  int err = check_policies(config, errbuf, errlen);
-  if (err == RL_OK) {
-    err = check_store(config, errbuf, errlen);
-  }
-  return err;
 }

@@ -25,4 +25,17 @@ typedef struct rl__policy {
 int rl__policy_compile(const rl_policy *in, size_t index, rl__policy *out,
                        char *errbuf, size_t errlen);
 
+#define RL__DEFAULT_POLICY_NAME "default"
+
+/* Writes a formatted detail into errbuf (if not NULL) and returns err. */
+__attribute__((format(printf, 4, 5))) int
+rl__fail(int err, char *errbuf, size_t errlen, const char *fmt, ...);
+
+/* Lock stripes of the memory store for this (checked) configuration: as many
+ * as configured, or up to 64 while each stripe's share of the budget holds
+ * several of the largest possible keys. RL_ERR_CONFIG_INVALID with a detail
+ * when the budget is too small. */
+int rl__memory_stripes(const rl_config *c, unsigned *out, char *errbuf,
+                       size_t errlen);
+
 #endif /* RL_POLICY_H */

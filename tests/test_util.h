@@ -1,0 +1,54 @@
+/*
+ * test_util.h - helpers shared by the cmocka tests: a fake clock and a
+ * one-call way to build a limiter around one policy.
+ */
+#ifndef RL_TEST_UTIL_H
+#define RL_TEST_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ratelimiter.h"
+
+typedef struct fake_clock {
+  int64_t now; /* ms */
+} fake_clock;
+
+static inline int64_t fake_clock_read(void *ctx) {
+  return ((fake_clock *)ctx)->now;
+}
+
+/* A limiter with one policy (algorithm, windows as limit/duration pairs) on
+ * the memory store, reading `clock`. */
+static inline rl_limiter *limiter_with(rl_algorithm alg, fake_clock *clock,
+                                       size_t n_windows,
+                                       const rl_window *windows) {
+  rl_policy p;
+  rl_policy_init(&p);
+  p.algorithm = alg;
+  for (size_t i = 0; i < n_windows; i++) {
+    p.windows[i] = windows[i];
+  }
+  p.n_windows = n_windows;
+  rl_config c;
+  rl_config_init(&c);
+  c.policies = &p;
+  c.n_policies = 1;
+  c.clock = fake_clock_read;
+  c.clock_ctx = clock;
+  rl_limiter *rl = NULL;
+  assert_int_equal(rl_new(&c, &rl), RL_OK);
+  return rl;
+}
+
+static inline int allow_str(rl_limiter *rl, const char *key, int64_t cost,
+                            rl_decision *d) {
+  return rl_allow_n(rl, key, strlen(key), cost, d);
+}
+
+#endif /* RL_TEST_UTIL_H */
