@@ -1,9 +1,9 @@
 /*
- * policy.c - policy and configuration validation.
+ * policy.c - policy validation and compilation.
  *
- * Everything a caller can get wrong in a configuration is caught here, once,
- * when the limiter is created, with an error code and a sentence that names
- * the policy and window at fault. The decision path then trusts the shape.
+ * Everything a caller can get wrong in a policy is caught here, once, when
+ * the limiter is created, with an error code and a sentence that names the
+ * policy and window at fault. The decision path then trusts the shape.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,12 +12,13 @@
 #include "policy.h"
 
 int rl__fail(int err, char *errbuf, size_t errlen, const char *fmt, ...) {
-  if (errbuf != NULL && errlen > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
+  if (errbuf == NULL || errlen == 0) {
+    return err;
   }
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errbuf, errlen, fmt, ap);
+  va_end(ap);
   return err;
 }
 
