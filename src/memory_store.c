@@ -293,7 +293,10 @@ int rl__memstore_decide(rl__memstore *ms, uint16_t policy_id,
   return RL_OK;
 }
 
-size_t rl__memstore_sweep(rl__memstore *ms, int64_t now) {
+/* Frees, in every stripe, the nodes for which drop_if() is true. */
+static size_t purge_where(rl__memstore *ms,
+                          int (*drop_if)(const node *, const void *),
+                          const void *arg, int count_as_expired) {
   size_t freed = 0;
   for (unsigned i = 0; i < ms->n_stripes; i++) {
     stripe *s = &ms->stripes[i];
@@ -302,18 +305,37 @@ size_t rl__memstore_sweep(rl__memstore *ms, int64_t now) {
     for (size_t b = 0; b <= s->mask; b++) {
       node **link = &s->buckets[b];
       while (*link != NULL) {
-        if ((*link)->expires <= now) {
+        if (drop_if(*link, arg)) {
           drop(s, link);
-          s->evicted_expired++;
         } else {
           link = &(*link)->next;
         }
       }
     }
+    if (count_as_expired) {
+      s->evicted_expired += before - s->count;
+    }
     freed += before - s->count;
     pthread_mutex_unlock(&s->lock);
   }
   return freed;
+}
+
+static int expired_at(const node *n, const void *now) {
+  return n->expires <= *(const int64_t *)now;
+}
+
+static int policy_in(const node *n, const void *ids) {
+  const uint64_t *set = ids;
+  return (set[n->policy / 64] >> (n->policy % 64)) & 1;
+}
+
+size_t rl__memstore_sweep(rl__memstore *ms, int64_t now) {
+  return purge_where(ms, expired_at, &now, 1);
+}
+
+size_t rl__memstore_purge(rl__memstore *ms, const uint64_t *ids) {
+  return purge_where(ms, policy_in, ids, 0);
 }
 
 void rl__memstore_stats(rl__memstore *ms, rl_memory_stats *out) {
