@@ -13,6 +13,8 @@ PACKAGES=(
   libcmocka-dev
   # Redis store (issue 3 onwards) and its tests
   redis-server redis-tools libhiredis-dev libevent-dev libssl-dev openssl
+  # ratelimitd (issue 7): YAML config, HTTP server, middleware, tests, bench
+  libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev nginx wrk
   # tools the scripts use
   python3 procps iproute2 curl
 )

@@ -1,0 +1,186 @@
+/*
+ * config.c - the life of an rld_config: defaults, loading a file, the
+ * library's view of it, and what may change on a live daemon.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+const char *rld_fallback_name(rld_fallback_mode mode) {
+  switch (mode) {
+#define RLD__FB_NAME(name, label)                                              \
+  case RLD_FALLBACK_##name:                                                    \
+    return #label;
+    RLD_FALLBACK_MAP(RLD__FB_NAME)
+#undef RLD__FB_NAME
+  default:
+    return "unknown";
+  }
+}
+
+void rld_policy_init(rld_policy *p) {
+  memset(p, 0, sizeof *p);
+  rl_policy_init(&p->policy);
+  p->key.n_parts = 1;
+  p->key.parts[0].kind = RL_MW_PART_IP;
+}
+
+rld_config *rld_config_new(void) {
+  rld_config *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    return NULL;
+  }
+  strcpy(c->server.listen, "127.0.0.1:8080");
+  c->server.max_body = 64 * 1024;
+  c->server.max_header_bytes = 8 * 1024;
+  c->server.shutdown_grace_ms = 5000;
+  c->server.reload_debounce_ms = 100;
+  c->redis.pool_size = 10;
+  c->redis.timeout_ms = 100;
+  c->cache.ttl_ms = 500;
+  c->cache.max_bytes = 100u << 20;
+  c->fallback.mode = RLD_FALLBACK_OPEN;
+  c->fallback.circuit_breaker_threshold = 10;
+  c->memory_max_bytes = RL_MEMORY_MAX_BYTES_DEFAULT;
+  c->max_key_len = RL_KEY_MAX_DEFAULT;
+  return c;
+}
+
+void rld_config_free(rld_config *config) {
+  if (config != NULL) {
+    free(config->policies);
+    free(config);
+  }
+}
+
+void rld_config_to_rl(const rld_config *c, rl_policy *policies,
+                      rl_config *out) {
+  rl_config_init(out);
+  for (size_t i = 0; i < c->n_policies; i++) {
+    policies[i] = c->policies[i].policy;
+    policies[i].name = c->policies[i].name;
+  }
+  out->policies = policies;
+  out->n_policies = c->n_policies;
+  out->max_key_len = c->max_key_len;
+  out->memory.max_bytes = c->memory_max_bytes;
+}
+
+int rld_config_live_compatible(const rld_config *cur, const rld_config *next,
+                               char *err, size_t errlen) {
+  const char *what = NULL;
+  if (strcmp(cur->server.listen, next->server.listen) != 0) {
+    what = "server.listen";
+  } else if (cur->server.workers != next->server.workers) {
+    what = "server.workers";
+  } else if (cur->memory_max_bytes != next->memory_max_bytes) {
+    what = "rate_limiter.memory.max_size";
+  }
+  if (what == NULL) {
+    return 0;
+  }
+  snprintf(err, errlen, "%s cannot change on a running daemon: restart it",
+           what);
+  return -1;
+}
+
+uint64_t rld_hash(const void *data, size_t len) {
+  const unsigned char *p = data;
+  uint64_t h = UINT64_C(14695981039346656037);
+  for (size_t i = 0; i < len; i++) {
+    h ^= p[i];
+    h *= UINT64_C(1099511628211);
+  }
+  return h;
+}
+
+static int parse_port(const char *text, size_t len, uint16_t *port) {
+  unsigned v = 0;
+  if (len == 0 || len > 5) {
+    return -1;
+  }
+  for (size_t i = 0; i < len; i++) {
+    if (text[i] < '0' || text[i] > '9') {
+      return -1;
+    }
+    v = v * 10 + (unsigned)(text[i] - '0');
+  }
+  if (v > 65535) {
+    return -1;
+  }
+  *port = (uint16_t)v;
+  return 0;
+}
+
+int rld_split_host_port(const char *text, size_t len, char *host,
+                        size_t host_cap, uint16_t *port) {
+  const char *colon = NULL;
+  size_t hs = 0;
+  size_t he = 0;
+  if (len > 0 && text[0] == '[') {
+    const char *close = memchr(text, ']', len);
+    if (close == NULL || (size_t)(close - text) + 1 >= len || close[1] != ':') {
+      return -1;
+    }
+    hs = 1;
+    he = (size_t)(close - text);
+    colon = close + 1;
+  } else {
+    for (size_t i = 0; i < len; i++) {
+      if (text[i] == ':') {
+        colon = text + i;
+      }
+    }
+    if (colon == NULL || memchr(text, ':', (size_t)(colon - text)) != NULL) {
+      return -1;
+    }
+    he = (size_t)(colon - text);
+  }
+  if (he - hs >= host_cap || memchr(text, '\0', len) != NULL) {
+    return -1;
+  }
+  memcpy(host, text + hs, he - hs);
+  host[he - hs] = '\0';
+  return parse_port(colon + 1, len - (size_t)(colon + 1 - text), port);
+}
+
+char *rld_config_read_file(const char *path, size_t *len, char *err,
+                           size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  char *buf = malloc(RLD_CONFIG_FILE_MAX + 1);
+  size_t n = buf != NULL ? fread(buf, 1, RLD_CONFIG_FILE_MAX + 1, f) : 0;
+  int bad = ferror(f);
+  fclose(f);
+  if (buf == NULL || bad || n > RLD_CONFIG_FILE_MAX) {
+    snprintf(err, errlen, "%s: %s", path,
+             buf == NULL ? "out of memory"
+             : bad       ? "read error"
+                         : "larger than 1 MiB");
+    free(buf);
+    return NULL;
+  }
+  *len = n;
+  return buf;
+}
+
+int rld_config_load(const char *path, rld_config **out, uint64_t *hash,
+                    char *err, size_t errlen) {
+  size_t len = 0;
+  char *text = rld_config_read_file(path, &len, err, errlen);
+  if (text == NULL) {
+    return -1;
+  }
+  if (hash != NULL) {
+    *hash = rld_hash(text, len);
+  }
+  int rc = rld_config_parse(text, len, path, out, err, errlen);
+  free(text);
+  return rc;
+}
