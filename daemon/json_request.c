@@ -432,12 +432,15 @@ static field_id field_of(const char *s, size_t len) {
 static int string_field(reader *r, size_t cap, const char **s, size_t *len,
                         const char *type_msg) {
   skip_ws(r);
-  if (r->p < r->end && *r->p == 'n') {
+  if (r->p >= r->end) {
+    return fail(r, RLD_JSON_SYNTAX, "unexpected end of body");
+  }
+  if (*r->p == 'n') {
     *s = NULL;
     *len = 0;
     return literal(r, "null");
   }
-  if (r->p >= r->end || *r->p != '"') {
+  if (*r->p != '"') {
     return fail(r, RLD_JSON_FIELD, type_msg);
   }
   r->p++;
@@ -453,7 +456,10 @@ static int string_field(reader *r, size_t cap, const char **s, size_t *len,
 
 static int cost_field(reader *r, int64_t *cost) {
   skip_ws(r);
-  if (r->p >= r->end || (*r->p != '-' && (*r->p < '0' || *r->p > '9'))) {
+  if (r->p >= r->end) {
+    return fail(r, RLD_JSON_SYNTAX, "unexpected end of body");
+  }
+  if (*r->p != '-' && (*r->p < '0' || *r->p > '9')) {
     return fail(r, RLD_JSON_FIELD, "cost must be a whole number");
   }
   int is_int = 0;
