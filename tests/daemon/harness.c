@@ -24,7 +24,7 @@
 static char tmpdir[512];
 static pid_t children[16]; /* killed by h_fail, so no test leaves one */
 
-static void remember(pid_t pid) {
+void h_adopt(pid_t pid) {
   for (size_t i = 0; i < sizeof children / sizeof children[0]; i++) {
     if (children[i] == 0) {
       children[i] = pid;
@@ -138,7 +138,7 @@ h_proc h_start(char *const argv[], const char *port_file, const char *log) {
     _exit(127);
   }
   free(log_path);
-  remember(p.pid);
+  h_adopt(p.pid);
   uint64_t deadline = h_now_ms() + 10000;
   while (h_now_ms() < deadline) {
     p.port = read_port(port_file);

@@ -43,6 +43,9 @@ typedef struct h_proc {
   uint16_t port;
 } h_proc;
 
+/* Kills pid (SIGKILL) if the test fails. */
+void h_adopt(pid_t pid);
+
 /* Starts argv[0] with argv, stderr to dir/<log>, and waits (5 s at most)
  * for port_file to appear. */
 h_proc h_start(char *const argv[], const char *port_file, const char *log);
