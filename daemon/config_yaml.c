@@ -671,6 +671,7 @@ static int load_document(ctx *c, const char *text, size_t len,
   }
   *root = yaml_document_get_root_node(c->doc);
   if (*root == NULL) {
+    yaml_document_delete(c->doc); /* an empty document still owns memory */
     snprintf(c->err, c->errlen, "%s:1:1: the configuration is empty", c->file);
     return -1;
   }
