@@ -2,7 +2,8 @@
  * evhttp_middleware.c - an evhttp server whose /api/hello handler is
  * wrapped by the rate-limit middleware: the C form of the seed's
  *
- *   mux.Handle("/api/", ratelimiter.RateLimitMiddleware(rl, config)(apiHandler))
+ *   mux.Handle("/api/", ratelimiter.RateLimitMiddleware(rl,
+ * config)(apiHandler))
  *
  * 3 requests per minute per client IP; the 4th gets 429 with RateLimit
  * headers and Retry-After.
@@ -40,9 +41,8 @@ static void write_port(const char *path, struct evhttp_bound_socket *s) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   FILE *f = path != NULL ? fopen(path, "w") : NULL;
-  if (f != NULL &&
-      getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss,
-                  &len) == 0) {
+  if (f != NULL && getsockname(evhttp_bound_socket_get_fd(s),
+                               (struct sockaddr *)&ss, &len) == 0) {
     fprintf(f, "%u\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
   }
   if (f != NULL) {

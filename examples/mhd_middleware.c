@@ -30,8 +30,7 @@ static void on_signal(int sig) {
 
 static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn,
                                    const char *url, const char *method,
-                                   const char *version,
-                                   const char *upload_data,
+                                   const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls) {
   (void)cls;
   (void)url;
@@ -86,8 +85,7 @@ int main(int argc, char **argv) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)port, NULL,
-      NULL, rl_mhd_mw_handle, mw, MHD_OPTION_SOCK_ADDR, &addr,
-      MHD_OPTION_END);
+      NULL, rl_mhd_mw_handle, mw, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_END);
   if (d == NULL) {
     fprintf(stderr, "cannot listen on 127.0.0.1:%u\n", port);
     return 1;

@@ -182,8 +182,8 @@ h_proc h_start_daemon(const char *ratelimitd, const char *config_text) {
   char *cfg = h_path("ratelimiter.yaml");
   char *port = h_path("port");
   h_write_file(cfg, config_text);
-  char *argv[] = {(char *)ratelimitd, "--config", cfg, "--listen",
-                  "127.0.0.1:0", "--port-file", port, NULL};
+  char *argv[] = {(char *)ratelimitd, "--config",    cfg,  "--listen",
+                  "127.0.0.1:0",      "--port-file", port, NULL};
   h_proc p = h_start(argv, port, "ratelimitd.log");
   free(cfg);
   free(port);
@@ -269,7 +269,8 @@ int h_read_response(int fd, h_response *r) {
     if (poll(&pfd, 1, 100) <= 0) {
       continue;
     }
-    ssize_t n = recv(fd, r->raw + r->raw_len, sizeof r->raw - 1 - r->raw_len, 0);
+    ssize_t n =
+        recv(fd, r->raw + r->raw_len, sizeof r->raw - 1 - r->raw_len, 0);
     if (n <= 0) {
       break;
     }

@@ -17,7 +17,8 @@
 #define H_MAX_RESPONSE (256 * 1024)
 
 /* Fails the test with a message (prints, exits 1). */
-void h_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void h_fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 #define H_CHECK(cond)                                                          \
   do {                                                                         \
     if (!(cond)) {                                                             \

@@ -41,8 +41,8 @@ static void expect_status(const h_response *r, int status, const char *what) {
            r->status, r->raw);
 }
 
-static void expect_json_error(const h_response *r, int status,
-                              const char *code, const char *what) {
+static void expect_json_error(const h_response *r, int status, const char *code,
+                              const char *what) {
   char ct[128];
   char want[96];
   expect_status(r, status, what);
@@ -68,8 +68,8 @@ static void test_allow_then_deny(uint16_t port, h_response *r) {
   H_CHECK(strstr(r->body, "\"remaining\":0") != NULL);
   H_CHECK(strcmp(h_header(r, "RateLimit-Policy", v, sizeof v),
                  "\"api-1m\";q=3;w=60, \"api-1h\";q=100;w=3600") == 0);
-  H_CHECK(strncmp(h_header(r, "RateLimit", v, sizeof v), "\"api-1m\";r=0;t=",
-                  15) == 0);
+  H_CHECK(strncmp(h_header(r, "RateLimit", v, sizeof v),
+                  "\"api-1m\";r=0;t=", 15) == 0);
   H_CHECK(h_header(r, "Retry-After", v, sizeof v) == NULL);
   H_CHECK(strcmp(h_header(r, "X-RateLimit-Limit", v, sizeof v), "3") == 0);
   post(port, "{\"policy\":\"api\",\"key\":\"user:1\"}", r);
@@ -94,16 +94,16 @@ static void test_allow_then_deny(uint16_t port, h_response *r) {
 
 static void test_get_and_auth(uint16_t port, h_response *r) {
   char v[128];
-  H_CHECK(h_http(port, "GET", "/v1/check?policy=api&key=g%3A1&cost=3", "",
-                 NULL, r) == 0);
-  expect_status(r, 200, "GET form");
-  H_CHECK(h_http(port, "GET", "/v1/check?policy=api&key=g%3A1", "", NULL,
+  H_CHECK(h_http(port, "GET", "/v1/check?policy=api&key=g%3A1&cost=3", "", NULL,
                  r) == 0);
+  expect_status(r, 200, "GET form");
+  H_CHECK(h_http(port, "GET", "/v1/check?policy=api&key=g%3A1", "", NULL, r) ==
+          0);
   expect_status(r, 429, "GET form denied");
   /* auth_request form: key from the header, 403 on denial. */
   for (int i = 0; i < 3; i++) {
-    H_CHECK(h_http(port, "GET", "/v1/auth?policy=api",
-                   "X-API-Key: k-auth\r\n", NULL, r) == 0);
+    H_CHECK(h_http(port, "GET", "/v1/auth?policy=api", "X-API-Key: k-auth\r\n",
+                   NULL, r) == 0);
     expect_status(r, 200, "auth allowed");
   }
   H_CHECK(h_http(port, "POST", "/v1/auth?policy=api", "X-API-Key: k-auth\r\n",
@@ -187,8 +187,8 @@ static const bad bad_inputs[] = {
      "invalid_field"},
     {"cost negative", "POST", "/v1/check", "{\"key\":\"a\",\"cost\":-1}", 400,
      "invalid_field"},
-    {"cost fraction", "POST", "/v1/check", "{\"key\":\"a\",\"cost\":1.5}",
-     400, "invalid_field"},
+    {"cost fraction", "POST", "/v1/check", "{\"key\":\"a\",\"cost\":1.5}", 400,
+     "invalid_field"},
     {"cost string", "POST", "/v1/check", "{\"key\":\"a\",\"cost\":\"2\"}", 400,
      "invalid_field"},
     {"cost huge", "POST", "/v1/check",
@@ -200,14 +200,14 @@ static const bad bad_inputs[] = {
     {"unknown policy", "POST", "/v1/check",
      "{\"policy\":\"nosuchpolicy\",\"key\":\"a\"}", 400, "policy_unknown"},
     {"policy too long", "POST", "/v1/check",
-     "{\"policy\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "{\"policy\":"
+     "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
      "aaaaaaaaa\",\"key\":\"a\"}",
      400, "invalid_field"},
     {"wrong method", "PUT", "/v1/check", "{}", 405, "method_not_allowed"},
     {"wrong method health", "POST", "/health", "", 405, "method_not_allowed"},
     {"unknown path", "GET", "/v2/nothing", NULL, 404, "not_found"},
-    {"bad query escape", "GET", "/v1/check?key=%zz", NULL, 400,
-     "invalid_json"},
+    {"bad query escape", "GET", "/v1/check?key=%zz", NULL, 400, "invalid_json"},
     {"query cost", "GET", "/v1/check?key=a&cost=abc", NULL, 400,
      "invalid_field"},
 };
@@ -289,15 +289,15 @@ static void test_garbage(uint16_t port, h_response *r) {
 }
 
 static void test_untrusted_proxy(h_response *r) {
-  h_proc p = h_start_daemon(
-      daemon_path, "rate_limiter:\n"
-                   "  windows: [{max_requests: 1, duration: 1h}]\n"
-                   "  key: ip\n");
-  H_CHECK(h_http(p.port, "POST", "/v1/check", "X-Forwarded-For: 198.51.100.1\r\n",
-                 "{}", r) == 0);
+  h_proc p = h_start_daemon(daemon_path,
+                            "rate_limiter:\n"
+                            "  windows: [{max_requests: 1, duration: 1h}]\n"
+                            "  key: ip\n");
+  H_CHECK(h_http(p.port, "POST", "/v1/check",
+                 "X-Forwarded-For: 198.51.100.1\r\n", "{}", r) == 0);
   expect_status(r, 200, "untrusted 1");
-  H_CHECK(h_http(p.port, "POST", "/v1/check", "X-Forwarded-For: 198.51.100.2\r\n",
-                 "{}", r) == 0);
+  H_CHECK(h_http(p.port, "POST", "/v1/check",
+                 "X-Forwarded-For: 198.51.100.2\r\n", "{}", r) == 0);
   expect_status(r, 429, "X-Forwarded-For ignored from an untrusted peer");
   H_CHECK(h_stop(&p, SIGTERM, 10000) == 0);
   printf("ok: X-Forwarded-For ignored from untrusted peers\n");

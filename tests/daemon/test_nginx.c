@@ -88,8 +88,8 @@ static void fill(char *out, size_t cap, const char *tpl, const char *dir,
 static h_proc start_nginx(const char *dir, uint16_t port) {
   char conf[1024];
   snprintf(conf, sizeof conf, "%s/nginx.conf", dir);
-  char *argv[] = {NGINX, "-p", (char *)dir, "-c", conf, "-g", "daemon off;",
-                  NULL};
+  char *argv[] = {NGINX, "-p", (char *)dir,   "-c",
+                  conf,  "-g", "daemon off;", NULL};
   h_proc p = {fork(), port};
   if (p.pid == 0) {
     execv(NGINX, argv);
@@ -155,8 +155,7 @@ int main(int argc, char **argv) {
   H_CHECK(h_header(&r, "Retry-After", v, sizeof v) != NULL && atoi(v) >= 1);
   H_CHECK(h_header(&r, "RateLimit-Policy", v, sizeof v) != NULL);
   H_CHECK(h_header(&r, "RateLimit", v, sizeof v) != NULL);
-  H_CHECK(h_http(nport, "GET", "/plain", "", NULL, &r) == 0 &&
-          r.status == 200);
+  H_CHECK(h_http(nport, "GET", "/plain", "", NULL, &r) == 0 && r.status == 200);
   printf("ok: nginx auth_request -> ratelimitd: 200 x3 then 429 with "
          "RateLimit-Policy, RateLimit, Retry-After\n");
   H_CHECK(h_stop(&ngx, SIGQUIT, 10000) >= 0);

@@ -97,8 +97,7 @@ static void *load(void *arg) {
       fd = h_connect(port);
     }
     if (fd < 0 || send(fd, req, sizeof req - 1, MSG_NOSIGNAL) < 0 ||
-        h_read_response(fd, r) != 0 ||
-        (r->status != 200 && r->status != 429)) {
+        h_read_response(fd, r) != 0 || (r->status != 200 && r->status != 429)) {
       atomic_fetch_add(&failed_requests, 1);
       if (fd >= 0) {
         close(fd);
@@ -173,8 +172,8 @@ int main(int argc, char **argv) {
   valid_config(text, sizeof text, -2);
   publish(dir, 0, text);
   H_CHECK(symlink("..data/ratelimiter.yaml", cfg) == 0);
-  char *args[] = {argv[1], "--config", cfg, "--listen", "127.0.0.1:0",
-                  "--port-file", port_file, NULL};
+  char *args[] = {argv[1],       "--config",    cfg,       "--listen",
+                  "127.0.0.1:0", "--port-file", port_file, NULL};
   h_proc p = h_start(args, port_file, "ratelimitd.log");
   port = p.port;
   spend_keep(&r, 5, 200);

@@ -52,15 +52,16 @@ int main(int argc, char **argv) {
     }
     close(fds[i]);
   }
-  H_EXPECT(answered == CONNS, "%d of %d in-flight requests answered",
-           answered, CONNS);
+  H_EXPECT(answered == CONNS, "%d of %d in-flight requests answered", answered,
+           CONNS);
   int rc = h_stop(&p, 0, 6000); /* signal 0: just wait */
   uint64_t took = h_now_ms() - t0;
   H_EXPECT(rc == 0, "exit status %d after SIGTERM (see %s)", rc, h_tmpdir());
-  H_EXPECT(took < 3000, "took %llu ms, grace is 3000", (unsigned long long)took);
+  H_EXPECT(took < 3000, "took %llu ms, grace is 3000",
+           (unsigned long long)took);
   H_EXPECT(h_connect(p.port) < 0, "still accepting after exit");
-  printf("ok: %d in-flight requests answered, exit 0 after %llu ms\n",
-         answered, (unsigned long long)took);
+  printf("ok: %d in-flight requests answered, exit 0 after %llu ms\n", answered,
+         (unsigned long long)took);
   h_cleanup();
   printf("test_shutdown: all passed\n");
   return 0;
