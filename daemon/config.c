@@ -34,8 +34,8 @@ rld_config *rld_config_new(void) {
     return NULL;
   }
   strcpy(c->server.listen, "127.0.0.1:8080");
-  c->server.max_body = 64 * 1024;
-  c->server.max_header_bytes = 8 * 1024;
+  c->server.max_body = (size_t)64 * 1024;
+  c->server.max_header_bytes = (size_t)8 * 1024;
   c->server.shutdown_grace_ms = 5000;
   c->server.reload_debounce_ms = 100;
   c->redis.pool_size = 10;

@@ -512,7 +512,8 @@ static int grow_policies(ctx *c, yaml_node_t *n) {
   }
   size_t cap = c->pol_cap == 0 ? 8 : c->pol_cap * 2;
   rld_policy *p = realloc(cfg->policies, cap * sizeof *p);
-  yaml_node_t **pn = p != NULL ? realloc(c->pol_nodes, cap * sizeof *pn) : NULL;
+  yaml_node_t **pn =
+      p != NULL ? realloc(c->pol_nodes, cap * sizeof(yaml_node_t *)) : NULL;
   if (p != NULL) {
     cfg->policies = p;
   }
@@ -620,7 +621,7 @@ static int place_default(ctx *c, yaml_node_t *root) {
   memmove(cfg->policies + 1, cfg->policies,
           cfg->n_policies * sizeof *cfg->policies);
   memmove(c->pol_nodes + 1, c->pol_nodes,
-          cfg->n_policies * sizeof *c->pol_nodes);
+          cfg->n_policies * sizeof(yaml_node_t *));
   cfg->policies[0] = c->def;
   c->pol_nodes[0] = c->def_node;
   cfg->n_policies++;

@@ -215,6 +215,7 @@ static void add_headers(rld_worker *w, struct evhttp_request *req,
   }
 }
 
+// NOLINTNEXTLINE(readability-non-const-parameter): written via rld_text
 static size_t decision_json(const check *c, char *buf, size_t cap) {
   const rl_decision *d = &c->d;
   rld_text t = {buf, cap, 0, 0};
@@ -332,7 +333,10 @@ static const route routes[] = {
 
 static const route *find_route(struct evhttp_request *req) {
   const char *uri = evhttp_request_get_uri(req);
-  size_t len = uri != NULL ? strcspn(uri, "?#") : 0;
+  if (uri == NULL) {
+    return NULL;
+  }
+  size_t len = strcspn(uri, "?#");
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     if (strlen(routes[i].path) == len &&
         memcmp(routes[i].path, uri, len) == 0) {

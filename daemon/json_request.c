@@ -335,7 +335,7 @@ static int skip_scalar(reader *r) {
 
 /* After a value inside a container: ',' (more) or the closer. Returns 1
  * if the container goes on, 0 if it closed, -1 on error. */
-static int after_value(reader *r, char *stack, int *depth) {
+static int after_value(reader *r, const char *stack, int *depth) {
   skip_ws(r);
   if (r->p >= r->end) {
     return fail(r, RLD_JSON_SYNTAX, "unexpected end of body");
@@ -556,14 +556,19 @@ static int object(reader *r, rld_check_request *out) {
   }
 }
 
+// NOLINTNEXTLINE(readability-non-const-parameter): scratch is written
 rld_json_err rld_json_request_parse(const char *buf, size_t len, char *scratch,
                                     size_t scratch_len, rld_check_request *out,
                                     const char **message) {
-  reader r = {buf, buf + len, scratch, scratch_len, 0, NULL, RLD_JSON_OK};
+  static const char empty[1] = {0};
+  const char *in = buf != NULL ? buf : empty;
+  reader r = {
+      in,         in + (buf != NULL ? len : 0), scratch, scratch_len, 0, NULL,
+      RLD_JSON_OK};
   memset(out, 0, sizeof *out);
   out->cost = 1;
-  if (buf == NULL || scratch == NULL || scratch_len < RLD_JSON_SCRATCH) {
-    fail(&r, RLD_JSON_SYNTAX, "empty body");
+  if (scratch == NULL || scratch_len < RLD_JSON_SCRATCH) {
+    fail(&r, RLD_JSON_SYNTAX, "no room to decode the body");
   } else if (object(&r, out) == 0) {
     skip_ws(&r);
     if (r.p != r.end) {

@@ -46,7 +46,7 @@ static void usage(FILE *to) {
 static int parse_args(int argc, char **argv, options *o) {
   o->overrides.workers = -1;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
+    const char *a = argv[i] != NULL ? argv[i] : "";
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     int takes = 1;
     if (strcmp(a, "--config") == 0 && v != NULL) {

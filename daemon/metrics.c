@@ -3,6 +3,7 @@
  */
 #include <event2/buffer.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,7 @@ int rld_metrics_init(rld_metrics *m, size_t n_workers) {
     rld_metrics_close(m);
     return -1;
   }
-  strcpy(m->names[RLD_SLOT_OTHER], "_other");
+  snprintf(m->names[RLD_SLOT_OTHER], sizeof m->names[0], "_other");
   atomic_store(&m->n_slots, 1);
   return 0;
 }

@@ -24,7 +24,8 @@ void rld_text_str(rld_text *t, const char *s) {
 
 void rld_text_u64(rld_text *t, uint64_t v) {
   char tmp[24];
-  rld_text_put(t, tmp, rl_mw_u64(tmp, v));
+  size_t n = rl_mw_u64(tmp, v);
+  rld_text_put(t, tmp, n);
 }
 
 void rld_text_json_string(rld_text *t, const char *s, size_t n) {

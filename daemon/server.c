@@ -26,8 +26,10 @@
 #include "log.h"
 #include "server.h"
 
-#define RLD_EVHTTP_MAX_HEADERS (128 * 1024)   /* above max_header_bytes' max */
-#define RLD_EVHTTP_MAX_BODY (2 * 1024 * 1024) /* above max_body's max */
+#define RLD_EVHTTP_MAX_HEADERS                                                 \
+  ((ev_ssize_t)128 * 1024) /* above max_header_bytes' max */
+#define RLD_EVHTTP_MAX_BODY                                                    \
+  ((ev_ssize_t)2 * 1024 * 1024) /* above max_body's max */
 #define RLD_IDLE_TIMEOUT_S 60
 #define RLD_DRAIN_QUIET_MS 50
 
@@ -40,6 +42,7 @@ static uint64_t mono_ms(void) {
 static int open_socket(const struct addrinfo *ai, uint16_t port, char *err,
                        size_t errlen) {
   struct sockaddr_storage addr;
+  memset(&addr, 0, sizeof addr);
   memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
   if (addr.ss_family == AF_INET) {
     ((struct sockaddr_in *)&addr)->sin_port = htons(port);
@@ -64,6 +67,7 @@ static int open_socket(const struct addrinfo *ai, uint16_t port, char *err,
 
 static uint16_t bound_port(int fd) {
   struct sockaddr_storage addr;
+  memset(&addr, 0, sizeof addr);
   socklen_t len = sizeof addr;
   if (getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
     return 0;

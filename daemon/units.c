@@ -78,10 +78,17 @@ int rld_parse_duration(const char *text, size_t len, uint64_t *ms) {
 int rld_parse_size(const char *text, size_t len, uint64_t *bytes) {
   static const char *const names[] = {"B",   "KB",  "MB",  "GB", "TB",
                                       "KiB", "MiB", "GiB", "TiB"};
-  static const uint64_t k = 1024;
-  static const uint64_t values[] = {1,           1024,          1024 * 1024,
-                                    k * k * k,   k * k * k * k, 1024,
-                                    1024 * 1024, k * k * k,     k * k * k * k};
+#define RLD_K UINT64_C(1024)
+  static const uint64_t values[] = {1,
+                                    RLD_K,
+                                    RLD_K * RLD_K,
+                                    RLD_K * RLD_K * RLD_K,
+                                    RLD_K * RLD_K * RLD_K * RLD_K,
+                                    RLD_K,
+                                    RLD_K * RLD_K,
+                                    RLD_K * RLD_K * RLD_K,
+                                    RLD_K * RLD_K * RLD_K * RLD_K};
+#undef RLD_K
   size_t at = 0;
   uint64_t v = 0;
   uint64_t unit = 1;

@@ -83,8 +83,10 @@ static int decide(const rl_mhd_mw *mw, struct MHD_Connection *connection,
 static enum MHD_Result reject(const rl_mhd_mw *mw,
                               struct MHD_Connection *connection,
                               const rl_mw_verdict *v) {
+  void *body = NULL; /* MHD wants void *; PERSISTENT: never written */
+  memcpy(&body, &v->body, sizeof body);
   struct MHD_Response *resp = MHD_create_response_from_buffer(
-      strlen(v->body), (void *)(uintptr_t)v->body, MHD_RESPMEM_PERSISTENT);
+      strlen(v->body), body, MHD_RESPMEM_PERSISTENT);
   if (resp == NULL) {
     return MHD_NO;
   }

@@ -7,6 +7,7 @@
  * about status codes and headers is made here once. The RateLimit-Policy
  * value is computed when the middleware is created, not per request.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +56,8 @@ int rl_mw_new(rl_limiter *rl, const rl_mw_config *config, rl_mw **out) {
   mw->policy = *config->policy;
   mw->config.policy = &mw->policy;
   mw->has_name = config->policy_name != NULL;
-  strcpy(mw->name, mw->has_name ? config->policy_name : "default");
+  snprintf(mw->name, sizeof mw->name, "%s",
+           mw->has_name ? config->policy_name : "default");
   mw->config.policy_name = mw->has_name ? mw->name : NULL;
   mw->policy.name = mw->name;
   if (mw->config.cost < 1) {
