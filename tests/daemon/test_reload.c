@@ -64,8 +64,8 @@ static const char *const invalid_configs[] = {
     "rate_limiter:\n  windows: [{max_requests: 10, duration: 1parsec}]\n",
     "rate_limiter: [unclosed\n",
     "rate_limiter:\n  windowz: []\n",
-    "server:\n  workers: 7\nrate_limiter:\n"
-    "  windows: [{max_requests: 10, duration: 1m}]\n",
+    ("server:\n  workers: 7\nrate_limiter:\n"
+     "  windows: [{max_requests: 10, duration: 1m}]\n"),
 };
 
 /* ConfigMap layout: dir/ratelimiter.yaml -> ..data/ratelimiter.yaml,
