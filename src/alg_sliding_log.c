@@ -157,32 +157,39 @@ size_t rl__sliding_log_state_size(const rl__window_params *p) {
   return sizeof(sl_header) + 2 * sizeof(uint32_t) * (size_t)k.slots;
 }
 
+/* Step 5 for a denial: the state is as it was (after normalising). */
+static void sl_report_denied(const sl_log *g, const sl_params *k, int64_t now,
+                             uint64_t cost, rl__verdict *out) {
+  uint32_t len = g->h->len;
+  uint64_t total = g->h->total;
+  out->allowed = 0;
+  out->remaining = rl__sat_sub_u64(k->limit, total);
+  out->reset_after_ms =
+      len ? rl__until(sl_time(g, len - 1), k->window, now) : 0;
+  if (cost > k->limit || len == 0) {
+    out->retry_after_ms = RL_RETRY_NEVER;
+  } else {
+    out->retry_after_ms =
+        sl_retry_after(g, total + cost - k->limit, k->window, now);
+  }
+}
+
 void rl__sliding_log_evaluate(const rl__window_params *p, void *state,
                               int64_t now, uint64_t cost, rl__verdict *out) {
   sl_params k = sl_clamp(p);
   sl_log g = sl_open(state, k.slots);
   now = rl__nonneg(now);
   int64_t eff = sl_normalise(&g, now, k.window);
-  uint64_t total = g.h->total;
-  uint64_t room = rl__sat_sub_u64(k.limit, total);
-  out->allowed = cost <= room;
-  if (out->allowed) {
-    /* The admitted units land at eff, the newest time in the log. */
-    out->remaining = room - cost;
-    out->reset_after_ms = rl__until(eff, k.window, now);
-    out->retry_after_ms = 0;
+  uint64_t room = rl__sat_sub_u64(k.limit, g.h->total);
+  if (cost > room) {
+    sl_report_denied(&g, &k, now, cost, out);
     return;
   }
-  uint32_t len = g.h->len;
-  out->remaining = room;
-  out->reset_after_ms =
-      len ? rl__until(sl_time(&g, len - 1), k.window, now) : 0;
-  if (cost > k.limit || len == 0) {
-    out->retry_after_ms = RL_RETRY_NEVER;
-  } else {
-    out->retry_after_ms =
-        sl_retry_after(&g, total + cost - k.limit, k.window, now);
-  }
+  /* The admitted units land at eff, which becomes the newest time. */
+  out->allowed = 1;
+  out->remaining = room - cost;
+  out->reset_after_ms = rl__until(eff, k.window, now);
+  out->retry_after_ms = 0;
 }
 
 /* Rewrites the offsets relative to the oldest entry. Live entries span less
