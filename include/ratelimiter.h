@@ -151,7 +151,9 @@ typedef struct rl_policy {
   rl_algorithm algorithm; /* default RL_ALG_SLIDING_LOG */
   size_t n_windows;       /* 1..RL_MAX_WINDOWS */
   rl_window windows[RL_MAX_WINDOWS];
-  uint32_t log_slots; /* sliding log: entries kept per window; 0 = default */
+  uint32_t log_slots; /* sliding log: entries kept per window (0 = default
+                       * 32), at most the window's limit; exact when the
+                       * limit is at most this (docs/Algorithms.md) */
 } rl_policy;
 
 /* Fills defaults: name NULL, sliding log, no window. */
