@@ -83,6 +83,13 @@ static int check_window(const rl_policy *in, const rl_window *w,
   return RL_OK;
 }
 
+/* Policy names appear in store keys, metric labels and URLs: letters,
+ * digits, '_', '-' and '.' only. */
+static int name_char_ok(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
 static int check_name(const rl_policy *in, size_t index, const char **name,
                       char *errbuf, size_t errlen) {
   *name = in->name != NULL ? in->name : RL__DEFAULT_POLICY_NAME;
@@ -91,6 +98,14 @@ static int check_name(const rl_policy *in, size_t index, const char **name,
     return rl__fail(RL_ERR_POLICY_NAME, errbuf, errlen,
                     "policy %zu: name must be 1..%d bytes", index,
                     RL_POLICY_NAME_MAX);
+  }
+  for (size_t i = 0; i < len; i++) {
+    if (!name_char_ok((*name)[i])) {
+      return rl__fail(RL_ERR_POLICY_NAME, errbuf, errlen,
+                      "policy %zu: name may only hold letters, digits, "
+                      "'_', '-' and '.'",
+                      index);
+    }
   }
   return RL_OK;
 }
@@ -120,6 +135,17 @@ static int check_shape(const rl_policy *in, const char *name, char *errbuf,
   return RL_OK;
 }
 
+/* Entries a sliding-log window keeps: the configured number (or the
+ * default), but never more than the limit: a log of L entries is already
+ * exact for limit L, since at most L admission times can be live. */
+static uint32_t log_slots_for(uint32_t configured, uint64_t limit) {
+  uint64_t s = configured != 0 ? configured : RL_LOG_SLOTS_DEFAULT;
+  if (s > limit) {
+    s = limit < RL_LOG_SLOTS_MIN ? RL_LOG_SLOTS_MIN : limit;
+  }
+  return (uint32_t)s;
+}
+
 /* Fills the algorithm's view of the policy: defaults and state offsets. */
 static void fill_shape(const rl_policy *in, rl__policy_shape *shape) {
   memset(shape, 0, sizeof *shape);
@@ -131,7 +157,9 @@ static void fill_shape(const rl_policy *in, rl__policy_shape *shape) {
     p->limit = in->windows[i].limit;
     p->duration_ms = in->windows[i].duration_ms;
     p->burst = in->windows[i].burst != 0 ? in->windows[i].burst : p->limit;
-    p->log_slots = in->log_slots != 0 ? in->log_slots : RL_LOG_SLOTS_DEFAULT;
+    p->log_slots = in->algorithm == RL_ALG_SLIDING_LOG
+                       ? log_slots_for(in->log_slots, p->limit)
+                       : 0;
     shape->state_offset[i] = offset;
     offset += rl__alg_state_size(in->algorithm, p);
   }

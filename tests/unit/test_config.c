@@ -123,6 +123,14 @@ static void test_policy_names(void **state) {
   assert_int_equal(check(p, 2, err, sizeof err), RL_ERR_POLICY_NAME);
   p[1].name = "";
   assert_int_equal(check(p, 2, err, sizeof err), RL_ERR_POLICY_NAME);
+  static const char *const bad[] = {"a:b", "a b", "a{b}", "a/b", "ü"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    p[1].name = bad[i];
+    assert_int_equal(check(p, 2, err, sizeof err), RL_ERR_POLICY_NAME);
+    assert_non_null(strstr(err, "letters"));
+  }
+  p[1].name = "Api_v2.read-only";
+  assert_int_equal(check(p, 2, err, sizeof err), RL_OK);
   char long_name[RL_POLICY_NAME_MAX + 2];
   memset(long_name, 'n', sizeof long_name - 1);
   long_name[sizeof long_name - 1] = '\0';
@@ -167,10 +175,10 @@ static void test_config_errors(void **state) {
 static void test_budget_must_hold_the_largest_key(void **state) {
   (void)state;
   char err[160];
-  rl_policy p = one_window(RL_ALG_SLIDING_LOG, 10, 1000);
+  rl_policy p = one_window(RL_ALG_SLIDING_LOG, 100000, 1000);
   p.log_slots = RL_LOG_SLOTS_MAX;
   for (int i = 1; i < RL_MAX_WINDOWS; i++) {
-    rl_policy_add_window(&p, 10, 1000 + (uint64_t)i);
+    rl_policy_add_window(&p, 100000, 1000 + (uint64_t)i);
   }
   rl_config c;
   rl_config_init(&c);
