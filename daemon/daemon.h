@@ -43,7 +43,8 @@ typedef struct rld_worker {
   struct event_base *base;
   struct evhttp *http;
   struct evhttp_bound_socket *bound;
-  struct event *wake; /* control thread -> worker: refresh or drain */
+  int wake_fd;        /* eventfd: control thread -> worker */
+  struct event *wake; /* reads wake_fd: refresh the snapshot or drain */
   struct event *drain_timer;
   int fd;             /* listening socket */
   rld_snapshot *snap; /* the snapshot this worker holds a reference to */
