@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -432,6 +433,75 @@ static void test_snapshot_lookup(void **state) {
   rld_metrics_close(&m);
 }
 
+static void collect(void *ctx, const char *name, const char *value) {
+  char *buf = ctx;
+  size_t at = strlen(buf);
+  snprintf(buf + at, 1024 - at, "%s: %s\n", name, value);
+}
+
+static void test_middleware_core(void **state) {
+  (void)state;
+  rl_policy p;
+  rl_policy_init(&p);
+  p.name = "mw";
+  rl_policy_add_window(&p, 2, 60000);
+  rl_config c;
+  rl_config_init(&c);
+  c.policies = &p;
+  c.n_policies = 1;
+  rl_limiter *rl = NULL;
+  assert_int_equal(rl_new(&c, &rl), RL_OK);
+  rl_mw_config mc;
+  rl_mw_config_init(&mc);
+  mc.policy_name = "mw";
+  mc.policy = &p;
+  mc.legacy_headers = 1;
+  assert_int_equal(rl_mw_key_spec_add(&mc.key, S("header:X-Key"), NULL, 0),
+                   RL_OK);
+  rl_mw *mw = NULL;
+  assert_int_equal(rl_mw_new(rl, &mc, &mw), RL_OK);
+  rl_mw_request req = {"10.0.0.1", "/", 1, hdr, NULL};
+  rl_mw_verdict v;
+  char headers[1024];
+  assert_int_equal(rl_mw_decide(mw, &req, &v), 0);
+  assert_int_equal(rl_mw_decide(mw, &req, &v), 0);
+  assert_int_equal(rl_mw_decide(mw, &req, &v), 429);
+  headers[0] = '\0';
+  rl_mw_headers(mw, &v, collect, headers);
+  assert_non_null(strstr(headers, "RateLimit-Policy: \"mw-1m\";q=2;w=60\n"));
+  assert_non_null(strstr(headers, "Retry-After: "));
+  assert_non_null(strstr(headers, "X-RateLimit-Limit: 2\n"));
+  assert_non_null(strstr(headers, "X-RateLimit-Remaining: 0\n"));
+  /* A missing key header: 400, no headers. */
+  rl_mw_request anon = {"10.0.0.1", "/", 1, NULL, NULL};
+  assert_int_equal(rl_mw_decide(mw, &anon, &v), 400);
+  headers[0] = '\0';
+  rl_mw_headers(mw, &v, collect, headers);
+  assert_string_equal(headers, "");
+  rl_mw_free(mw);
+  /* Shadow: never denies; fail open: a limiter error lets the request
+   * through. */
+  mc.shadow = 1;
+  assert_int_equal(rl_mw_new(rl, &mc, &mw), RL_OK);
+  assert_int_equal(rl_mw_decide(mw, &req, &v), 0);
+  assert_true(v.shadow_denied);
+  rl_mw_free(mw);
+  mc.shadow = 0;
+  mc.fail_open = 1;
+  mc.policy_name = "gone"; /* unknown to the limiter: an error */
+  assert_int_equal(rl_mw_new(rl, &mc, &mw), RL_OK);
+  assert_int_equal(rl_mw_decide(mw, &req, &v), 0);
+  assert_int_equal(v.err, RL_ERR_POLICY_UNKNOWN);
+  rl_mw_free(mw);
+  mc.fail_open = 0;
+  assert_int_equal(rl_mw_new(rl, &mc, &mw), RL_OK);
+  assert_int_equal(rl_mw_decide(mw, &req, &v), 503);
+  rl_mw_free(mw);
+  mc.policy = NULL;
+  assert_int_equal(rl_mw_new(rl, &mc, &mw), RL_ERR_INVALID_ARGUMENT);
+  rl_free(rl);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_durations),
@@ -448,6 +518,7 @@ int main(void) {
       cmocka_unit_test(test_trusted_proxies),
       cmocka_unit_test(test_header_values),
       cmocka_unit_test(test_snapshot_lookup),
+      cmocka_unit_test(test_middleware_core),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -303,6 +303,41 @@ static void test_untrusted_proxy(h_response *r) {
   printf("ok: X-Forwarded-For ignored from untrusted peers\n");
 }
 
+/* Runs ratelimitd --check-config on text; returns the exit status and the
+ * output (stdout and stderr) in out. */
+static int check_config(const char *text, char *out, size_t cap) {
+  char *path = h_path("check.yaml");
+  char cmd[2048];
+  h_write_file(path, text);
+  snprintf(cmd, sizeof cmd, "'%s' --check-config '%s' 2>&1", daemon_path, path);
+  free(path);
+  FILE *p = popen(cmd, "r");
+  H_CHECK(p != NULL);
+  size_t n = fread(out, 1, cap - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_check_config(void) {
+  static char out[8192];
+  H_EXPECT(check_config(config, out, sizeof out) == 0, "%s", out);
+  H_CHECK(strstr(out, ": ok, 4 policies") != NULL);
+  H_CHECK(strstr(out, "RateLimit-Policy: \"api-1m\";q=3;w=60") != NULL);
+  H_EXPECT(check_config("rate_limiter:\n  windows: [{max_requests: 1, "
+                        "duration: 1m}]\n  redis:\n    addrs: "
+                        "[\"redis-1:6379\"]\n",
+                        out, sizeof out) == 1,
+           "%s", out);
+  H_EXPECT(strstr(out, "check.yaml:4:12: redis store not yet supported") !=
+               NULL,
+           "%s", out);
+  H_CHECK(check_config("rate_limiter:\n  windows: 5\n", out, sizeof out) == 1);
+  H_EXPECT(strstr(out, "check.yaml:2:12: windows must be a list") != NULL, "%s",
+           out);
+  printf("ok: --check-config\n");
+}
+
 int main(int argc, char **argv) {
   H_EXPECT(argc >= 2, "usage: %s PATH/TO/ratelimitd", argv[0]);
   daemon_path = argv[1];
@@ -319,6 +354,7 @@ int main(int argc, char **argv) {
   int rc = h_stop(&p, SIGTERM, 10000);
   H_EXPECT(rc == 0, "ratelimitd exit status %d (see %s)", rc, h_tmpdir());
   test_untrusted_proxy(&r);
+  test_check_config();
   h_cleanup();
   printf("test_http_api: all passed\n");
   return 0;
