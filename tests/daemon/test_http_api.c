@@ -29,7 +29,7 @@ static const char config[] =
     "{max_requests: 100, duration: 1h}]\n"
     "      key: [header:X-API-Key]\n"
     "    - name: byip\n"
-    "      algorithm: fixed_window\n"
+    "      algorithm: sliding_log\n"
     "      windows: [{max_requests: 2, duration: 1h}]\n"
     "      key: ip\n"
     "    - name: shadowed\n"

@@ -52,7 +52,7 @@ static void valid_config(char *buf, size_t cap, int i) {
            "  key: ip\n"
            "  policies:\n"
            "    - name: keep\n"
-           "      algorithm: fixed_window\n"
+           "      algorithm: sliding_log\n"
            "      windows: [{max_requests: 10, duration: 1h}]\n"
            "    - name: gen%d\n"
            "      windows: [{max_requests: 5, duration: 1s}]\n",
