@@ -24,7 +24,10 @@
 #define MAX_SERVERS 64
 #define START_TRIES 8
 
-static rlt_redis *live[MAX_SERVERS]; /* for the atexit handler */
+/* What the atexit handler must clean up: copies, not pointers, since a
+ * test's rlt_redis may live on a stack that a failed assertion unwound. */
+static pid_t live_pids[MAX_SERVERS];
+static char live_dirs[MAX_SERVERS][128];
 static int atexit_done;
 static int pending_fd = -1; /* connection of a wait = 0 command */
 static char tls_dir[128];
@@ -75,9 +78,14 @@ static void remove_tree(const char *dir) {
 }
 
 static void stop_all(void) {
-  for (int i = 0; i < MAX_SERVERS; i++)
-    if (live[i] != NULL)
-      rlt_redis_stop(live[i]);
+  for (int i = 0; i < MAX_SERVERS; i++) {
+    if (live_pids[i] > 0) {
+      kill(live_pids[i], SIGKILL);
+      waitpid(live_pids[i], NULL, 0);
+    }
+    if (live_dirs[i][0] != '\0')
+      remove_tree(live_dirs[i]);
+  }
   if (tls_dir[0] != '\0')
     remove_tree(tls_dir);
   if (pending_fd >= 0)
@@ -124,19 +132,37 @@ static void reap_stale(void) {
   closedir(d);
 }
 
-static void track(rlt_redis *r, int on) {
+static void install_cleanup(void) {
   if (!atexit_done) {
     atexit_done = 1;
     reap_stale();
     atexit(stop_all);
   }
+}
+
+/* Registers (on) or forgets a server process. */
+static void track_pid(pid_t pid, int on) {
+  install_cleanup();
   for (int i = 0; i < MAX_SERVERS; i++) {
-    if (on && live[i] == NULL) {
-      live[i] = r;
+    if (on && live_pids[i] == 0) {
+      live_pids[i] = pid;
       return;
     }
-    if (!on && live[i] == r)
-      live[i] = NULL;
+    if (!on && live_pids[i] == pid)
+      live_pids[i] = 0;
+  }
+}
+
+/* Registers (on) or forgets a temporary directory. */
+static void track_dir(const char *dir, int on) {
+  install_cleanup();
+  for (int i = 0; i < MAX_SERVERS; i++) {
+    if (on && live_dirs[i][0] == '\0') {
+      snprintf(live_dirs[i], sizeof(live_dirs[i]), "%s", dir);
+      return;
+    }
+    if (!on && strcmp(live_dirs[i], dir) == 0)
+      live_dirs[i][0] = '\0';
   }
 }
 
@@ -301,11 +327,12 @@ static int launch(rlt_redis *r, int fixed_port) {
     r->pid = spawn(r);
     if (r->pid < 0)
       break;
+    track_pid(r->pid, 1);
     int rc = wait_ready(r);
-    if (rc == 1) {
-      track(r, 1);
+    if (rc == 1)
       return 0;
-    }
+    if (rc == 0)
+      track_pid(r->pid, 0);
     if (rc < 0) {
       rlt_redis_kill(r);
       break;
@@ -322,10 +349,11 @@ int rlt_redis_start(rlt_redis *r, const rlt_redis_opts *opts) {
   r->opts = opts ? *opts : none;
   if (r->opts.tls && rlt_tls_dir() == NULL)
     return -1;
-  track(r, 0); /* installs the atexit handler first */
+  install_cleanup();
   snprintf(r->dir, sizeof(r->dir), "/tmp/rlt-redis.%d.XXXXXX", (int)getpid());
   if (mkdtemp(r->dir) == NULL)
     return -1;
+  track_dir(r->dir, 1);
   if (r->opts.acl != NULL) {
     char path[256];
     snprintf(path, sizeof(path), "%s/users.acl", r->dir);
@@ -346,8 +374,8 @@ void rlt_redis_kill(rlt_redis *r) {
     return;
   kill(r->pid, SIGKILL);
   waitpid(r->pid, NULL, 0);
+  track_pid(r->pid, 0);
   r->pid = 0;
-  track(r, 0);
 }
 
 void rlt_redis_stop(rlt_redis *r) {
@@ -359,11 +387,13 @@ void rlt_redis_stop(rlt_redis *r) {
       rlt_sleep_ms(2);
     if (kill(r->pid, 0) == 0 && is_redis(r->pid))
       rlt_redis_kill(r);
+    track_pid(r->pid, 0);
     r->pid = 0;
   }
-  track(r, 0);
-  if (r->dir[0] != '\0')
+  if (r->dir[0] != '\0') {
     remove_tree(r->dir);
+    track_dir(r->dir, 0);
+  }
   r->dir[0] = '\0';
 }
 
@@ -429,7 +459,8 @@ fail:
 
 static int run(const char *cmd) {
   char full[1024];
-  snprintf(full, sizeof(full), "cd '%s' && %s >/dev/null 2>&1", tls_dir, cmd);
+  snprintf(full, sizeof(full), "cd '%s' && { %s; } >/dev/null 2>&1", tls_dir,
+           cmd);
   return system(full) == 0 ? 0 : -1;
 }
 
@@ -464,7 +495,7 @@ static int make_certs(void) {
 const char *rlt_tls_dir(void) {
   static int state; /* 0 not tried, 1 ok, -1 failed */
   if (state == 0) {
-    track(NULL, 0); /* atexit handler removes the directory */
+    install_cleanup(); /* the atexit handler removes the directory */
     snprintf(tls_dir, sizeof(tls_dir), "/tmp/rlt-redis.%d.tlsXXXXXX",
              (int)getpid());
     state = mkdtemp(tls_dir) != NULL && make_certs() == 0 ? 1 : -1;
