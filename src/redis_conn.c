@@ -555,6 +555,8 @@ static void conn_read(rl__conn *c) {
       }
       if (!process_replies(c))
         return;
+      if (c->tls == NULL && (size_t)n < sizeof(buf))
+        break; /* drained; saves a read() that would say EAGAIN */
       continue;
     }
     if (n == RL__TLS_WANT_READ)

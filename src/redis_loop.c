@@ -141,8 +141,9 @@ static int loop_init(rl__redis_loop *loop) {
   struct event_config *cfg = event_config_new();
   if (cfg == NULL)
     return RL_ERR_NO_MEMORY;
+  /* No EVENT_BASE_FLAG_PRECISE_TIMER: it costs a timerfd_settime() per
+   * dispatch; epoll's millisecond timeouts (rounded up) are enough. */
   event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
-  event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
   loop->base = event_base_new_with_config(cfg);
   event_config_free(cfg);
   if (loop->base == NULL)
