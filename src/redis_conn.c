@@ -259,13 +259,25 @@ static void heap_remove(rl__conn *c, rl__req *r) {
   }
 }
 
-/* Arms deadline_ev for the earliest deadline unless already armed for it
- * or earlier (a timer firing early just re-arms). */
+/* When the connection counts as stalled: its oldest request (replies come
+ * in order) timed out stall_timeout_ms ago and still has no reply. */
+static int64_t stall_at(const rl__conn *c) {
+  const rl__req *head = c->inflight.head;
+  int64_t stall = (int64_t)c->node->o.stall_timeout_ms * 1000000;
+  if (stall == 0 || head == NULL || !head->answered ||
+      c->state != ST_READY || head->deadline_ns > NO_DEADLINE - stall)
+    return NO_DEADLINE;
+  return head->deadline_ns + stall;
+}
+
+/* Arms deadline_ev for the earliest deadline (or stall check) unless
+ * already armed for it or earlier (a timer firing early just re-arms). */
 static void arm_deadline(rl__conn *c) {
-  if (c->heap_len == 0)
-    return;
-  int64_t at = c->heap[0]->deadline_ns;
-  if (at >= c->timer_at)
+  int64_t at = c->heap_len > 0 ? c->heap[0]->deadline_ns : NO_DEADLINE;
+  int64_t stall = stall_at(c);
+  if (stall < at)
+    at = stall;
+  if (at == NO_DEADLINE || at >= c->timer_at)
     return;
   struct timeval tv = tv_from_ns(at - rl__mono_ns());
   event_add(c->deadline_ev, &tv);
@@ -309,6 +321,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
   while (c->heap_len > 0 && c->heap[0]->deadline_ns <= now) {
     stat_inc(&c->n_timeouts, 1);
     complete(c, c->heap[0], RL_ERR_TIMEOUT, NULL);
+  }
+  if (now >= stall_at(c)) {
+    conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE,
+              "no reply within stall_timeout_ms");
+    return;
   }
   arm_deadline(c);
 }
@@ -795,6 +812,7 @@ void rl__redis_node_opts_init(rl__redis_node_opts *o) {
   o->max_out_bytes = (size_t)64 << 20;
   o->max_reply_bytes = (size_t)64 << 20;
   o->connect_timeout_ms = 2000;
+  o->stall_timeout_ms = 5000;
   o->backoff_min_ms = 10;
   o->backoff_max_ms = 1000;
 }

@@ -64,6 +64,11 @@ typedef struct rl__redis_node_opts {
                            * default 64 MiB */
   size_t max_reply_bytes; /* cap on one parsed reply; default 64 MiB */
   uint32_t connect_timeout_ms; /* TCP + TLS + handshake; default 2000 */
+  uint32_t stall_timeout_ms;   /* a connection whose oldest request is this
+                                * long past its deadline without a reply is
+                                * dropped and reconnected (a hung server or
+                                * a silent network); 0 = never; default
+                                * 5000 */
   uint32_t backoff_min_ms;     /* first reconnect delay; default 10 */
   uint32_t backoff_max_ms;     /* delay cap (doubling); default 1000 */
   const char *username; /* ACL user; NULL = "AUTH password" form */

@@ -440,6 +440,66 @@ static void test_refused(void **state) {
   rl__redis_node_free(node);
 }
 
+static void test_stall_reconnects(void **state) {
+  fixture *f = *state;
+  rl__redis_node_opts o;
+  rl__redis_node *node;
+  rlt_node_opts(&o, &f->srv);
+  o.pool_size = 1;
+  o.stall_timeout_ms = 200;
+  assert_int_equal(rl__redis_node_new(NULL, &o, &node, NULL, 0), RL_OK);
+  assert_int_equal(rlt_call(node, NULL, 2000, "PING", NULL), RL_OK);
+  rlt_redis_pause(&f->srv); /* a hung server: the socket stays open */
+  int64_t t0 = rlt_now_ms();
+  assert_int_equal(rlt_call(node, NULL, 50, "PING", NULL), RL_ERR_TIMEOUT);
+  rl__redis_node_stats st;
+  do {
+    assert_true(rlt_now_ms() - t0 < 250 + 4 * rlt_slack_ms());
+    rlt_sleep_ms(2);
+    rl__redis_node_stats_get(node, &st);
+  } while (st.conn_lost == 0);
+  print_message("stall detected after %lld ms\n",
+                (long long)(rlt_now_ms() - t0));
+  char err[128];
+  assert_non_null(strstr(rl__redis_node_errstr(node, err, sizeof(err)),
+                         "stall_timeout"));
+  rlt_redis_resume(&f->srv);
+  t0 = rlt_now_ms();
+  while (rlt_call(node, NULL, 200, "PING", NULL) != RL_OK) {
+    assert_true(rlt_now_ms() - t0 < 3000);
+    rlt_sleep_ms(5);
+  }
+  rl__redis_node_free(node);
+}
+
+static void test_connect_timeout(void **state) {
+  fixture *f = *state;
+  rl__redis_node_opts o;
+  rl__redis_node *node;
+  rlt_node_opts(&o, &f->srv);
+  o.pool_size = 1;
+  o.connect_timeout_ms = 150;
+  o.scripts = &incr_script; /* the handshake needs an answer */
+  o.n_scripts = 1;
+  rlt_redis_pause(&f->srv); /* the kernel accepts, nobody answers */
+  int64_t t0 = rlt_now_ms();
+  assert_int_equal(rl__redis_node_new(NULL, &o, &node, NULL, 0), RL_OK);
+  assert_int_equal(rl__redis_node_wait_ready(node, rlt_deadline(5000)),
+                   RL_ERR_BACKEND_UNAVAILABLE);
+  int64_t took = rlt_now_ms() - t0;
+  assert_true(took >= 140 && took <= 150 + rlt_slack_ms());
+  char err[128];
+  assert_non_null(strstr(rl__redis_node_errstr(node, err, sizeof(err)),
+                         "connect timeout"));
+  rlt_redis_resume(&f->srv);
+  t0 = rlt_now_ms();
+  while (rlt_call(node, NULL, 200, "PING", NULL) != RL_OK) {
+    assert_true(rlt_now_ms() - t0 < 3000);
+    rlt_sleep_ms(5);
+  }
+  rl__redis_node_free(node);
+}
+
 /* ---- bounds and shutdown ------------------------------------------------ */
 
 static void test_queue_full(void **state) {
@@ -575,6 +635,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_script_reloaded_on_reconnect, setup,
                                       teardown),
       cmocka_unit_test(test_refused),
+      cmocka_unit_test_setup_teardown(test_stall_reconnects, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_queue_full, setup_pool1, teardown),
       cmocka_unit_test_setup_teardown(test_shutdown_in_flight, setup,
                                       teardown),
