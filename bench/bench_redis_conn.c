@@ -51,7 +51,9 @@ void *realloc(void *p, size_t size) {
   return __libc_realloc(p, size);
 }
 
-void free(void *p) { __libc_free(p); }
+void free(void *p) {
+  __libc_free(p);
+}
 
 /* ---- cases -------------------------------------------------------------- */
 
@@ -231,9 +233,10 @@ int main(int argc, char **argv) {
     scale = 1;
   if (rlt_redis_start(&srv, NULL) != 0 || setup(&srv, &c, 2) != 0)
     return 1;
-  int errors = run_sync("redis_conn_evalsha_sync_1_caller", &c, 1, 20000 * scale);
-  errors += run_sync("redis_conn_evalsha_sync_64_callers", &c, 64,
-                     1000 * scale);
+  int errors =
+      run_sync("redis_conn_evalsha_sync_1_caller", &c, 1, 20000 * scale);
+  errors +=
+      run_sync("redis_conn_evalsha_sync_64_callers", &c, 64, 1000 * scale);
   errors += run_async("redis_conn_evalsha_async_1_caller_128_in_flight", &c,
                       200000 * scale, 128);
   run_redis_benchmark(&srv, c.argv[1], "redis_benchmark_evalsha_c1_P1", 1, 1,

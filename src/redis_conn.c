@@ -74,8 +74,15 @@
 #define POOL_MAX 64
 #define QUEUE_MAX_LIMIT (1u << 20)
 
-enum conn_state { ST_IDLE, ST_DOWN, ST_CONNECTING, ST_TLS, ST_HANDSHAKE,
-                  ST_READY, ST_CLOSED };
+enum conn_state {
+  ST_IDLE,
+  ST_DOWN,
+  ST_CONNECTING,
+  ST_TLS,
+  ST_HANDSHAKE,
+  ST_READY,
+  ST_CLOSED
+};
 
 enum hs_kind { HS_AUTH, HS_SELECT, HS_SCRIPT };
 
@@ -122,13 +129,13 @@ typedef struct rl__conn {
   uint32_t heap_len;
   int64_t timer_at; /* deadline deadline_ev is armed for; NO_DEADLINE */
   rl__resp_reader rd;
-  unsigned hs_done;     /* handshake replies received */
-  uint32_t backoff_ms;  /* next reconnect delay */
-  int failed_once;      /* node->mu: counted in node->n_failed */
-  rl__req *records;     /* the queue_max records */
+  unsigned hs_done;    /* handshake replies received */
+  uint32_t backoff_ms; /* next reconnect delay */
+  int failed_once;     /* node->mu: counted in node->n_failed */
+  rl__req *records;    /* the queue_max records */
   /* counters: written by the loop thread, read by anyone */
-  atomic_uint_fast64_t n_commands, n_writes, n_replies, n_timeouts,
-      n_connects, n_lost;
+  atomic_uint_fast64_t n_commands, n_writes, n_replies, n_timeouts, n_connects,
+      n_lost;
 } rl__conn;
 
 struct rl__redis_node {
@@ -140,8 +147,8 @@ struct rl__redis_node {
   socklen_t salen;
   rl__redis_node_opts o; /* numeric options; pointers not kept */
   rl__tls_ctx *tls;
-  rl__buf hs;           /* the handshake, pre-formatted */
-  uint8_t *hs_kind;     /* enum hs_kind of each handshake command */
+  rl__buf hs;       /* the handshake, pre-formatted */
+  uint8_t *hs_kind; /* enum hs_kind of each handshake command */
   unsigned hs_count;
   size_t n_scripts;
   char (*sha)[RL__REDIS_SHA_LEN + 1];
@@ -264,8 +271,8 @@ static void heap_remove(rl__conn *c, rl__req *r) {
 static int64_t stall_at(const rl__conn *c) {
   const rl__req *head = c->inflight.head;
   int64_t stall = (int64_t)c->node->o.stall_timeout_ms * 1000000;
-  if (stall == 0 || head == NULL || !head->answered ||
-      c->state != ST_READY || head->deadline_ns > NO_DEADLINE - stall)
+  if (stall == 0 || head == NULL || !head->answered || c->state != ST_READY ||
+      head->deadline_ns > NO_DEADLINE - stall)
     return NO_DEADLINE;
   return head->deadline_ns + stall;
 }
@@ -432,8 +439,8 @@ static ssize_t io_read(rl__conn *c, char *buf, size_t len, char *errbuf,
   }
 }
 
-static ssize_t io_write(rl__conn *c, const char *buf, size_t len,
-                        char *errbuf, size_t errlen) {
+static ssize_t io_write(rl__conn *c, const char *buf, size_t len, char *errbuf,
+                        size_t errlen) {
   if (c->tls != NULL)
     return rl__tls_write(c->tls, buf, len, errbuf, errlen);
   for (;;) {
@@ -466,8 +473,8 @@ static void conn_write(rl__conn *c) {
   char err[RL__REDIS_ERRSTR_LEN];
   do {
     while (c->out_off < c->out.len) {
-      ssize_t n = io_write(c, c->out.data + c->out_off,
-                           c->out.len - c->out_off, err, sizeof(err));
+      ssize_t n = io_write(c, c->out.data + c->out_off, c->out.len - c->out_off,
+                           err, sizeof(err));
       if (n > 0) {
         c->out_off += (size_t)n;
         stat_inc(&c->n_writes, 1);
@@ -709,8 +716,8 @@ static int open_socket(rl__conn *c, char *why, size_t whylen) {
   rl__redis_node *node = c->node;
   struct event_base *base = rl__redis_loop_base(node->loop);
   int one = 1;
-  c->fd = socket(node->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                 0);
+  c->fd =
+      socket(node->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0) {
     snprintf(why, whylen, "socket: %s", strerror(errno));
     return -1;
@@ -793,8 +800,9 @@ static void conn_fail(rl__conn *c, int status, const char *why) {
   close_socket(c);
   c->state = status == RL_ERR_SHUTDOWN ? ST_CLOSED : ST_DOWN;
   event_del(c->state_ev);
-  fail_all(c, status, status == RL_ERR_SHUTDOWN ? RL_ERR_SHUTDOWN
-                                                : RL_ERR_BACKEND_UNAVAILABLE);
+  fail_all(c, status,
+           status == RL_ERR_SHUTDOWN ? RL_ERR_SHUTDOWN
+                                     : RL_ERR_BACKEND_UNAVAILABLE);
   if (c->state == ST_DOWN) {
     struct timeval tv = tv_from_ns((int64_t)next_backoff(c) * 1000000);
     event_add(c->state_ev, &tv);

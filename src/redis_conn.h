@@ -48,18 +48,18 @@ typedef struct rl__redis_node rl__redis_node;
  * RL_ERR_SHUTDOWN; reply: non-NULL only with RL_OK. ud and tag are the
  * caller's values from the submission, unchanged (a router can keep a slot
  * and an attempt count in tag). */
-typedef void (*rl__redis_cb)(int status, const rl__redis_reply *reply,
-                             void *ud, uint64_t tag);
+typedef void (*rl__redis_cb)(int status, const rl__redis_reply *reply, void *ud,
+                             uint64_t tag);
 
 /* Node options. Strings and arrays are borrowed by rl__redis_node_new(),
  * which copies what it keeps. */
 typedef struct rl__redis_node_opts {
-  const char *host;   /* IP literal or name (resolved once, at creation) */
-  uint16_t port;      /* default 6379 */
-  unsigned pool_size; /* connections, 1..64; default 2 */
-  unsigned queue_max; /* requests per connection, queued + in flight
-                       * (including timed-out ones whose reply has not
-                       * arrived), 1..1048576; default 4096 */
+  const char *host;       /* IP literal or name (resolved once, at creation) */
+  uint16_t port;          /* default 6379 */
+  unsigned pool_size;     /* connections, 1..64; default 2 */
+  unsigned queue_max;     /* requests per connection, queued + in flight
+                           * (including timed-out ones whose reply has not
+                           * arrived), 1..1048576; default 4096 */
   size_t max_out_bytes;   /* per connection: cap on unsent command bytes;
                            * default 64 MiB */
   size_t max_reply_bytes; /* cap on one parsed reply; default 64 MiB */
@@ -71,24 +71,24 @@ typedef struct rl__redis_node_opts {
                                 * 5000 */
   uint32_t backoff_min_ms;     /* first reconnect delay; default 10 */
   uint32_t backoff_max_ms;     /* delay cap (doubling); default 1000 */
-  const char *username; /* ACL user; NULL = "AUTH password" form */
-  const char *password; /* NULL = no AUTH */
-  int db;               /* SELECT db when > 0 */
-  const char *const *scripts; /* Lua sources to SCRIPT LOAD on connect */
-  const size_t *script_lens;  /* their lengths; NULL = strlen() */
-  size_t n_scripts;           /* 0..RL__REDIS_MAX_SCRIPTS */
+  const char *username;        /* ACL user; NULL = "AUTH password" form */
+  const char *password;        /* NULL = no AUTH */
+  int db;                      /* SELECT db when > 0 */
+  const char *const *scripts;  /* Lua sources to SCRIPT LOAD on connect */
+  const size_t *script_lens;   /* their lengths; NULL = strlen() */
+  size_t n_scripts;            /* 0..RL__REDIS_MAX_SCRIPTS */
   rl__redis_tls_opts tls;
 } rl__redis_node_opts;
 
 /* Counters, for tests, benchmarks and metrics; summed over connections. */
 typedef struct rl__redis_node_stats {
-  uint64_t commands;   /* commands written */
-  uint64_t writes;     /* write()/SSL_write() calls that wrote bytes */
-  uint64_t replies;    /* replies parsed (including dropped late ones) */
-  uint64_t timeouts;   /* callbacks fired with RL_ERR_TIMEOUT */
-  uint64_t connects;   /* handshakes completed */
-  uint64_t conn_lost;  /* connections failed or lost */
-  unsigned ready;      /* connections ready now */
+  uint64_t commands;  /* commands written */
+  uint64_t writes;    /* write()/SSL_write() calls that wrote bytes */
+  uint64_t replies;   /* replies parsed (including dropped late ones) */
+  uint64_t timeouts;  /* callbacks fired with RL_ERR_TIMEOUT */
+  uint64_t connects;  /* handshakes completed */
+  uint64_t conn_lost; /* connections failed or lost */
+  unsigned ready;     /* connections ready now */
 } rl__redis_node_stats;
 
 /* Fills defaults (host "127.0.0.1", port 6379, see the fields). */

@@ -151,8 +151,8 @@ static int loop_init(rl__redis_loop *loop) {
   loop->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (loop->efd < 0)
     return RL_ERR_BACKEND_UNAVAILABLE;
-  loop->doorbell_ev = event_new(loop->base, loop->efd, EV_READ | EV_PERSIST,
-                                on_doorbell, loop);
+  loop->doorbell_ev =
+      event_new(loop->base, loop->efd, EV_READ | EV_PERSIST, on_doorbell, loop);
   if (loop->doorbell_ev == NULL || event_add(loop->doorbell_ev, NULL) != 0)
     return RL_ERR_NO_MEMORY;
   return start_thread(loop);
@@ -194,7 +194,9 @@ int rl__redis_loop_new(rl__redis_loop **out) {
   return RL_OK;
 }
 
-static void stop_job(void *arg) { ((rl__redis_loop *)arg)->stop = 1; }
+static void stop_job(void *arg) {
+  ((rl__redis_loop *)arg)->stop = 1;
+}
 
 void rl__redis_loop_free(rl__redis_loop *loop) {
   if (loop == NULL)

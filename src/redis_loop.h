@@ -26,8 +26,8 @@ typedef struct rl__redis_loop rl__redis_loop;
 
 /* Something the loop calls back when woken: embed it in your object. */
 typedef struct rl__wakeable {
-  struct rl__wakeable *next; /* loop's ready list; owned by the loop */
-  atomic_int pending;        /* 1 while queued on the ready list */
+  struct rl__wakeable *next;          /* loop's ready list; owned by the loop */
+  atomic_int pending;                 /* 1 while queued on the ready list */
   void (*fn)(struct rl__wakeable *w); /* runs on the loop thread */
 } rl__wakeable;
 

@@ -29,10 +29,10 @@
 typedef struct rl__waiter {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  atomic_uint refs;  /* thread + requests whose callback is owed */
-  uint64_t gen;      /* generation of the call in progress (under mu) */
-  int waiting;       /* the current call still waits (under mu) */
-  int result;        /* its result, once waiting is 0 */
+  atomic_uint refs; /* thread + requests whose callback is owed */
+  uint64_t gen;     /* generation of the call in progress (under mu) */
+  int waiting;      /* the current call still waits (under mu) */
+  int result;       /* its result, once waiting is 0 */
   rl__redis_consume_fn consume;
   void *out;
 } rl__waiter;
@@ -49,7 +49,9 @@ static void waiter_unref(rl__waiter *w) {
   free(w);
 }
 
-static void waiter_thread_exit(void *arg) { waiter_unref(arg); }
+static void waiter_thread_exit(void *arg) {
+  waiter_unref(arg);
+}
 
 static void make_key(void) {
   pthread_key_create(&waiter_key, waiter_thread_exit);

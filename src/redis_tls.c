@@ -78,8 +78,7 @@ static int configure_ctx(rl__tls_ctx *t, const rl__redis_tls_opts *o,
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  SSL_CTX_set_verify(ctx, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
-                     NULL);
+  SSL_CTX_set_verify(ctx, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
   int rc = t->verify ? load_trust(ctx, o, errbuf, errlen) : RL_OK;
   if (rc == RL_OK)
     rc = load_client_cert(ctx, o, errbuf, errlen);

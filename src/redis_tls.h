@@ -17,15 +17,15 @@
 
 /* TLS settings of a node. Strings are borrowed by rl__tls_ctx_new(). */
 typedef struct rl__redis_tls_opts {
-  int enabled;           /* 0 = plain TCP */
-  const char *ca_file;   /* PEM bundle of trusted CAs, or NULL */
-  const char *ca_dir;    /* OpenSSL hashed CA directory, or NULL; with
-                          * neither, the system's default trust store */
-  const char *cert_file; /* client certificate chain (PEM), or NULL */
-  const char *key_file;  /* its private key (PEM); needed with cert_file */
-  const char *server_name; /* name to verify and send as SNI; NULL = the
-                            * node's host. An IP literal is verified against
-                            * the certificate's IP SANs and sent no SNI. */
+  int enabled;              /* 0 = plain TCP */
+  const char *ca_file;      /* PEM bundle of trusted CAs, or NULL */
+  const char *ca_dir;       /* OpenSSL hashed CA directory, or NULL; with
+                             * neither, the system's default trust store */
+  const char *cert_file;    /* client certificate chain (PEM), or NULL */
+  const char *key_file;     /* its private key (PEM); needed with cert_file */
+  const char *server_name;  /* name to verify and send as SNI; NULL = the
+                             * node's host. An IP literal is verified against
+                             * the certificate's IP SANs and sent no SNI. */
   int insecure_skip_verify; /* 1 = no certificate verification (tests) */
 } rl__redis_tls_opts;
 

@@ -129,7 +129,7 @@ int rl__resp_format(rl__buf *b, const rl__redis_args *args) {
 
 #define ARENA_ALIGN 16
 #define ARENA_FIRST_CHUNK 4096
-#define ARENA_RETAIN (64 * 1024)  /* chunk bytes kept across releases */
+#define ARENA_RETAIN (64 * 1024)   /* chunk bytes kept across releases */
 #define READER_MAXBUF (256 * 1024) /* hiredis: idle input buffer kept */
 
 struct rl__arena_chunk {
@@ -260,7 +260,9 @@ static void *create_nil(const redisReadTask *t) {
   return node;
 }
 
-static void free_object(void *obj) { (void)obj; /* the arena owns it */ }
+static void free_object(void *obj) {
+  (void)obj; /* the arena owns it */
+}
 
 static redisReplyObjectFunctions arena_functions = {
     create_string, create_array, create_integer, create_nil, free_object,
@@ -337,4 +339,6 @@ int rl__resp_next(rl__resp_reader *r, const rl__redis_reply **out) {
   return 1;
 }
 
-void rl__resp_release(rl__resp_reader *r) { arena_reset(r); }
+void rl__resp_release(rl__resp_reader *r) {
+  arena_reset(r);
+}

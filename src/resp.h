@@ -78,11 +78,11 @@ typedef enum rl__reply_type {
  * released (for a callback: until the callback returns). */
 typedef struct rl__redis_reply {
   rl__reply_type type;
-  long long integer;                /* INTEGER */
-  size_t len;                       /* STRING, STATUS, ERROR: bytes */
-  const char *str;                  /* ... NUL-terminated for convenience */
-  size_t elements;                  /* ARRAY */
-  struct rl__redis_reply *element;  /* ARRAY: contiguous, elements long */
+  long long integer;               /* INTEGER */
+  size_t len;                      /* STRING, STATUS, ERROR: bytes */
+  const char *str;                 /* ... NUL-terminated for convenience */
+  size_t elements;                 /* ARRAY */
+  struct rl__redis_reply *element; /* ARRAY: contiguous, elements long */
 } rl__redis_reply;
 
 /* Arena chunk; internal to resp.c. */

@@ -397,8 +397,12 @@ void rlt_redis_stop(rlt_redis *r) {
   r->dir[0] = '\0';
 }
 
-void rlt_redis_pause(rlt_redis *r) { kill(r->pid, SIGSTOP); }
-void rlt_redis_resume(rlt_redis *r) { kill(r->pid, SIGCONT); }
+void rlt_redis_pause(rlt_redis *r) {
+  kill(r->pid, SIGSTOP);
+}
+void rlt_redis_resume(rlt_redis *r) {
+  kill(r->pid, SIGCONT);
+}
 
 /* ---- admin commands ----------------------------------------------------- */
 

@@ -76,9 +76,8 @@ static void test_acl_user(void **state) {
   assert_int_equal(rl__redis_node_wait_ready(node, rlt_deadline(5000)), RL_OK);
   rlt_reply r;
   const char *sha = rl__redis_node_script_sha(node, 0);
-  assert_int_equal(rlt_call(node, &r, 1000, "EVALSHA", sha, "1", "rl:u:1",
-                            NULL),
-                   RL_OK);
+  assert_int_equal(
+      rlt_call(node, &r, 1000, "EVALSHA", sha, "1", "rl:u:1", NULL), RL_OK);
   assert_int_equal(r.type, RL__REPLY_INTEGER);
   assert_int_equal(r.integer, 1);
   assert_int_equal(rlt_call(node, &r, 1000, "GET", "other", NULL), RL_OK);

@@ -168,9 +168,8 @@ static void test_eval_arrays(void **state) {
   const char *sha = rl__redis_node_script_sha(f->node, 0);
   assert_non_null(sha);
   assert_int_equal(strlen(sha), 40);
-  assert_int_equal(rlt_call(f->node, &r, 1000, "EVALSHA", sha, "1", "rl:x",
-                            NULL),
-                   RL_OK);
+  assert_int_equal(
+      rlt_call(f->node, &r, 1000, "EVALSHA", sha, "1", "rl:x", NULL), RL_OK);
   assert_int_equal(r.type, RL__REPLY_INTEGER);
   assert_int_equal(r.integer, 1);
   assert_null(rl__redis_node_script_sha(f->node, 1));
@@ -250,8 +249,7 @@ static void test_threads_exactly_once(void **state) {
   for (int i = 0; i < N_THREADS; i++) {
     workers[i].node = f->node;
     workers[i].id = i;
-    assert_int_equal(pthread_create(&th[i], NULL, worker_main, &workers[i]),
-                     0);
+    assert_int_equal(pthread_create(&th[i], NULL, worker_main, &workers[i]), 0);
   }
   for (int i = 0; i < N_THREADS; i++)
     pthread_join(th[i], NULL);
@@ -377,9 +375,8 @@ static void test_killed_then_reconnect(void **state) {
   assert_true(rlt_now_ms() - t1 < 2000 + rlt_slack_ms());
   /* a new server process: the handshake loaded the script again */
   const char *sha = rl__redis_node_script_sha(f->node, 0);
-  assert_int_equal(rlt_call(f->node, &r, 1000, "EVALSHA", sha, "1", "rl:k",
-                            NULL),
-                   RL_OK);
+  assert_int_equal(
+      rlt_call(f->node, &r, 1000, "EVALSHA", sha, "1", "rl:k", NULL), RL_OK);
   assert_int_equal(r.type, RL__REPLY_INTEGER);
 }
 
@@ -390,12 +387,11 @@ static void test_script_reloaded_on_reconnect(void **state) {
   char line[128];
   rl__redis_node_stats st0, st1;
   rl__redis_node_stats_get(f->node, &st0);
-  assert_int_equal(rlt_redis_cmd(&f->srv, line, sizeof(line), 1, "SCRIPT",
-                                 "FLUSH", NULL),
-                   0);
-  assert_int_equal(rlt_call(f->node, &r, 1000, "EVALSHA", sha, "1", "rl:a",
-                            NULL),
-                   RL_OK);
+  assert_int_equal(
+      rlt_redis_cmd(&f->srv, line, sizeof(line), 1, "SCRIPT", "FLUSH", NULL),
+      0);
+  assert_int_equal(
+      rlt_call(f->node, &r, 1000, "EVALSHA", sha, "1", "rl:a", NULL), RL_OK);
   assert_int_equal(r.type, RL__REPLY_ERROR); /* NOSCRIPT */
   assert_non_null(strstr(r.str, "NOSCRIPT"));
   assert_int_equal(rlt_redis_cmd(&f->srv, line, sizeof(line), 1, "CLIENT",
@@ -403,8 +399,8 @@ static void test_script_reloaded_on_reconnect(void **state) {
                    0);
   int64_t t0 = rlt_now_ms();
   int rc;
-  while ((rc = rlt_call(f->node, &r, 500, "EVALSHA", sha, "1", "rl:a",
-                        NULL)) != RL_OK ||
+  while ((rc = rlt_call(f->node, &r, 500, "EVALSHA", sha, "1", "rl:a", NULL)) !=
+             RL_OK ||
          r.type != RL__REPLY_INTEGER) {
     assert_true(rlt_now_ms() - t0 < 3000);
     rlt_sleep_ms(5);
@@ -461,8 +457,8 @@ static void test_stall_reconnects(void **state) {
   print_message("stall detected after %lld ms\n",
                 (long long)(rlt_now_ms() - t0));
   char err[128];
-  assert_non_null(strstr(rl__redis_node_errstr(node, err, sizeof(err)),
-                         "stall_timeout"));
+  assert_non_null(
+      strstr(rl__redis_node_errstr(node, err, sizeof(err)), "stall_timeout"));
   rlt_redis_resume(&f->srv);
   t0 = rlt_now_ms();
   while (rlt_call(node, NULL, 200, "PING", NULL) != RL_OK) {
@@ -489,8 +485,8 @@ static void test_connect_timeout(void **state) {
   int64_t took = rlt_now_ms() - t0;
   assert_true(took >= 140 && took <= 150 + rlt_slack_ms());
   char err[128];
-  assert_non_null(strstr(rl__redis_node_errstr(node, err, sizeof(err)),
-                         "connect timeout"));
+  assert_non_null(
+      strstr(rl__redis_node_errstr(node, err, sizeof(err)), "connect timeout"));
   rlt_redis_resume(&f->srv);
   t0 = rlt_now_ms();
   while (rlt_call(node, NULL, 200, "PING", NULL) != RL_OK) {
@@ -610,9 +606,9 @@ static void test_invalid_arguments(void **state) {
   assert_null(node);
   rl__redis_args none = {0, NULL, NULL};
   slot s;
-  assert_int_equal(rl__redis_node_submit(f->node, &none, rlt_deadline(10),
-                                         slot_cb, &s, 0),
-                   RL_ERR_INVALID_ARGUMENT);
+  assert_int_equal(
+      rl__redis_node_submit(f->node, &none, rlt_deadline(10), slot_cb, &s, 0),
+      RL_ERR_INVALID_ARGUMENT);
   rl__redis_node_free(NULL);
 }
 
@@ -623,8 +619,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_large_values, setup, teardown),
       cmocka_unit_test_setup_teardown(test_threads_exactly_once, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_pipelining_coalesces,
-                                      setup_one_conn, teardown),
+      cmocka_unit_test_setup_teardown(test_pipelining_coalesces, setup_one_conn,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_deadline_debug_sleep, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_deadline_client_pause, setup,
@@ -638,8 +634,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_stall_reconnects, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_queue_full, setup_pool1, teardown),
-      cmocka_unit_test_setup_teardown(test_shutdown_in_flight, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_shutdown_in_flight, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shared_loop_two_nodes, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_blocking_call_with_stuck_loop,

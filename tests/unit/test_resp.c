@@ -27,8 +27,8 @@ static void test_format_exact_bytes(void **state) {
   size_t lens2[] = {3, 3};
   rl__redis_args a2 = {2, argv2, lens2};
   assert_int_equal(rl__resp_format(&b, &a2), RL_OK);
-  assert_memory_equal(b.data + strlen(want), "*2\r\n$3\r\nGET\r\n$3\r\na\0b\r\n",
-                      22);
+  assert_memory_equal(b.data + strlen(want),
+                      "*2\r\n$3\r\nGET\r\n$3\r\na\0b\r\n", 22);
   rl__buf_close(&b);
 }
 
