@@ -69,20 +69,22 @@
 
 #define NO_DEADLINE INT64_MAX
 #define NOT_IN_HEAP UINT32_MAX
-#define READ_CHUNK (16 * 1024)
-#define OUT_KEEP (1024 * 1024) /* idle out/pend memory kept per connection */
+#define READ_CHUNK ((size_t)16 * 1024)
+/* Idle out/pend memory kept per connection. */
+#define OUT_KEEP ((size_t)1024 * 1024)
+((size_t)1024 * 1024) /* idle out/pend memory kept per connection */
 #define POOL_MAX 64
 #define QUEUE_MAX_LIMIT (1u << 20)
 
-enum conn_state {
-  ST_IDLE,
-  ST_DOWN,
-  ST_CONNECTING,
-  ST_TLS,
-  ST_HANDSHAKE,
-  ST_READY,
-  ST_CLOSED
-};
+    enum conn_state {
+      ST_IDLE,
+      ST_DOWN,
+      ST_CONNECTING,
+      ST_TLS,
+      ST_HANDSHAKE,
+      ST_READY,
+      ST_CLOSED
+    };
 
 enum hs_kind { HS_AUTH, HS_SELECT, HS_SCRIPT };
 
@@ -876,7 +878,7 @@ static int script_sha(const char *src, size_t len, char *hex) {
   if (EVP_Digest(src, len, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
     return RL_ERR_NO_MEMORY;
   for (unsigned i = 0; i < mdlen; i++)
-    snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    snprintf(hex + (size_t)2 * i, 3, "%02x", md[i]);
   return RL_OK;
 }
 

@@ -225,6 +225,7 @@ void rl__redis_loop_run(rl__redis_loop *loop, void (*fn)(void *), void *arg) {
     return;
   }
   job.next = loop->jobs;
+  /* cppcheck-suppress autoVariables ; we wait below until it has run */
   loop->jobs = &job;
   pthread_mutex_unlock(&loop->mu);
   ring(loop);

@@ -129,8 +129,8 @@ int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
   pthread_mutex_unlock(&w->mu);
   atomic_fetch_add(&w->refs, 1);
   int rc = rl__redis_node_submit(node, args, deadline_ns, sync_cb, w, gen);
-  if (rc != RL_OK)
-    waiter_unref(w); /* no callback will come; the thread's ref remains */
+  if (rc != RL_OK) /* no callback will come; the thread's ref remains */
+    atomic_fetch_sub(&w->refs, 1);
   pthread_mutex_lock(&w->mu);
   if (rc == RL_OK)
     rc = wait_result(w, deadline_ns);

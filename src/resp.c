@@ -129,8 +129,10 @@ int rl__resp_format(rl__buf *b, const rl__redis_args *args) {
 
 #define ARENA_ALIGN 16
 #define ARENA_FIRST_CHUNK 4096
-#define ARENA_RETAIN (64 * 1024)   /* chunk bytes kept across releases */
-#define READER_MAXBUF (256 * 1024) /* hiredis: idle input buffer kept */
+/* Chunk bytes kept across releases. */
+#define ARENA_RETAIN ((size_t)64 * 1024)
+/* hiredis: an idle input buffer above this is freed. */
+#define READER_MAXBUF ((size_t)256 * 1024)
 
 struct rl__arena_chunk {
   rl__arena_chunk *next;
@@ -153,6 +155,8 @@ static rl__arena_chunk *chunk_new(size_t cap) {
  * when none has room. NULL on allocation failure. */
 static rl__arena_chunk *chunk_with_room(rl__arena_chunk *from, size_t n) {
   rl__arena_chunk *c = from, *last = from;
+  if (from == NULL)
+    return NULL;
   for (; c != NULL; last = c, c = c->next)
     if (c->cap - c->used >= n)
       return c;
