@@ -72,19 +72,18 @@
 #define READ_CHUNK ((size_t)16 * 1024)
 /* Idle out/pend memory kept per connection. */
 #define OUT_KEEP ((size_t)1024 * 1024)
-((size_t)1024 * 1024) /* idle out/pend memory kept per connection */
 #define POOL_MAX 64
 #define QUEUE_MAX_LIMIT (1u << 20)
 
-    enum conn_state {
-      ST_IDLE,
-      ST_DOWN,
-      ST_CONNECTING,
-      ST_TLS,
-      ST_HANDSHAKE,
-      ST_READY,
-      ST_CLOSED
-    };
+enum conn_state {
+  ST_IDLE,
+  ST_DOWN,
+  ST_CONNECTING,
+  ST_TLS,
+  ST_HANDSHAKE,
+  ST_READY,
+  ST_CLOSED
+};
 
 enum hs_kind { HS_AUTH, HS_SELECT, HS_SCRIPT };
 
