@@ -13,21 +13,51 @@ function sliding_log.size(p)
   return 16 + 8 * p.slots
 end
 
-function sliding_log.load(blob, pos, p)
-  local s = p.slots
-  local base, len, total, next_pos = struct.unpack('<i8I4I4', blob, pos)
-  local fmt = '<' .. string.rep('I4', s)
-  local dt = {struct.unpack(fmt, blob, next_pos)}
-  local n = {struct.unpack(fmt, blob, next_pos + 4 * s)}
-  dt[s + 1], n[s + 1] = nil, nil -- the positions struct.unpack adds
-  return {base = base, len = len, total = total, dt = dt, n = n}
+-- The first k uint32 values at pos, as a table.
+local function read_u32s(blob, pos, k)
+  if k == 0 then
+    return {}
+  end
+  local t = {struct.unpack('<' .. string.rep('I4', k), blob, pos)}
+  t[k + 1] = nil -- the next position, which struct.unpack adds
+  return t
 end
 
+local function write_u32s(t, k)
+  if k == 0 then
+    return ''
+  end
+  return struct.pack('<' .. string.rep('I4', k), unpack(t, 1, k))
+end
+
+-- Only the entries in use are decoded. Every write of the algorithm lands
+-- below the final len (see dump), so the bytes of the unused slots are
+-- kept as they are, exactly as the C code leaves them.
+function sliding_log.load(blob, pos, p)
+  local s = p.slots
+  local base, len, total = struct.unpack('<i8I4I4', blob, pos)
+  local live = math.min(len, s)
+  return {
+    base = base, len = len, total = total,
+    dt = read_u32s(blob, pos + 16, live),
+    n = read_u32s(blob, pos + 16 + 4 * s, live),
+    blob = blob, pos = pos, -- for the unused slots
+  }
+end
+
+-- The entries in use, then the loaded bytes of the slots past them.
+-- Evaluate and commit only write entries below the final len: dropping
+-- moves entries down (the slots it vacates keep their old bytes, as
+-- memmove leaves them), appending writes at len, merging within len.
 function sliding_log.dump(st, p)
-  local fmt = '<' .. string.rep('I4', p.slots)
-  return struct.pack('<i8I4I4', st.base, st.len, st.total) ..
-    struct.pack(fmt, unpack(st.dt, 1, p.slots)) ..
-    struct.pack(fmt, unpack(st.n, 1, p.slots))
+  local s, len = p.slots, st.len
+  local dt_at = st.pos + 16
+  local n_at = dt_at + 4 * s
+  return struct.pack('<i8I4I4', st.base, len, st.total) ..
+    write_u32s(st.dt, len) ..
+    string.sub(st.blob, dt_at + 4 * len, n_at - 1) ..
+    write_u32s(st.n, len) ..
+    string.sub(st.blob, n_at + 4 * len, n_at + 4 * s - 1)
 end
 
 -- Never trust len beyond the array (sl_open).
