@@ -520,6 +520,52 @@ static void test_queue_full(void **state) {
   assert_int_equal(wait_slots(&s[4], 1, 3000), 1);
 }
 
+/* A server that reads nothing: the kernel buffers fill, writes go partial,
+ * bytes queue in out and pend up to max_out_bytes, then submissions are
+ * refused; everything accepted completes once the server reads again. */
+static void test_backpressure_byte_cap(void **state) {
+  fixture *f = *state;
+  enum { N = 600, VAL = 64 * 1024 };
+  static slot s[N];
+  memset(s, 0, sizeof(s));
+  rl__redis_node_opts o;
+  rl__redis_node *node;
+  rlt_node_opts(&o, &f->srv);
+  o.pool_size = 1;
+  o.max_out_bytes = (size_t)1 << 20;
+  o.stall_timeout_ms = 0;
+  assert_int_equal(rl__redis_node_new(NULL, &o, &node, NULL, 0), RL_OK);
+  assert_int_equal(rl__redis_node_wait_ready(node, rlt_deadline(5000)), RL_OK);
+  char *val = malloc(VAL + 1);
+  memset(val, 'v', VAL);
+  val[VAL] = '\0';
+  rlt_redis_pause(&f->srv);
+  int accepted = 0, rc = RL_OK;
+  for (; accepted < N; accepted++) {
+    char key[32];
+    snprintf(key, sizeof(key), "rl:bp:%d", accepted);
+    rc = submit(node, &s[accepted], 20000, "SET", key, val, NULL);
+    if (rc != RL_OK)
+      break;
+    rlt_sleep_ms(1); /* let the loop write and fill the socket */
+  }
+  print_message("byte cap reached after %d x 64 KiB\n", accepted);
+  assert_int_equal(rc, RL_ERR_BACKEND_UNAVAILABLE);
+  assert_true(accepted > 16 && accepted < N);
+  rlt_redis_resume(&f->srv);
+  assert_int_equal(wait_slots(s, accepted, 10000), accepted);
+  for (int i = 0; i < accepted; i++)
+    assert_int_equal(s[i].status, RL_OK);
+  assert_each_once(s, accepted);
+  rlt_reply r;
+  char key[32];
+  snprintf(key, sizeof(key), "rl:bp:%d", accepted - 1);
+  assert_int_equal(rlt_call(node, &r, 2000, "STRLEN", key, NULL), RL_OK);
+  assert_int_equal(r.integer, VAL);
+  free(val);
+  rl__redis_node_free(node);
+}
+
 static void test_shutdown_in_flight(void **state) {
   fixture *f = *state;
   enum { N = 200 };
@@ -594,11 +640,28 @@ static void test_invalid_arguments(void **state) {
   rl__redis_node_opts o;
   rl__redis_node *node = NULL;
   char err[128];
-  rl__redis_node_opts_init(&o);
-  o.pool_size = 0;
-  assert_int_equal(rl__redis_node_new(NULL, &o, &node, err, sizeof(err)),
+  static const struct {
+    const char *field; /* set to an invalid value, named in the error */
+  } bad[] = {{"host"},    {"pool_size"}, {"queue_max"},          {"scripts"},
+             {"backoff"}, {"buffer"},    {"connect_timeout_ms"}, {"username"}};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    rl__redis_node_opts_init(&o);
+    if (i == 0)
+      o.host = "";
+    o.pool_size = i == 1 ? 65 : o.pool_size;
+    o.queue_max = i == 2 ? 0 : o.queue_max;
+    o.n_scripts = i == 3 ? RL__REDIS_MAX_SCRIPTS + 1 : 0;
+    o.backoff_min_ms = i == 4 ? 2000 : o.backoff_min_ms;
+    o.max_out_bytes = i == 5 ? 10 : o.max_out_bytes;
+    o.connect_timeout_ms = i == 6 ? 0 : o.connect_timeout_ms;
+    o.username = i == 7 ? "user" : NULL;
+    assert_int_equal(rl__redis_node_new(NULL, &o, &node, err, sizeof(err)),
+                     RL_ERR_INVALID_ARGUMENT);
+    if (strstr(err, bad[i].field) == NULL)
+      fail_msg("case %zu: '%s' does not name %s", i, err, bad[i].field);
+  }
+  assert_int_equal(rl__redis_node_new(NULL, NULL, &node, err, sizeof(err)),
                    RL_ERR_INVALID_ARGUMENT);
-  assert_non_null(strstr(err, "pool_size"));
   rl__redis_node_opts_init(&o);
   o.host = "no-such-host.invalid";
   assert_int_equal(rl__redis_node_new(NULL, &o, &node, err, sizeof(err)),
@@ -634,6 +697,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_stall_reconnects, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_queue_full, setup_pool1, teardown),
+      cmocka_unit_test_setup_teardown(test_backpressure_byte_cap, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_shutdown_in_flight, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shared_loop_two_nodes, setup,
                                       teardown),
