@@ -53,7 +53,7 @@ end
 
 -- (t - now) * L + frac, wide.
 local function ahead(ms, frac, now, limit)
-  return num.add(num.mul(num.dist(ms, now), limit), num.wide(frac))
+  return num.add(num.mul(num.dist(ms, now), limit), frac)
 end
 
 -- Step 5: floor((B * W - ahead) / W), or 0 when negative.

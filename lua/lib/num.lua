@@ -3,16 +3,22 @@
 -- Lua 5.1 numbers are doubles: integers are exact only below 2^53. The
 -- algorithms' state and results stay below that (docs/Redis.md), but some
 -- intermediate products do not: prev * (W - e), c * W, B * W, ahead * L can
--- reach 2^81 with limits up to 2^40 and windows up to ~2^35 ms. Those go
--- through "wide" numbers: arrays of WIDE_LIMBS limbs in base 2^24, least
--- significant first, every limb in [0, 2^24). A limb product is below 2^48
--- and a column of three of them below 2^50, so every step is exact.
+-- reach 2^81 with limits up to 2^40 and windows up to ~2^35 ms.
+--
+-- Those go through "wide" values: a wide value is either a plain number
+-- below 2^53 (the common case, computed directly) or, when it is larger, an
+-- array of WIDE_LIMBS limbs in base 2^24, least significant first, every
+-- limb in [0, 2^24). A limb product is below 2^48 and a column of three of
+-- them below 2^50, so every step is exact. A double product below 2^53 is
+-- exact, and one of at least 2^53 is never rounded below 2^53, so
+-- "a * b < 2^53" decides the representation exactly.
 --
 -- Plain numbers given to these functions are integers in [0, 2^53).
 local num = {}
 
 local LIMB = 16777216 -- 2^24
 local WIDE_LIMBS = 6  -- up to 2^144: products of two plain numbers
+local EXACT = 9007199254740992 -- 2^53
 
 -- a mod b for integers a >= 0, b > 0, exact below 2^53 whatever the
 -- rounding of a / b (Lua's % is a - floor(a / b) * b).
@@ -26,8 +32,11 @@ function num.mod(a, b)
   return r
 end
 
--- The wide form of a plain number.
-function num.wide(a)
+-- The limbs of a plain number, or of a wide value.
+local function limbs(a)
+  if type(a) == 'table' then
+    return a
+  end
   local x = {}
   for i = 1, WIDE_LIMBS do
     local limb = a % LIMB -- exact: LIMB is a power of two
@@ -52,7 +61,11 @@ end
 
 -- a * b, exactly.
 function num.mul(a, b)
-  local x, y = num.wide(a), num.wide(b)
+  local p = a * b
+  if p < EXACT then
+    return p
+  end
+  local x, y = limbs(a), limbs(b)
   local r = {}
   for i = 1, WIDE_LIMBS do
     r[i] = 0
@@ -68,8 +81,12 @@ function num.mul(a, b)
   return normalise(r)
 end
 
--- x + y for wide numbers.
+-- x + y for wide values.
 function num.add(x, y)
+  if type(x) == 'number' and type(y) == 'number' and x + y < EXACT then
+    return x + y
+  end
+  x, y = limbs(x), limbs(y)
   local r = {}
   for i = 1, WIDE_LIMBS do
     r[i] = x[i] + y[i]
@@ -77,8 +94,12 @@ function num.add(x, y)
   return normalise(r)
 end
 
--- x - y for wide numbers with x >= y.
+-- x - y for wide values with x >= y.
 function num.sub(x, y)
+  if type(x) == 'number' and type(y) == 'number' then
+    return x - y
+  end
+  x, y = limbs(x), limbs(y)
   local r = {}
   for i = 1, WIDE_LIMBS do
     r[i] = x[i] - y[i]
@@ -88,6 +109,10 @@ end
 
 -- -1, 0 or 1 as x <, =, > y.
 function num.cmp(x, y)
+  if type(x) == 'number' and type(y) == 'number' then
+    return x < y and -1 or (x > y and 1 or 0)
+  end
+  x, y = limbs(x), limbs(y)
   for i = WIDE_LIMBS, 1, -1 do
     if x[i] ~= y[i] then
       return x[i] < y[i] and -1 or 1
@@ -96,8 +121,11 @@ function num.cmp(x, y)
   return 0
 end
 
--- The nearest double to x (only used as a first guess).
+-- The nearest double to x (only used as a first guess), or x if plain.
 local function approx(x)
+  if type(x) == 'number' then
+    return x
+  end
   local v = 0
   for i = WIDE_LIMBS, 1, -1 do
     v = v * LIMB + x[i]
@@ -105,10 +133,25 @@ local function approx(x)
   return v
 end
 
+-- floor(x / d) for plain x and d >= 1: the double quotient, corrected by
+-- one where it rounded across an integer.
+local function div_plain(x, d)
+  local q = math.floor(x / d)
+  if q * d > x then
+    q = q - 1
+  elseif (q + 1) * d <= x then
+    q = q + 1
+  end
+  return q
+end
+
 -- min(floor(x / d), cap) for a wide x, plain d >= 1 and cap < 2^53.
 -- A floating-point guess is within a few units of the quotient (which is
 -- below 2^53 here); exact comparisons then correct it.
 function num.div(x, d, cap)
+  if type(x) == 'number' then
+    return math.min(div_plain(x, d), cap)
+  end
   if num.cmp(x, num.mul(cap, d)) >= 0 then
     return cap
   end
@@ -149,7 +192,7 @@ end
 -- floor(x / d) and x mod d for a wide x and plain d >= 1, when the
 -- quotient is below 2^53.
 function num.divmod(x, d)
-  local q = num.div(x, d, 9007199254740991) -- 2^53 - 1
+  local q = num.div(x, d, EXACT - 1)
   return q, approx(num.sub(x, num.mul(q, d)))
 end
 
