@@ -151,7 +151,9 @@ typedef struct rl_policy {
   rl_algorithm algorithm; /* default RL_ALG_SLIDING_LOG */
   size_t n_windows;       /* 1..RL_MAX_WINDOWS */
   rl_window windows[RL_MAX_WINDOWS];
-  uint32_t log_slots; /* sliding log: entries kept per window; 0 = default */
+  uint32_t log_slots; /* sliding log: entries kept per window (0 = default
+                       * 32), at most the window's limit; exact when the
+                       * limit is at most this (docs/Algorithms.md) */
 } rl_policy;
 
 /* Fills defaults: name NULL, sliding log, no window. */
@@ -263,9 +265,23 @@ RL_EXTERN int rl_allow(rl_limiter *rl, const void *key, size_t key_len,
 RL_EXTERN int rl_allow_n(rl_limiter *rl, const void *key, size_t key_len,
                          int64_t cost, rl_decision *out);
 
-/* Index of a policy by name; RL_ERR_POLICY_UNKNOWN if none. */
-RL_EXTERN int rl_policy_find(const rl_limiter *rl, const char *name,
-                             size_t name_len, size_t *index);
+/* Index of a policy by name; RL_ERR_POLICY_UNKNOWN if none. The index is
+ * valid until the next rl_reconfigure(). */
+RL_EXTERN int rl_policy_find(rl_limiter *rl, const char *name, size_t name_len,
+                             size_t *index);
+
+/* Replaces the policies (and max_key_len) of a live limiter atomically:
+ * every decision sees either the old or the new set, none waits on a lock,
+ * and in-flight decisions finish on the set they started with. A policy
+ * that keeps its name and its state layout (same algorithm, same window
+ * durations and log_slots, and for the token bucket the same limits) keeps
+ * every key's state; any other policy starts fresh, and the state of
+ * policies that are gone is freed. The store, memory budget, stripes and
+ * clock cannot change live (RL_ERR_CONFIG_INVALID). On error nothing
+ * changes and errbuf (may be NULL) says why. Reconfigurations are
+ * serialised; the call returns once the old set is no longer in use. */
+RL_EXTERN int rl_reconfigure(rl_limiter *rl, const rl_config *config,
+                             char *errbuf, size_t errlen);
 
 /* Counters of the memory store, for tests, benchmarks and metrics. */
 typedef struct rl_memory_stats {

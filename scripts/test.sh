@@ -24,14 +24,30 @@ stage() { # name, command...
   fi
 }
 
-# ctest in a build dir configured with extra cmake args.
+tests_passed=0
+tests_failed=0
+
+# ctest in a build dir configured with extra cmake args; adds its counts to
+# the totals.
 ctest_build() { # dir, cmake args...
   local dir=$1
   shift
-  cmake -S . -B "$dir" -DRL_BUILD_BENCH=OFF "$@" >/dev/null &&
-    cmake --build "$dir" -j "$JOBS" 2>&1 | grep -Ev '^\[|^-- ' ;
-  [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
-  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 600
+  cmake -S . -B "$dir" -DRL_BUILD_BENCH=OFF "$@" >/dev/null || return 1
+  if ! cmake --build "$dir" -j "$JOBS" >"$dir/build.log" 2>&1; then
+    grep -E 'error|warning' "$dir/build.log" | head -40
+    return 1
+  fi
+  local log="$dir/ctest.log" rc
+  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 600 \
+    2>&1 | tee "$log" | grep -Ev '^ +Start |^Test project|^Internal ctest'
+  rc=${PIPESTATUS[0]}
+  local line total failed
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -1)
+  total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+  failed=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
+  tests_passed=$((tests_passed + ${total:-0} - ${failed:-0}))
+  tests_failed=$((tests_failed + ${failed:-0}))
+  return "$rc"
 }
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
@@ -52,4 +68,7 @@ stage "coverage gate" scripts/coverage.sh
 echo
 for f in "${failures[@]}"; do echo "failed stage: $f"; done
 echo "stages: $passed passed, $failed failed"
+echo "test runs (all builds): $tests_passed passed, $tests_failed failed"
+# The closing line counts stages and test runs together.
+echo "total: $((passed + tests_passed)) passed, $((failed + tests_failed)) failed"
 [ "$failed" -eq 0 ]

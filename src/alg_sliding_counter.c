@@ -112,6 +112,21 @@ size_t rl__sliding_counter_state_size(const rl__window_params *p) {
   return sizeof(sc_state);
 }
 
+/* Step 4 for a denial, with share = ceil(prev * (W - e) / W). */
+static void sc_report_denied(const sc_state *s, const sc_params *k,
+                             uint64_t share, int64_t now, uint64_t cost,
+                             rl__verdict *out) {
+  out->allowed = 0;
+  out->remaining = rl__sat_sub_u64(rl__sat_sub_u64(k->limit, s->cur), share);
+  out->reset_after_ms = sc_reset_after(s, s->cur, k->window, now);
+  if (cost > k->limit) {
+    out->retry_after_ms = RL_RETRY_NEVER;
+  } else {
+    uint64_t off = sc_retry_offset(s, k, cost);
+    out->retry_after_ms = rl__max_u64(1, rl__until(s->start, off, now));
+  }
+}
+
 void rl__sliding_counter_evaluate(const rl__window_params *p, void *state,
                                   int64_t now, uint64_t cost,
                                   rl__verdict *out) {
@@ -121,22 +136,15 @@ void rl__sliding_counter_evaluate(const rl__window_params *p, void *state,
   sc_roll(s, k.window, now);
   uint64_t e = sc_elapsed(s, now);
   uint64_t share = sc_prev_share(s->prev, e, k.window);
-  out->allowed = sc_admits(s, &k, e, cost);
-  if (out->allowed) {
-    /* Admitted, so share <= L - c - cur. */
-    out->remaining = k.limit - cost - s->cur - share;
-    out->reset_after_ms = sc_reset_after(s, s->cur + cost, k.window, now);
-    out->retry_after_ms = 0;
+  if (!sc_admits(s, &k, e, cost)) {
+    sc_report_denied(s, &k, share, now, cost, out);
     return;
   }
-  out->remaining = rl__sat_sub_u64(rl__sat_sub_u64(k.limit, s->cur), share);
-  out->reset_after_ms = sc_reset_after(s, s->cur, k.window, now);
-  if (cost > k.limit) {
-    out->retry_after_ms = RL_RETRY_NEVER;
-  } else {
-    uint64_t off = sc_retry_offset(s, &k, cost);
-    out->retry_after_ms = rl__max_u64(1, rl__until(s->start, off, now));
-  }
+  /* Admitted, so share <= L - c - cur. */
+  out->allowed = 1;
+  out->remaining = k.limit - cost - s->cur - share;
+  out->reset_after_ms = sc_reset_after(s, s->cur + cost, k.window, now);
+  out->retry_after_ms = 0;
 }
 
 void rl__sliding_counter_commit(const rl__window_params *p, void *state,

@@ -4,10 +4,13 @@
  * "Sliding window log".
  *
  * The state is a header followed by uint32_t dt[S] and uint32_t n[S]: entry
- * i says that n[i] units were admitted at time base + dt[i]. Entries are
- * sorted by time, times are distinct, and the newest entry is always the
- * latest admission. Merging two entries only ever moves units later in time,
- * which is why a full log can deny too much but never admit too much.
+ * i says that n[i] units were admitted at time base + dt[i]. The entries in
+ * use are the len from index head on. Expiring entries only moves head, and
+ * the array is compacted when an append reaches its end, so the common case
+ * moves no memory. Entries are sorted by time, times are distinct, and the
+ * newest entry is always the latest admission. Merging two entries only
+ * ever moves units later in time, which is why a full log can deny too much
+ * but never admit too much.
  */
 #include <stdint.h>
 #include <string.h>
@@ -17,11 +20,13 @@
 
 typedef struct sl_header {
   int64_t base;   /* the offsets dt[] are relative to it */
-  uint32_t len;   /* entries in use, <= S */
-  uint32_t total; /* sum of n[] over them */
+  uint32_t total; /* sum of n[] over the entries in use */
+  uint16_t head;  /* index of the oldest entry */
+  uint16_t len;   /* entries in use: head + len <= S */
 } sl_header;
 
 _Static_assert(sizeof(sl_header) == 16, "header must stay 16 bytes");
+_Static_assert(RL_LOG_SLOTS_MAX <= UINT16_MAX, "head and len are 16 bits");
 
 typedef struct sl_params {
   uint64_t limit;  /* L <= UINT32_MAX, so totals fit the uint32 counters */
@@ -29,11 +34,14 @@ typedef struct sl_params {
   uint32_t slots;  /* S */
 } sl_params;
 
-/* The state seen as its three parts. */
+/* The state seen as its parts. dt and n point at the oldest entry, so
+ * everything but compaction indexes entries from 0 to len - 1. */
 typedef struct sl_log {
   sl_header *h;
   uint32_t *dt;
   uint32_t *n;
+  uint32_t *dt_all; /* the whole arrays */
+  uint32_t *n_all;
 } sl_log;
 
 static sl_params sl_clamp(const rl__window_params *p) {
@@ -45,18 +53,27 @@ static sl_params sl_clamp(const rl__window_params *p) {
   return k;
 }
 
+static void sl_point(sl_log *g) {
+  g->dt = g->dt_all + g->h->head;
+  g->n = g->n_all + g->h->head;
+}
+
 static sl_log sl_open(void *state, uint32_t slots) {
   sl_log g;
   g.h = state;
-  g.dt = (uint32_t *)(g.h + 1);
-  g.n = g.dt + slots;
-  /* Never trust len beyond the array, whatever the bytes say. */
+  g.dt_all = (uint32_t *)(g.h + 1);
+  g.n_all = g.dt_all + slots;
+  /* Never index past the arrays, whatever the bytes say. */
   if (g.h->len > slots) {
-    g.h->len = slots;
+    g.h->len = (uint16_t)slots;
+  }
+  if (g.h->head > slots - g.h->len || g.h->len == 0) {
+    g.h->head = 0;
   }
   if (g.h->len == 0) {
     g.h->total = 0;
   }
+  sl_point(&g);
   return g;
 }
 
@@ -73,18 +90,21 @@ static int64_t sl_effective_now(const sl_log *g, int64_t now) {
   return now < last ? last : now;
 }
 
-/* Drops the first k entries. */
+/* Drops the first k entries holding `units` units. */
 static void sl_drop_front(sl_log *g, uint32_t k, uint64_t units) {
   uint32_t keep = g->h->len - k;
-  if (keep == 0) {
-    g->h->len = 0;
-    g->h->total = 0;
-    return;
-  }
-  memmove(g->dt, g->dt + k, keep * sizeof(uint32_t));
-  memmove(g->n, g->n + k, keep * sizeof(uint32_t));
-  g->h->len = keep;
-  g->h->total = (uint32_t)rl__sat_sub_u64(g->h->total, units);
+  g->h->head = keep ? (uint16_t)(g->h->head + k) : 0;
+  g->h->len = (uint16_t)keep;
+  g->h->total = keep ? (uint32_t)rl__sat_sub_u64(g->h->total, units) : 0;
+  sl_point(g);
+}
+
+/* Moves the entries to the start of the arrays. */
+static void sl_compact(sl_log *g) {
+  memmove(g->dt_all, g->dt, g->h->len * sizeof(uint32_t));
+  memmove(g->n_all, g->n, g->h->len * sizeof(uint32_t));
+  g->h->head = 0;
+  sl_point(g);
 }
 
 /* Step 2: drops the entries with t <= now - W, i.e. dt <= now - base - W.
@@ -137,32 +157,39 @@ size_t rl__sliding_log_state_size(const rl__window_params *p) {
   return sizeof(sl_header) + 2 * sizeof(uint32_t) * (size_t)k.slots;
 }
 
+/* Step 5 for a denial: the state is as it was (after normalising). */
+static void sl_report_denied(const sl_log *g, const sl_params *k, int64_t now,
+                             uint64_t cost, rl__verdict *out) {
+  uint32_t len = g->h->len;
+  uint64_t total = g->h->total;
+  out->allowed = 0;
+  out->remaining = rl__sat_sub_u64(k->limit, total);
+  out->reset_after_ms =
+      len ? rl__until(sl_time(g, len - 1), k->window, now) : 0;
+  if (cost > k->limit || len == 0) {
+    out->retry_after_ms = RL_RETRY_NEVER;
+  } else {
+    out->retry_after_ms =
+        sl_retry_after(g, total + cost - k->limit, k->window, now);
+  }
+}
+
 void rl__sliding_log_evaluate(const rl__window_params *p, void *state,
                               int64_t now, uint64_t cost, rl__verdict *out) {
   sl_params k = sl_clamp(p);
   sl_log g = sl_open(state, k.slots);
   now = rl__nonneg(now);
   int64_t eff = sl_normalise(&g, now, k.window);
-  uint64_t total = g.h->total;
-  uint64_t room = rl__sat_sub_u64(k.limit, total);
-  out->allowed = cost <= room;
-  if (out->allowed) {
-    /* The admitted units land at eff, the newest time in the log. */
-    out->remaining = room - cost;
-    out->reset_after_ms = rl__until(eff, k.window, now);
-    out->retry_after_ms = 0;
+  uint64_t room = rl__sat_sub_u64(k.limit, g.h->total);
+  if (cost > room) {
+    sl_report_denied(&g, &k, now, cost, out);
     return;
   }
-  uint32_t len = g.h->len;
-  out->remaining = room;
-  out->reset_after_ms =
-      len ? rl__until(sl_time(&g, len - 1), k.window, now) : 0;
-  if (cost > k.limit || len == 0) {
-    out->retry_after_ms = RL_RETRY_NEVER;
-  } else {
-    out->retry_after_ms =
-        sl_retry_after(&g, total + cost - k.limit, k.window, now);
-  }
+  /* The admitted units land at eff, which becomes the newest time. */
+  out->allowed = 1;
+  out->remaining = room - cost;
+  out->reset_after_ms = rl__until(eff, k.window, now);
+  out->retry_after_ms = 0;
 }
 
 /* Rewrites the offsets relative to the oldest entry. Live entries span less
@@ -180,17 +207,17 @@ static void sl_rebase(sl_log *g) {
  * pair. Index len - 1 is the pair (newest stored, new). */
 static uint32_t sl_smallest_gap(const sl_log *g, uint32_t d) {
   uint32_t len = g->h->len;
-  uint32_t best = len - 1;
-  uint32_t gap = d - g->dt[len - 1];
-  /* Walking back with <= leaves the oldest of equal gaps. */
-  for (uint32_t i = len - 1; i-- > 0;) {
+  uint32_t best = 0;
+  uint32_t gap = UINT32_MAX;
+  /* Strictly smaller only: of equal gaps the oldest stays. */
+  for (uint32_t i = 0; i + 1 < len; i++) {
     uint32_t gi = g->dt[i + 1] - g->dt[i];
-    if (gi <= gap) {
+    if (gi < gap) {
       gap = gi;
       best = i;
     }
   }
-  return best;
+  return d - g->dt[len - 1] < gap ? len - 1 : best;
 }
 
 /* Step 4 with a full log: merges the pair with the smallest gap into its
@@ -220,9 +247,12 @@ static void sl_append(sl_log *g, int64_t now, uint64_t cost, uint32_t slots) {
   }
   /* Fits after a rebase (see above); the clamp only guards corrupt state. */
   uint32_t d = (uint32_t)rl__min_u64(rl__dist(now, g->h->base), UINT32_MAX);
-  if (g->h->len == slots) {
+  if (g->h->len == slots) { /* so head == 0 */
     sl_merge_append(g, d, cost);
     return;
+  }
+  if (g->h->head + g->h->len == slots) {
+    sl_compact(g);
   }
   g->dt[g->h->len] = d;
   g->n[g->h->len] = (uint32_t)rl__min_u64(cost, UINT32_MAX);
@@ -254,6 +284,7 @@ int64_t rl__sliding_log_expiry(const rl__window_params *p, const void *state) {
     return 0;
   }
   const uint32_t *dt = (const uint32_t *)(h + 1);
-  uint32_t last = h->len <= k.slots ? h->len - 1 : k.slots - 1;
+  uint32_t last = (uint32_t)h->head + h->len - 1;
+  last = last < k.slots ? last : k.slots - 1; /* corrupt bytes */
   return rl__sat_add_i64(rl__sat_add_i64(h->base, dt[last]), k.window);
 }

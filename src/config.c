@@ -10,8 +10,8 @@
 #include "policy.h"
 
 #define MAX_AUTO_STRIPES 64u
-#define MIN_NODES_PER_STRIPE 8u /* the largest key must fit 8 times a stripe   \
-                                 */
+/* Each stripe must hold this many of the largest possible keys. */
+#define MIN_NODES_PER_STRIPE 8u
 
 void rl_config_init(rl_config *config) {
   if (config != NULL) {

@@ -30,7 +30,10 @@
 #include "memory_store.h"
 
 #define INITIAL_BUCKETS 16
-#define SWEEP_PER_INSERT 2  /* buckets the hand visits on each insertion */
+#define SWEEP_PER_INSERT 2 /* buckets the hand visits on each insertion */
+#define ROOM_SCAN_BUCKETS                                                      \
+  32                        /* buckets searched for expired nodes before a     \
+                               live one is evicted */
 #define KEY_LEN_MASK 0x7fff /* low bits of key_len: the length */
 #define REFERENCED 0x8000   /* high bit of key_len: CLOCK's reference bit */
 
@@ -180,23 +183,21 @@ static void clock_visit(stripe *s, int64_t now, node ***victim) {
   }
 }
 
-/* Frees space until `need` more bytes fit in the stripe's budget: expired
- * nodes first, then unreferenced live ones. */
+/* Frees space until `need` more bytes fit in the stripe's budget. Each
+ * round moves the hand over up to ROOM_SCAN_BUCKETS buckets freeing expired
+ * nodes; only when that was not enough does it evict the first unreferenced
+ * live node it passed (the victim's link stays valid: nodes before it were
+ * neither expired nor are they freed later in the same round). */
 static void make_room(rl__memstore *ms, stripe *s, size_t need, int64_t now) {
   while (s->count > 0 && s->bytes + need > ms->budget) {
     node **victim = NULL;
-    size_t start = s->hand;
-    do { /* one revolution at most, stopping early once enough is free */
+    size_t scan =
+        s->mask + 1 < ROOM_SCAN_BUCKETS ? s->mask + 1 : ROOM_SCAN_BUCKETS;
+    for (size_t i = 0; i < scan && s->bytes + need > ms->budget; i++) {
       clock_visit(s, now, &victim);
       s->hand = (s->hand + 1) & s->mask;
-      if (victim != NULL && *victim != NULL) {
-        break; /* the victim's link stays valid until the next visit */
-      }
-    } while (s->hand != start && s->bytes + need > ms->budget);
-    if (s->bytes + need <= ms->budget) {
-      return;
     }
-    if (victim != NULL && *victim != NULL) {
+    if (s->bytes + need > ms->budget && victim != NULL) {
       drop(s, victim);
       s->evicted_live++;
     }
@@ -292,7 +293,10 @@ int rl__memstore_decide(rl__memstore *ms, uint16_t policy_id,
   return RL_OK;
 }
 
-size_t rl__memstore_sweep(rl__memstore *ms, int64_t now) {
+/* Frees, in every stripe, the nodes for which drop_if() is true. */
+static size_t purge_where(rl__memstore *ms,
+                          int (*drop_if)(const node *, const void *),
+                          const void *arg, int count_as_expired) {
   size_t freed = 0;
   for (unsigned i = 0; i < ms->n_stripes; i++) {
     stripe *s = &ms->stripes[i];
@@ -301,18 +305,37 @@ size_t rl__memstore_sweep(rl__memstore *ms, int64_t now) {
     for (size_t b = 0; b <= s->mask; b++) {
       node **link = &s->buckets[b];
       while (*link != NULL) {
-        if ((*link)->expires <= now) {
+        if (drop_if(*link, arg)) {
           drop(s, link);
-          s->evicted_expired++;
         } else {
           link = &(*link)->next;
         }
       }
     }
+    if (count_as_expired) {
+      s->evicted_expired += before - s->count;
+    }
     freed += before - s->count;
     pthread_mutex_unlock(&s->lock);
   }
   return freed;
+}
+
+static int expired_at(const node *n, const void *now) {
+  return n->expires <= *(const int64_t *)now;
+}
+
+static int policy_in(const node *n, const void *ids) {
+  const uint64_t *set = ids;
+  return (set[n->policy / 64] >> (n->policy % 64)) & 1;
+}
+
+size_t rl__memstore_sweep(rl__memstore *ms, int64_t now) {
+  return purge_where(ms, expired_at, &now, 1);
+}
+
+size_t rl__memstore_purge(rl__memstore *ms, const uint64_t *ids) {
+  return purge_where(ms, policy_in, ids, 0);
 }
 
 void rl__memstore_stats(rl__memstore *ms, rl_memory_stats *out) {

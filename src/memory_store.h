@@ -40,6 +40,10 @@ int rl__memstore_decide(rl__memstore *ms, uint16_t policy_id,
  * useful for tests and an idle maintenance tick. */
 size_t rl__memstore_sweep(rl__memstore *ms, int64_t now);
 
+/* Frees every key whose policy id is set in the bit set `ids` (65536 bits).
+ * Returns how many. Used when a reconfiguration retires policy ids. */
+size_t rl__memstore_purge(rl__memstore *ms, const uint64_t *ids);
+
 void rl__memstore_stats(rl__memstore *ms, rl_memory_stats *out);
 
 #endif /* RL_MEMORY_STORE_H */

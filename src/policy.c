@@ -1,9 +1,9 @@
 /*
- * policy.c - policy and configuration validation.
+ * policy.c - policy validation and compilation.
  *
- * Everything a caller can get wrong in a configuration is caught here, once,
- * when the limiter is created, with an error code and a sentence that names
- * the policy and window at fault. The decision path then trusts the shape.
+ * Everything a caller can get wrong in a policy is caught here, once, when
+ * the limiter is created, with an error code and a sentence that names the
+ * policy and window at fault. The decision path then trusts the shape.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,12 +12,15 @@
 #include "policy.h"
 
 int rl__fail(int err, char *errbuf, size_t errlen, const char *fmt, ...) {
-  if (errbuf != NULL && errlen > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
+  if (errbuf == NULL || errlen == 0) {
+    return err;
   }
+  va_list ap;
+  va_start(ap, fmt);
+  /* clang-analyzer 14 loses va_start here: a known false positive. */
+  // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
+  vsnprintf(errbuf, errlen, fmt, ap);
+  va_end(ap);
   return err;
 }
 
@@ -117,6 +120,17 @@ static int check_shape(const rl_policy *in, const char *name, char *errbuf,
   return RL_OK;
 }
 
+/* Entries a sliding-log window keeps: the configured number (or the
+ * default), but never more than the limit: a log of L entries is already
+ * exact for limit L, since at most L admission times can be live. */
+static uint32_t log_slots_for(uint32_t configured, uint64_t limit) {
+  uint64_t s = configured != 0 ? configured : RL_LOG_SLOTS_DEFAULT;
+  if (s > limit) {
+    s = limit < RL_LOG_SLOTS_MIN ? RL_LOG_SLOTS_MIN : limit;
+  }
+  return (uint32_t)s;
+}
+
 /* Fills the algorithm's view of the policy: defaults and state offsets. */
 static void fill_shape(const rl_policy *in, rl__policy_shape *shape) {
   memset(shape, 0, sizeof *shape);
@@ -128,7 +142,9 @@ static void fill_shape(const rl_policy *in, rl__policy_shape *shape) {
     p->limit = in->windows[i].limit;
     p->duration_ms = in->windows[i].duration_ms;
     p->burst = in->windows[i].burst != 0 ? in->windows[i].burst : p->limit;
-    p->log_slots = in->log_slots != 0 ? in->log_slots : RL_LOG_SLOTS_DEFAULT;
+    p->log_slots = in->algorithm == RL_ALG_SLIDING_LOG
+                       ? log_slots_for(in->log_slots, p->limit)
+                       : 0;
     shape->state_offset[i] = offset;
     offset += rl__alg_state_size(in->algorithm, p);
   }

@@ -35,7 +35,8 @@ static inline uint64_t rl__clamp_u64(uint64_t a, uint64_t lo, uint64_t hi) {
 }
 
 static inline uint64_t rl__sat_add_u64(uint64_t a, uint64_t b) {
-  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+  uint64_t r;
+  return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
 }
 
 /* a - b, or 0 when b > a. */
@@ -54,16 +55,19 @@ static inline uint32_t rl__sat_add_u32(uint32_t a, uint64_t b) {
   return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
-/* a + b on a time, clamped at INT64_MAX. Casting through uint64_t makes
- * INT64_MAX - a exact for every a (the difference is at most 2^64 - 1). */
+/* a + b on a time, clamped at INT64_MAX. The overflow builtins compute in
+ * infinite precision, so mixing int64_t and uint64_t is exact (and no
+ * intermediate wraps, which keeps -fsanitize=integer quiet too). */
 static inline int64_t rl__sat_add_i64(int64_t a, uint64_t b) {
-  uint64_t room = (uint64_t)INT64_MAX - (uint64_t)a;
-  return b > room ? INT64_MAX : (int64_t)((uint64_t)a + b);
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
 }
 
-/* hi - lo as a distance: exact when hi >= lo, else 0. */
+/* hi - lo as a distance: exact when hi >= lo (it always fits in 64 bits
+ * unsigned), else 0. */
 static inline uint64_t rl__dist(int64_t hi, int64_t lo) {
-  return hi > lo ? (uint64_t)hi - (uint64_t)lo : 0;
+  uint64_t r;
+  return __builtin_sub_overflow(hi, lo, &r) ? 0 : r;
 }
 
 /* The delay from now until time base + add, or 0 if that is not later than

@@ -167,10 +167,10 @@ static void test_config_errors(void **state) {
 static void test_budget_must_hold_the_largest_key(void **state) {
   (void)state;
   char err[160];
-  rl_policy p = one_window(RL_ALG_SLIDING_LOG, 10, 1000);
+  rl_policy p = one_window(RL_ALG_SLIDING_LOG, 100000, 1000);
   p.log_slots = RL_LOG_SLOTS_MAX;
   for (int i = 1; i < RL_MAX_WINDOWS; i++) {
-    rl_policy_add_window(&p, 10, 1000 + (uint64_t)i);
+    rl_policy_add_window(&p, 100000, 1000 + (uint64_t)i);
   }
   rl_config c;
   rl_config_init(&c);
