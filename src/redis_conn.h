@@ -130,7 +130,8 @@ typedef int (*rl__redis_consume_fn)(const rl__redis_reply *reply, void *out);
  * the deadline even when the loop is stuck. Returns consume's result (or
  * RL_OK when consume is NULL) after a reply, else the submission error,
  * RL_ERR_TIMEOUT, RL_ERR_BACKEND_UNAVAILABLE or RL_ERR_SHUTDOWN. Once it
- * has returned, consume will never run for this call. */
+ * has returned, consume will never run for this call. Refused with
+ * RL_ERR_INVALID_ARGUMENT on a loop thread (i.e. from a callback). */
 int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
                         int64_t deadline_ns, rl__redis_consume_fn consume,
                         void *out);

@@ -44,6 +44,8 @@ struct rl__redis_loop {
   uint64_t rng; /* xorshift state, loop thread only */
 };
 
+static _Thread_local int on_loop_thread;
+
 int64_t rl__mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -115,6 +117,7 @@ static void on_doorbell(evutil_socket_t fd, short what, void *arg) {
 
 static void *loop_main(void *arg) {
   rl__redis_loop *loop = arg;
+  on_loop_thread = 1;
   event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
   pthread_mutex_lock(&loop->mu); /* ordered against rl__redis_loop_run() */
   atomic_store(&loop->running, 0);
@@ -213,6 +216,10 @@ struct event_base *rl__redis_loop_base(rl__redis_loop *loop) {
 int rl__redis_loop_on_thread(const rl__redis_loop *loop) {
   return atomic_load(&loop->running) &&
          pthread_equal(pthread_self(), loop->thread);
+}
+
+int rl__redis_loop_on_any_thread(void) {
+  return on_loop_thread;
 }
 
 void rl__redis_loop_run(rl__redis_loop *loop, void (*fn)(void *), void *arg) {

@@ -57,6 +57,9 @@ void rl__redis_loop_run(rl__redis_loop *loop, void (*fn)(void *), void *arg);
 /* 1 when the caller is the loop thread. */
 int rl__redis_loop_on_thread(const rl__redis_loop *loop);
 
+/* 1 when the caller is the thread of any loop (so must never block). */
+int rl__redis_loop_on_any_thread(void);
+
 /* A pseudo-random 32-bit number for backoff jitter. Loop thread only. */
 uint32_t rl__redis_loop_rand(rl__redis_loop *loop);
 

@@ -118,6 +118,8 @@ static int wait_result(rl__waiter *w, int64_t deadline_ns) {
 int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
                         int64_t deadline_ns, rl__redis_consume_fn consume,
                         void *out) {
+  if (rl__redis_loop_on_any_thread())
+    return RL_ERR_INVALID_ARGUMENT; /* would stall the loop it waits for */
   rl__waiter *w = get_waiter();
   if (w == NULL)
     return RL_ERR_NO_MEMORY;

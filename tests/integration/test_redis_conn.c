@@ -635,6 +635,32 @@ static void test_blocking_call_with_stuck_loop(void **state) {
   assert_int_equal(rlt_call(f->node, &r, 1000, "PING", NULL), RL_OK);
 }
 
+static void call_from_cb(int status, const rl__redis_reply *r, void *ud,
+                         uint64_t tag) {
+  slot *s = ud; /* tag carries the node */
+  (void)r;
+  (void)status;
+  s->value =
+      rlt_call((rl__redis_node *)(uintptr_t)tag, NULL, 1000, "PING", NULL);
+  atomic_fetch_add(&s->calls, 1);
+}
+
+static void test_blocking_call_refused_in_callback(void **state) {
+  fixture *f = *state;
+  slot s;
+  memset(&s, 0, sizeof(s));
+  rlt_cmd c;
+  int64_t t0 = rlt_now_ms();
+  assert_int_equal(rl__redis_node_submit(f->node,
+                                         rlt_cmd_make(&c, "PING", NULL),
+                                         rlt_deadline(1000), call_from_cb, &s,
+                                         (uint64_t)(uintptr_t)f->node),
+                   RL_OK);
+  assert_int_equal(wait_slots(&s, 1, 2000), 1);
+  assert_int_equal(s.value, RL_ERR_INVALID_ARGUMENT);
+  assert_true(rlt_now_ms() - t0 < 100 + rlt_slack_ms()); /* no stall */
+}
+
 static void test_invalid_arguments(void **state) {
   fixture *f = *state;
   rl__redis_node_opts o;
@@ -704,6 +730,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_blocking_call_with_stuck_loop,
                                       setup_one_conn, teardown),
+      cmocka_unit_test_setup_teardown(test_blocking_call_refused_in_callback,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
