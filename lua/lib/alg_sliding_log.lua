@@ -2,77 +2,70 @@
 -- (docs/Algorithms.md, "Sliding window log"; mirrors src/alg_sliding_log.c
 -- down to the bytes of unused slots, so the stored blob equals the C state).
 --
--- State, 16 + 8 * S bytes little-endian: int64 base, uint32 len,
--- uint32 total, uint32 dt[S], uint32 n[S] (entry i: n[i] units admitted at
--- base + dt[i]). L and W are below 2^32, so plain doubles are exact here.
+-- State, 16 + 8 * S bytes little-endian: int64 base, uint32 total,
+-- uint16 head, uint16 len, uint32 dt[S], uint32 n[S]. The entries in use are
+-- the len from index head on: entry i says n[head + i] units were admitted
+-- at base + dt[head + i]. S is the window's log_slots as lib/args.lua
+-- resolves it (min(log_slots, L), at least 2). L and W are below 2^32, so
+-- plain doubles are exact here.
 local sliding_log = {name = 'sliding_log'}
 
 local U32 = 4294967295
+local HEADER = '<i8I4I2I2'
 
 function sliding_log.size(p)
   return 16 + 8 * p.slots
 end
 
--- The first k uint32 values at pos, as a table.
+-- k uint32 values at pos, as a table indexed from 1.
 local function read_u32s(blob, pos, k)
-  if k == 0 then
-    return {}
-  end
   local t = {struct.unpack('<' .. string.rep('I4', k), blob, pos)}
   t[k + 1] = nil -- the next position, which struct.unpack adds
   return t
 end
 
 local function write_u32s(t, k)
-  if k == 0 then
-    return ''
-  end
   return struct.pack('<' .. string.rep('I4', k), unpack(t, 1, k))
 end
 
--- Only the entries in use are decoded. Every write of the algorithm lands
--- below the final len (see dump), so the bytes of the unused slots are
--- kept as they are, exactly as the C code leaves them.
+-- The whole arrays are decoded: moving entries leaves stale copies in the
+-- slots behind them, as memmove does in C, and those bytes are kept.
 function sliding_log.load(blob, pos, p)
   local s = p.slots
-  local base, len, total = struct.unpack('<i8I4I4', blob, pos)
-  local live = math.min(len, s)
+  local base, total, head, len = struct.unpack(HEADER, blob, pos)
   return {
-    base = base, len = len, total = total,
-    dt = read_u32s(blob, pos + 16, live),
-    n = read_u32s(blob, pos + 16 + 4 * s, live),
-    blob = blob, pos = pos, -- for the unused slots
+    base = base, total = total, head = head, len = len,
+    dt = read_u32s(blob, pos + 16, s),
+    n = read_u32s(blob, pos + 16 + 4 * s, s),
   }
 end
 
--- The entries in use, then the loaded bytes of the slots past them.
--- Evaluate and commit only write entries below the final len: dropping
--- moves entries down (the slots it vacates keep their old bytes, as
--- memmove leaves them), appending writes at len, merging within len.
 function sliding_log.dump(st, p)
-  local s, len = p.slots, st.len
-  local dt_at = st.pos + 16
-  local n_at = dt_at + 4 * s
-  return struct.pack('<i8I4I4', st.base, len, st.total) ..
-    write_u32s(st.dt, len) ..
-    string.sub(st.blob, dt_at + 4 * len, n_at - 1) ..
-    write_u32s(st.n, len) ..
-    string.sub(st.blob, n_at + 4 * len, n_at + 4 * s - 1)
+  return struct.pack(HEADER, st.base, st.total, st.head, st.len) ..
+    write_u32s(st.dt, p.slots) .. write_u32s(st.n, p.slots)
 end
 
--- Never trust len beyond the array (sl_open).
+-- The array index (1-based) of entry i (0-based from the oldest).
+local function at(st, i)
+  return st.head + i + 1
+end
+
+-- Never index past the arrays, whatever the bytes say (sl_open).
 local function open(st, slots)
   if st.len > slots then
     st.len = slots
+  end
+  if st.head > slots - st.len or st.len == 0 then
+    st.head = 0
   end
   if st.len == 0 then
     st.total = 0
   end
 end
 
--- The time of entry i (1-based).
+-- The time of entry i.
 local function time_of(st, i)
-  return st.base + st.dt[i]
+  return st.base + st.dt[at(st, i)]
 end
 
 -- Step 1: a now before the newest entry is treated as that entry's time.
@@ -80,21 +73,24 @@ local function effective_now(st, now)
   if st.len == 0 then
     return now
   end
-  return math.max(now, time_of(st, st.len))
+  return math.max(now, time_of(st, st.len - 1))
 end
 
--- Drops the first k entries, which hold `units` units.
+-- Drops the first k entries, which hold `units` units: only head moves.
 local function drop_front(st, k, units)
   local keep = st.len - k
-  if keep == 0 then
-    st.len, st.total = 0, 0
-    return
-  end
-  for j = 1, keep do
-    st.dt[j], st.n[j] = st.dt[j + k], st.n[j + k]
-  end
+  st.head = keep > 0 and st.head + k or 0
   st.len = keep
-  st.total = math.max(0, st.total - units)
+  st.total = keep > 0 and math.max(0, st.total - units) or 0
+end
+
+-- Moves the entries to the start of the arrays (memmove: the slots past
+-- them keep what they held).
+local function compact(st)
+  for j = 1, st.len do
+    st.dt[j], st.n[j] = st.dt[st.head + j], st.n[st.head + j]
+  end
+  st.head = 0
 end
 
 -- Step 2: drops the entries with t <= now - W.
@@ -105,8 +101,8 @@ local function expire(st, now, window)
   end
   local cut = age - window
   local k, units = 0, 0
-  while k < st.len and st.dt[k + 1] <= cut do
-    units = units + st.n[k + 1]
+  while k < st.len and st.dt[at(st, k)] <= cut do
+    units = units + st.n[at(st, k)]
     k = k + 1
   end
   if k > 0 then
@@ -122,9 +118,9 @@ end
 
 -- Step 5, denied with c <= L: the entry whose expiry frees `need` units.
 local function retry_after(st, need, window, now)
-  local sum, i = 0, 1
-  while i < st.len do
-    sum = sum + st.n[i]
+  local sum, i = 0, 0
+  while i + 1 < st.len do
+    sum = sum + st.n[at(st, i)]
     if sum >= need then
       break
     end
@@ -144,7 +140,8 @@ function sliding_log.evaluate(st, p, now, cost)
     return v
   end
   v.remaining = room
-  v.reset = st.len > 0 and num.delay(time_of(st, st.len), p.window, now) or 0
+  v.reset = st.len > 0 and
+    num.delay(time_of(st, st.len - 1), p.window, now) or 0
   if cost > p.limit or st.len == 0 then
     v.retry = -1
   else
@@ -155,44 +152,47 @@ end
 
 -- Offsets relative to the oldest entry again (live entries span < W).
 local function rebase(st)
-  local shift = st.dt[1]
-  for i = 1, st.len do
-    st.dt[i] = st.dt[i] - shift
+  local shift = st.dt[at(st, 0)]
+  for i = 0, st.len - 1 do
+    st.dt[at(st, i)] = st.dt[at(st, i)] - shift
   end
   st.base = st.base + shift
 end
 
 -- The pair (i, i + 1) with the smallest gap among the stored entries
--- followed by a new one at offset d; ties: the oldest. i = len is the pair
--- (newest stored, new).
+-- followed by a new one at offset d; of equal gaps the oldest. i = len - 1
+-- is the pair (newest stored, new).
 local function smallest_gap(st, d)
-  local best = st.len
-  local gap = d - st.dt[st.len]
-  for i = st.len - 1, 1, -1 do
-    local gi = st.dt[i + 1] - st.dt[i]
-    if gi <= gap then
+  local best, gap = 0, U32
+  for i = 0, st.len - 2 do
+    local gi = st.dt[at(st, i + 1)] - st.dt[at(st, i)]
+    if gi < gap then
       gap, best = gi, i
     end
+  end
+  if d - st.dt[at(st, st.len - 1)] < gap then
+    return st.len - 1
   end
   return best
 end
 
--- Step 4 with a full log: merges the pair with the smallest gap into its
--- later time, making room for (d, c) at the end.
+-- Step 4 with a full log (so head = 0): merges the pair with the smallest
+-- gap into its later time, making room for (d, c) at the end.
 local function merge_append(st, d, cost)
   local len = st.len
   local i = smallest_gap(st, d)
-  if i == len then
-    st.dt[i] = d
-    st.n[i] = math.min(U32, st.n[i] + cost)
+  local dt, n = st.dt, st.n
+  if i == len - 1 then
+    dt[at(st, i)] = d
+    n[at(st, i)] = math.min(U32, n[at(st, i)] + cost)
     return
   end
-  st.n[i + 1] = math.min(U32, st.n[i + 1] + st.n[i])
-  for j = i, len - 1 do
-    st.dt[j], st.n[j] = st.dt[j + 1], st.n[j + 1]
+  n[at(st, i + 1)] = math.min(U32, n[at(st, i + 1)] + n[at(st, i)])
+  for j = i, len - 2 do
+    dt[at(st, j)], n[at(st, j)] = dt[at(st, j + 1)], n[at(st, j + 1)]
   end
-  st.dt[len] = d
-  st.n[len] = math.min(U32, cost)
+  dt[at(st, len - 1)] = d
+  n[at(st, len - 1)] = math.min(U32, cost)
 end
 
 -- Step 4 for a time later than every entry: appends (now, c).
@@ -207,16 +207,20 @@ local function append(st, now, cost, slots)
     merge_append(st, d, cost)
     return
   end
+  if st.head + st.len == slots then
+    compact(st)
+  end
+  st.dt[at(st, st.len)] = d
+  st.n[at(st, st.len)] = math.min(U32, cost)
   st.len = st.len + 1
-  st.dt[st.len] = d
-  st.n[st.len] = math.min(U32, cost)
 end
 
 function sliding_log.commit(st, p, now, cost)
   open(st, p.slots)
   local eff = normalise(st, now, p.window)
-  if st.len > 0 and time_of(st, st.len) == eff then
-    st.n[st.len] = math.min(U32, st.n[st.len] + cost)
+  local last = at(st, st.len - 1)
+  if st.len > 0 and st.base + st.dt[last] == eff then
+    st.n[last] = math.min(U32, st.n[last] + cost)
   else
     append(st, eff, cost, p.slots)
   end
@@ -227,5 +231,6 @@ function sliding_log.expiry(st, p)
   if st.len == 0 then
     return 0
   end
-  return st.base + st.dt[math.min(st.len, p.slots)] + p.window
+  local last = math.min(st.head + st.len - 1, p.slots - 1)
+  return st.base + st.dt[last + 1] + p.window
 end

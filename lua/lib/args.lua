@@ -4,7 +4,8 @@
 --   cost, n_windows, then per window: limit, duration_ms, burst, log_slots.
 -- Every value is a plain decimal integer (no sign, no exponent, no spaces).
 -- The ranges are those of include/ratelimiter.h; burst 0 means the limit and
--- log_slots 0 means 32. burst matters only to the token bucket and log_slots
+-- log_slots 0 means 32, and a sliding-log window keeps min(log_slots, limit)
+-- entries, at least 2. burst matters only to the token bucket and log_slots
 -- only to the sliding log, but both are checked for every algorithm.
 local args = {}
 
@@ -69,6 +70,12 @@ local function parse_window(i, w, alg)
   elseif slots < args.LOG_SLOTS_MIN then
     return nil, pfx .. 'log_slots ' .. slots .. ' is outside ' ..
       args.LOG_SLOTS_MIN .. '..' .. args.LOG_SLOTS_MAX
+  end
+  -- A log of L entries is already exact for limit L (policy.c,
+  -- log_slots_for): the same rule, so a configured or an already resolved
+  -- value gives the same S.
+  if slots > limit then
+    slots = math.max(args.LOG_SLOTS_MIN, limit)
   end
   if burst == 0 then
     burst = limit

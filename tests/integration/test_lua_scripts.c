@@ -39,6 +39,7 @@
 
 #include "algorithm.h"
 #include "lua_scripts.h"
+#include "policy.h"
 #include "redis_keys.h"
 #include "saturate.h"
 
@@ -225,25 +226,38 @@ typedef struct window_arg {
   uint32_t slots;
 } window_arg;
 
-static void policy_init(policy *p, rl_algorithm alg, size_t n,
-                        const window_arg *w, int via_multi) {
+/* Compiles the policy with the library's own rules (policy.c: burst and
+ * log_slots defaults, S = min(log_slots, L)); log_slots is w[0].slots for
+ * every window, as rl_policy has one. The script is sent either the raw
+ * values or the resolved ones, at random: both must decide the same.
+ * Returns the rl__policy_compile() result. */
+static int policy_init(policy *p, rl_algorithm alg, size_t n,
+                       const window_arg *w, int via_multi) {
   memset(p, 0, sizeof *p);
-  p->shape.algorithm = alg;
-  p->shape.n_windows = n;
-  p->via_multi = via_multi;
-  size_t off = 0;
+  rl_policy in;
+  rl_policy_init(&in);
+  in.name = "t";
+  in.algorithm = alg;
+  in.n_windows = n;
+  in.log_slots = w[0].slots;
   for (size_t i = 0; i < n; i++) {
-    rl__window_params *wp = &p->shape.windows[i];
-    wp->limit = w[i].limit;
-    wp->duration_ms = w[i].duration;
-    wp->burst = w[i].burst ? w[i].burst : w[i].limit;
-    wp->log_slots = w[i].slots ? w[i].slots : RL_LOG_SLOTS_DEFAULT;
-    p->burst_arg[i] = w[i].burst;
-    p->slots_arg[i] = w[i].slots;
-    p->shape.state_offset[i] = off;
-    off += rl__alg_state_size(alg, wp);
+    in.windows[i].limit = w[i].limit;
+    in.windows[i].duration_ms = w[i].duration;
+    in.windows[i].burst = w[i].burst;
   }
-  p->shape.state_size = off;
+  static rl__policy compiled;
+  int err = rl__policy_compile(&in, 0, &compiled, NULL, 0);
+  if (err != RL_OK) {
+    return err;
+  }
+  p->shape = compiled.shape;
+  p->via_multi = via_multi;
+  int resolved = (int)(rnd() % 2);
+  for (size_t i = 0; i < n; i++) {
+    p->burst_arg[i] = resolved ? p->shape.windows[i].burst : w[i].burst;
+    p->slots_arg[i] = resolved ? p->shape.windows[i].log_slots : w[0].slots;
+  }
+  return RL_OK;
 }
 
 static int64_t c_expiry(const policy *p, const unsigned char *state) {
@@ -703,7 +717,7 @@ static void random_small_policy(policy *p, rl_algorithm alg, int via_multi) {
       w[i].slots = (uint32_t)rnd_in(2, 6);
     }
   }
-  policy_init(p, alg, n, w, via_multi);
+  assert_int_equal(policy_init(p, alg, n, w, via_multi), RL_OK);
 }
 
 /* A random user key, with raw bytes, and its Redis name. */
@@ -832,7 +846,7 @@ static void test_denied_writes_nothing(void **state) {
     for (int multi = 0; multi < 2; multi++) {
       memset(&k, 0, sizeof k);
       window_arg w[2] = {{2, 60000, 0, 0}, {5, 3600000, 0, 0}};
-      policy_init(&k.pol, all_algs[a], 2, w, multi);
+      assert_int_equal(policy_init(&k.pol, all_algs[a], 2, w, multi), RL_OK);
       named_key(&k, "denied");
       flush();
       check_request(&k, 2); /* admitted: fills window 0 */
@@ -851,7 +865,7 @@ static void test_denied_writes_nothing(void **state) {
   /* A denial on a key never seen creates nothing. */
   memset(&k, 0, sizeof k);
   window_arg w1 = {1, 1000, 0, 0};
-  policy_init(&k.pol, RL_ALG_FIXED_WINDOW, 1, &w1, 0);
+  assert_int_equal(policy_init(&k.pol, RL_ALG_FIXED_WINDOW, 1, &w1, 0), RL_OK);
   named_key(&k, "never-seen");
   check_request(&k, 2);
   assert_int_equal(pttl_of(&k), -2);
@@ -865,7 +879,7 @@ static void test_ttl_and_expiry(void **state) {
   for (size_t a = 0; a < 4; a++) {
     memset(&k[a], 0, sizeof k[a]);
     window_arg w[3] = {{3, 20, 0, 0}, {10, 60, 0, 4}, {100, 90, 0, 0}};
-    policy_init(&k[a].pol, all_algs[a], 3, w, 0);
+    assert_int_equal(policy_init(&k[a].pol, all_algs[a], 3, w, 0), RL_OK);
     char name[16];
     snprintf(name, sizeof name, "ttl%zu", a);
     named_key(&k[a], name);
@@ -999,7 +1013,7 @@ static void test_bad_arguments(void **state) {
   static char before[STATE_MAX + 64];
   memset(&k, 0, sizeof k);
   window_arg w = {10, 60000, 0, 0};
-  policy_init(&k.pol, RL_ALG_FIXED_WINDOW, 1, &w, 0);
+  assert_int_equal(policy_init(&k.pol, RL_ALG_FIXED_WINDOW, 1, &w, 0), RL_OK);
   named_key(&k, "bad");
   flush();
   check_request(&k, 3);
@@ -1031,7 +1045,7 @@ static void test_foreign_blob_is_fresh(void **state) {
   static key_ctx k;
   memset(&k, 0, sizeof k);
   window_arg w = {4, 60000, 0, 8};
-  policy_init(&k.pol, RL_ALG_SLIDING_LOG, 1, &w, 0);
+  assert_int_equal(policy_init(&k.pol, RL_ALG_SLIDING_LOG, 1, &w, 0), RL_OK);
   named_key(&k, "foreign");
   flush();
   redisReply *r = redisCommand(rc, "SET %b garbage PX 60000", k.key, k.key_len);
@@ -1094,6 +1108,17 @@ static int64_t crafted_start(int64_t now, uint64_t w) {
 
 /* A random reachable sliding-log state: sorted distinct times, live or
  * about to expire, total <= L, garbage in the unused slots. */
+/* Entry i of a crafted log. */
+static void put_entry(unsigned char *st, uint32_t s, uint32_t pos, uint64_t dt,
+                      uint64_t n) {
+  put_u32(st + 16 + 4 * pos, dt);
+  put_u32(st + 16 + 4 * (s + pos), n);
+}
+
+/* A random reachable sliding-log state: sorted distinct times, live or
+ * about to expire (some in the future: a clock that went back), total <= L,
+ * entries anywhere in the arrays (head), garbage in the unused slots, and
+ * sometimes a base so old that the next append must rebase. */
 static void craft_log(unsigned char *st, const rl__window_params *p,
                       int64_t now) {
   uint32_t s = p->log_slots;
@@ -1102,33 +1127,32 @@ static void craft_log(unsigned char *st, const rl__window_params *p,
   int64_t first = now - (int64_t)span + (int64_t)rnd_in(0, 50);
   int64_t base = first - (int64_t)rnd_in(0, 3);
   if (rnd() % 4 == 0) {
-    base = first - (int64_t)(UINT32_MAX - span - 60); /* forces a rebase */
+    base = now - (int64_t)UINT32_MAX - (int64_t)rnd_in(1, 50);
   }
   base = base < 0 ? 0 : base;
-  uint64_t total = 0;
-  uint64_t t = (uint64_t)(first > base ? first - base : 0);
+  first = first < base ? base : first;
   for (uint32_t i = 0; i < s; i++) {
-    put_u32(st + 16 + 4 * i, rnd()); /* garbage, overwritten if used */
-    put_u32(st + 16 + 4 * (s + i), rnd());
+    put_entry(st, s, i, rnd(), rnd()); /* garbage, overwritten if used */
   }
+  uint32_t head = rnd() % 3 ? (uint32_t)rnd_in(0, s - len) : s - len;
+  uint64_t total = 0;
+  uint64_t t = (uint64_t)(first - base);
   for (uint32_t i = 0; i < len; i++) {
     uint64_t room = p->limit - total;
     if (room == 0 || t > UINT32_MAX) {
       len = i;
       break;
     }
-    uint64_t n = rnd() % 2 ? rnd_in(1, room < 3 ? room : 3)
-                           : rnd_in(1, room / (len - i) + 1 > room
-                                           ? room
-                                           : room / (len - i) + 1);
-    put_u32(st + 16 + 4 * i, t);
-    put_u32(st + 16 + 4 * (s + i), n);
+    uint64_t share = room / (len - i) + 1 > room ? room : room / (len - i) + 1;
+    uint64_t n = rnd() % 2 ? rnd_in(1, room < 3 ? room : 3) : rnd_in(1, share);
+    put_entry(st, s, head + i, t, n);
     total += n;
     t += rnd_in(1, 1 + 2 * (span / s + 1));
   }
   put_i64(st, base);
-  put_u32(st + 8, len);
-  put_u32(st + 12, len ? total : rnd());
+  put_u32(st + 8, len ? total : rnd());
+  uint16_t hl[2] = {(uint16_t)head, (uint16_t)len};
+  memcpy(st + 12, hl, sizeof hl);
 }
 
 static void craft_window(rl_algorithm alg, unsigned char *st,
@@ -1159,28 +1183,35 @@ static void craft_window(rl_algorithm alg, unsigned char *st,
   }
 }
 
-static void big_policy(policy *p, rl_algorithm alg) {
+/* One random large window. */
+static void big_window(window_arg *w, rl_algorithm alg, size_t n) {
   int is_log = alg == RL_ALG_SLIDING_LOG;
-  uint64_t lmax = is_log ? UINT32_MAX : TWO40;
-  uint64_t wmax = is_log ? UINT32_MAX : UINT64_C(31622400000);
-  window_arg w[RL_MAX_WINDOWS];
-  size_t n = rnd() % 4 ? (size_t)rnd_in(1, 2) : (size_t)rnd_in(3, 8);
-  for (size_t i = 0; i < n; i++) {
-    w[i].limit = big_limit(lmax);
-    w[i].duration = big_duration(wmax);
-    w[i].burst = 0;
-    w[i].slots = 0;
-    if (alg == RL_ALG_TOKEN_BUCKET && rnd() % 2) {
-      /* Within the scripts' horizon: B * W / L <= 2^50. */
-      rl__u128 bmax = ((rl__u128)1 << 50) * w[i].limit / w[i].duration;
-      w[i].burst = rnd_in(1, bmax > TWO40 ? TWO40 : (uint64_t)bmax);
-    }
-    if (is_log) {
-      static const uint32_t slots[] = {2, 3, 5, 32, 1024};
-      w[i].slots = n > 3 && rnd() % 2 ? 1024 : slots[rnd() % 5];
-    }
+  w->limit = big_limit(is_log ? UINT32_MAX : TWO40);
+  w->duration = big_duration(is_log ? UINT32_MAX : UINT64_C(31622400000));
+  w->burst = 0;
+  w->slots = 0;
+  if (alg == RL_ALG_TOKEN_BUCKET && rnd() % 2) {
+    /* Within the scripts' horizon: B * W / L <= 2^50. */
+    rl__u128 bmax = ((rl__u128)1 << 50) * w->limit / w->duration;
+    w->burst = rnd_in(1, bmax > TWO40 ? TWO40 : (uint64_t)bmax);
   }
-  policy_init(p, alg, n, w, rnd() % 3 == 0);
+  if (is_log) {
+    static const uint32_t slots[] = {2, 3, 5, 32, 1024};
+    w->slots = n > 3 && rnd() % 2 ? 1024 : slots[rnd() % 5];
+  }
+}
+
+/* A random policy of large windows (drawn again until it is valid: two
+ * windows may draw the same duration). */
+static void big_policy(policy *p, rl_algorithm alg) {
+  window_arg w[RL_MAX_WINDOWS];
+  size_t n;
+  do {
+    n = rnd() % 4 ? (size_t)rnd_in(1, 2) : (size_t)rnd_in(3, 8);
+    for (size_t i = 0; i < n; i++) {
+      big_window(&w[i], alg, n);
+    }
+  } while (policy_init(p, alg, n, w, rnd() % 3 == 0) != RL_OK);
 }
 
 static uint64_t big_cost(const policy *p) {
