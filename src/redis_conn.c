@@ -132,7 +132,7 @@ typedef struct rl__conn {
   rl__resp_reader rd;
   unsigned hs_done;    /* handshake replies received */
   uint32_t backoff_ms; /* next reconnect delay */
-  int failed_once;     /* node->mu: counted in node->n_failed */
+  int down;            /* node->mu: last attempt failed, counted in n_down */
   rl__req *records;    /* the queue_max records */
   /* counters: written by the loop thread, read by anyone */
   atomic_uint_fast64_t n_commands, n_writes, n_replies, n_timeouts, n_connects,
@@ -155,10 +155,10 @@ struct rl__redis_node {
   char (*sha)[RL__REDIS_SHA_LEN + 1];
   unsigned n_conns;
   rl__conn *conns;
-  pthread_mutex_t mu; /* errstr, n_ready, n_failed */
-  pthread_cond_t cv;  /* signalled when n_ready or n_failed changes */
+  pthread_mutex_t mu; /* errstr, n_ready, n_down */
+  pthread_cond_t cv;  /* signalled when n_ready or n_down changes */
   unsigned n_ready;
-  unsigned n_failed;
+  unsigned n_down; /* connections whose last attempt failed */
   char errstr[RL__REDIS_ERRSTR_LEN];
 };
 
@@ -367,10 +367,13 @@ static void fail_all(rl__conn *c, int status, int accept) {
 static void take_bytes(rl__conn *c) {
   if (c->pend.len == 0)
     return;
-  if (c->out_off == c->out.len) {
+  if (c->out_off == c->out.len) { /* swap the memory, keep each cap */
     rl__buf tmp = c->out;
+    size_t out_max = c->out.max;
     tmp.len = 0;
+    tmp.max = c->pend.max;
     c->out = c->pend;
+    c->out.max = out_max;
     c->pend = tmp;
     c->out_off = 0;
     c->pend_left = 0;
@@ -608,7 +611,10 @@ static void start_handshake(rl__conn *c) {
     conn_ready(c);
     return;
   }
-  rl__buf_append(&c->out, node->hs.data, node->hs.len); /* fits: see new */
+  if (rl__buf_append(&c->out, node->hs.data, node->hs.len) != RL_OK) {
+    conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE, "out of memory (handshake)");
+    return;
+  }
   conn_write(c);
 }
 
@@ -741,6 +747,10 @@ static void conn_connect(rl__conn *c) {
   pthread_mutex_lock(&c->mu);
   c->accept_rc = RL_OK;
   pthread_mutex_unlock(&c->mu);
+  pthread_mutex_lock(&node->mu);
+  node->n_down -= (unsigned)c->down; /* trying again */
+  c->down = 0;
+  pthread_mutex_unlock(&node->mu);
   struct timeval tv = tv_from_ns((int64_t)node->o.connect_timeout_ms * 1000000);
   event_add(c->state_ev, &tv);
   if (rl__resp_reader_reset(&c->rd) != RL_OK) {
@@ -777,9 +787,9 @@ static void note_failure(rl__conn *c, int was_ready, const char *why) {
   join(node->errstr, sizeof(node->errstr), prefix, why);
   if (was_ready)
     node->n_ready--;
-  if (!c->failed_once) {
-    c->failed_once = 1;
-    node->n_failed++;
+  if (!c->down) {
+    c->down = 1;
+    node->n_down++;
   }
   pthread_cond_broadcast(&node->cv);
   pthread_mutex_unlock(&node->mu);
@@ -1169,7 +1179,7 @@ int rl__redis_node_wait_ready(rl__redis_node *node, int64_t deadline_ns) {
   int rc = RL_OK;
   pthread_mutex_lock(&node->mu);
   while (node->n_ready == 0) {
-    if (node->n_failed == node->n_conns) {
+    if (node->n_down == node->n_conns) {
       rc = RL_ERR_BACKEND_UNAVAILABLE;
       break;
     }

@@ -141,8 +141,9 @@ int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
 void rl__redis_thread_cleanup(void);
 
 /* Waits until one connection is ready. Returns RL_OK, or
- * RL_ERR_BACKEND_UNAVAILABLE as soon as every connection has failed at
- * least once since creation (errstr says why), or RL_ERR_TIMEOUT. */
+ * RL_ERR_BACKEND_UNAVAILABLE as soon as every connection is down (its last
+ * attempt failed and it waits for its reconnect; errstr says why), or
+ * RL_ERR_TIMEOUT. */
 int rl__redis_node_wait_ready(rl__redis_node *node, int64_t deadline_ns);
 
 /* Copies the last connection or handshake error ("" if none) into buf

@@ -413,6 +413,38 @@ static void test_script_reloaded_on_reconnect(void **state) {
   assert_true(st1.conn_lost >= st0.conn_lost + 2);
 }
 
+/* Scripts larger than max_out_bytes still load, also on a reconnect after
+ * traffic (the loop swaps its buffers; each keeps its own cap). */
+static void test_big_handshake_after_reconnect(void **state) {
+  fixture *f = *state;
+  static char big[3000];
+  const char *scripts[1] = {big};
+  memset(big, ' ', sizeof(big) - 1);
+  memcpy(big, "return 7 --", 11);
+  big[sizeof(big) - 1] = '\0';
+  rl__redis_node_opts o;
+  rl__redis_node *node;
+  rlt_node_opts(&o, &f->srv);
+  o.pool_size = 1;
+  o.max_out_bytes = 1024;
+  o.scripts = scripts;
+  o.n_scripts = 1;
+  assert_int_equal(rl__redis_node_new(NULL, &o, &node, NULL, 0), RL_OK);
+  rlt_reply r;
+  for (int i = 0; i < 3; i++) {
+    int64_t t0 = rlt_now_ms();
+    while (rlt_call(node, &r, 500, "EVALSHA",
+                    rl__redis_node_script_sha(node, 0), "0", NULL) != RL_OK)
+      assert_true(rlt_now_ms() - t0 < 3000);
+    assert_int_equal(r.integer, 7);
+    char line[64];
+    assert_int_equal(rlt_redis_cmd(&f->srv, line, sizeof(line), 1, "CLIENT",
+                                   "KILL", "TYPE", "normal", NULL),
+                     0);
+  }
+  rl__redis_node_free(node);
+}
+
 static void test_refused(void **state) {
   (void)state;
   rl__redis_node_opts o;
@@ -718,6 +750,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_killed_then_reconnect, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_script_reloaded_on_reconnect, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_big_handshake_after_reconnect, setup,
                                       teardown),
       cmocka_unit_test(test_refused),
       cmocka_unit_test_setup_teardown(test_stall_reconnects, setup, teardown),
