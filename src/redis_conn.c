@@ -19,6 +19,15 @@
  * Steady state allocates nothing: records are preallocated, `pend` is
  * reused.
  *
+ * Idle fast path. When a plain-TCP connection is READY with nothing
+ * unsent and nothing outstanding, the submitter send()s its command itself
+ * under `mu` (the loop writes only from `out`, which is then empty, so the
+ * byte order holds; the loop clears `direct_ok` under `mu` before it
+ * queues bytes or closes the socket). The loop is still woken, to track
+ * the deadline, but that wakeup overlaps the round trip instead of
+ * preceding it: one thread handoff less for a synchronous caller. A reply
+ * that beats the loop to its record is matched after taking `submitted`.
+ *
  * Pipelining. When woken, the loop takes the whole submission side in one
  * lock: the records move to the in-flight FIFO and the deadline heap, and
  * the bytes move to `out` by swapping buffers (no copy) when `out` is
@@ -108,6 +117,9 @@ typedef struct rl__conn {
   /* ---- submission side: under mu ---- */
   pthread_mutex_t mu;
   int accept_rc;      /* RL_OK: queue; else what submit returns */
+  int direct_ok;      /* READY, plain TCP, out empty: an idle connection's
+                       * submitter may send() its command itself (written
+                       * by the loop only, under mu) */
   rl__buf pend;       /* RESP bytes not yet taken by the loop */
   req_fifo submitted; /* their records, in order */
   rl__req *free;      /* free records */
@@ -137,6 +149,8 @@ typedef struct rl__conn {
   /* counters: written by the loop thread, read by anyone */
   atomic_uint_fast64_t n_commands, n_writes, n_replies, n_timeouts, n_connects,
       n_lost;
+  atomic_uint_fast64_t n_direct; /* sends done by submitters */
+  atomic_uint outstanding;       /* accepted, reply not yet parsed */
 } rl__conn;
 
 struct rl__redis_node {
@@ -344,6 +358,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
 static void fail_all(rl__conn *c, int status, int accept) {
   pthread_mutex_lock(&c->mu);
   c->accept_rc = accept;
+  atomic_store(&c->outstanding, 0); /* every record is dropped below */
   req_fifo queued = c->submitted;
   c->submitted.head = c->submitted.tail = NULL;
   rl__buf_reset(&c->pend, OUT_KEEP);
@@ -367,6 +382,7 @@ static void fail_all(rl__conn *c, int status, int accept) {
 static void take_bytes(rl__conn *c) {
   if (c->pend.len == 0)
     return;
+  c->direct_ok = 0;               /* out has (or keeps) bytes to write */
   if (c->out_off == c->out.len) { /* swap the memory, keep each cap */
     rl__buf tmp = c->out;
     size_t out_max = c->out.max;
@@ -464,10 +480,12 @@ static ssize_t io_write(rl__conn *c, const char *buf, size_t len, char *errbuf,
 static int out_drained(rl__conn *c) {
   rl__buf_reset(&c->out, OUT_KEEP);
   c->out_off = 0;
-  if (!c->pend_left || c->state != ST_READY)
+  if (c->state != ST_READY || (!c->pend_left && c->direct_ok))
     return 0;
   pthread_mutex_lock(&c->mu);
-  take_bytes(c);
+  if (c->pend_left)
+    take_bytes(c);
+  c->direct_ok = c->out.len == 0 && c->tls == NULL;
   pthread_mutex_unlock(&c->mu);
   return c->out.len > 0;
 }
@@ -538,11 +556,14 @@ static int hs_reply(rl__conn *c, const rl__redis_reply *rep) {
 /* Delivers one reply to the oldest in-flight request. Returns 0 when it
  * failed the connection. */
 static int dispatch(rl__conn *c, const rl__redis_reply *rep) {
+  if (c->inflight.head == NULL)
+    take_submitted(c); /* sent by its submitter, answered before we woke */
   rl__req *r = fifo_pop(&c->inflight);
   if (r == NULL) {
     conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE, "reply without a request");
     return 0;
   }
+  atomic_fetch_sub(&c->outstanding, 1);
   if (!r->answered)
     complete(c, r, RL_OK, rep);
   release(c, r);
@@ -800,6 +821,9 @@ static void note_failure(rl__conn *c, int was_ready, const char *why) {
  * RL_ERR_SHUTDOWN. */
 static void conn_fail(rl__conn *c, int status, const char *why) {
   int was_ready = c->state == ST_READY;
+  pthread_mutex_lock(&c->mu); /* no submitter may send() on a closing fd */
+  c->direct_ok = 0;
+  pthread_mutex_unlock(&c->mu);
   if (status != RL_ERR_SHUTDOWN) {
     note_failure(c, was_ready, why);
     stat_inc(&c->n_lost, 1);
@@ -1126,12 +1150,29 @@ static unsigned thread_slot(void) {
   return thread_slot_plus1 - 1;
 }
 
+/* The idle-connection fast path (mu held): the command is alone in pend,
+ * the loop has nothing unsent and nothing is outstanding, so the
+ * submitter sends it at once; the loop, woken as usual, tracks its
+ * deadline meanwhile. Saves a thread handoff on the latency path of
+ * synchronous callers; busy connections keep batching in the loop. What
+ * send() does not take stays in pend for the loop. */
+static void direct_send(rl__conn *c) {
+  ssize_t n =
+      send(c->fd, c->pend.data, c->pend.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n <= 0)
+    return; /* the loop writes it, or meets the error */
+  memmove(c->pend.data, c->pend.data + n, c->pend.len - (size_t)n);
+  c->pend.len -= (size_t)n;
+  atomic_fetch_add_explicit(&c->n_direct, 1, memory_order_relaxed);
+}
+
 static int conn_submit(rl__conn *c, const rl__redis_args *args,
                        int64_t deadline_ns, rl__redis_cb cb, void *ud,
                        uint64_t tag) {
   pthread_mutex_lock(&c->mu);
   int rc = c->accept_rc;
   rl__req *r = c->free;
+  size_t queued_bytes = c->pend.len;
   if (rc == RL_OK && r == NULL)
     rc = RL_ERR_BACKEND_UNAVAILABLE; /* queue full */
   if (rc == RL_OK) {
@@ -1148,6 +1189,9 @@ static int conn_submit(rl__conn *c, const rl__redis_args *args,
     r->heap_idx = NOT_IN_HEAP;
     r->answered = 0;
     fifo_push(&c->submitted, r);
+    unsigned busy = atomic_fetch_add(&c->outstanding, 1);
+    if (queued_bytes == 0 && busy == 0 && c->direct_ok)
+      direct_send(c);
   }
   pthread_mutex_unlock(&c->mu);
   if (rc == RL_OK)
@@ -1215,7 +1259,8 @@ void rl__redis_node_stats_get(rl__redis_node *node, rl__redis_node_stats *out) {
   for (unsigned i = 0; i < node->n_conns; i++) {
     rl__conn *c = &node->conns[i];
     out->commands += atomic_load_explicit(&c->n_commands, memory_order_relaxed);
-    out->writes += atomic_load_explicit(&c->n_writes, memory_order_relaxed);
+    out->writes += atomic_load_explicit(&c->n_writes, memory_order_relaxed) +
+                   atomic_load_explicit(&c->n_direct, memory_order_relaxed);
     out->replies += atomic_load_explicit(&c->n_replies, memory_order_relaxed);
     out->timeouts += atomic_load_explicit(&c->n_timeouts, memory_order_relaxed);
     out->connects += atomic_load_explicit(&c->n_connects, memory_order_relaxed);
