@@ -52,6 +52,8 @@
 
 #define STATE_MAX (RL_MAX_WINDOWS * (16 + 8 * RL_LOG_SLOTS_MAX))
 #define TWO40 (UINT64_C(1) << 40)
+/* Slack for TTL upper bounds: scheduling delays on a loaded machine. */
+#define TTL_SLACK_MS 250
 
 /* ------------------------------------------------------------------------ */
 /* The server                                                               */
@@ -427,8 +429,14 @@ static int same_state(const key_ctx *k, const outcome *o, int allowed,
     return 0;
   }
   if (allowed) {
+    /* PX is expiry - now + 1. PTTL in the same MULTI can exceed it only by
+     * the time between the script's TIME and its SET (a busy machine may
+     * deschedule Redis there). */
     int64_t px = c_expiry(&k->pol, k->state) - o->v[6] + 1;
-    return o->pttl >= 0 && o->pttl <= px + 5;
+    if (o->pttl < 0 || o->pttl > px + TTL_SLACK_MS) {
+      fprintf(stderr, "PTTL %lld, PX %lld\n", o->pttl, (long long)px);
+      return 0;
+    }
   }
   return 1;
 }
@@ -888,7 +896,7 @@ static void test_ttl_and_expiry(void **state) {
     long long t = pttl_of(&k[a]);
     int64_t exp = c_expiry(&k[a].pol, k[a].state);
     assert_true(t > 0);
-    assert_true(t <= exp - before + 5);
+    assert_true(t <= exp - before + 1 + TTL_SLACK_MS);
     latest = exp > latest ? exp : latest;
   }
   /* Gone soon after the latest expiry: a poll, not a fixed sleep. */
@@ -908,7 +916,12 @@ static void test_ttl_and_expiry(void **state) {
   for (size_t i = 0; i < r->elements; i++) {
     redisReply *t =
         redisCommand(rc, "PTTL %b", r->element[i]->str, r->element[i]->len);
-    assert_true(t->integer > 0 || t->integer == -2);
+    /* -1 would be a key without a TTL; 0 is one about to expire, -2 one
+     * that expired between KEYS and PTTL. */
+    if (t->integer == -1 || t->integer < -2) {
+      fprintf(stderr, "PTTL %lld\n", t->integer);
+      fail();
+    }
     freeReplyObject(t);
   }
   freeReplyObject(r);
