@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test stage and prints one closing line "N passed, N failed".
-# Stages: lint; default build (gcc); ASan+UBSan (clang); TSan (clang);
-# coverage gate (gcc --coverage, gcovr >= 90% of src/).
+# Stages: lint; default build (gcc); valgrind on it; ASan+UBSan (clang);
+# TSan (clang); coverage gate (gcc --coverage, gcovr >= 90% of src/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
@@ -57,6 +57,7 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 stage lint scripts/lint.sh
 stage "tests (gcc, RelWithDebInfo)" ctest_build build-test \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc
+stage "valgrind memcheck (gcc build)" scripts/valgrind.sh build-test
 stage "tests (clang, ASan+UBSan)" ctest_build build-asan \
   -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
   -DRL_SANITIZE=address,undefined

@@ -4,6 +4,7 @@
  * the test script) never fail and never see a half-built policy set.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "test_util.h"
@@ -182,6 +183,9 @@ static void test_decisions_race_reconfigurations(void **state) {
   pthread_t threads[4];
   for (int i = 0; i < 4; i++) {
     assert_int_equal(pthread_create(&threads[i], NULL, decider, &r), 0);
+  }
+  while (atomic_load(&r.decisions) < 1000) { /* deciders are running */
+    sched_yield();
   }
   for (int i = 0; i < 200; i++) {
     s.policies[1].windows[0].duration_ms = (i % 2) ? 2000 : 1000;

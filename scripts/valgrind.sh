@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the library's tests (ctest labels unit, model, concurrency) under
+# valgrind memcheck: any invalid access, uninitialised read or definite leak
+# fails. Usage: scripts/valgrind.sh BUILD_DIR
+set -uo pipefail
+dir=${1:?build dir}
+export RL_MODEL_DECISIONS=${RL_MODEL_DECISIONS:-200000}
+mapfile -t cmds < <(ctest --test-dir "$dir" -L 'unit|model|concurrency' \
+  --show-only=json-v1 | python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["tests"]:
+    print(t["command"][0])')
+fail=0
+for cmd in "${cmds[@]}"; do
+  log="$dir/valgrind-$(basename "$cmd").log"
+  if valgrind -q --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite,indirect --max-threads=1200 \
+    "$cmd" >"$log.out" 2>"$log"; then
+    echo "valgrind: $(basename "$cmd") clean"
+  else
+    echo "valgrind: $(basename "$cmd") FAILED (see $log)"
+    tail -n 30 "$log"
+    fail=1
+  fi
+done
+exit $fail
