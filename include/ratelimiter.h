@@ -147,7 +147,8 @@ typedef struct rl_window {
 } rl_window;
 
 typedef struct rl_policy {
-  const char *name;       /* NUL-terminated; NULL = "default"; copied */
+  const char *name;       /* NUL-terminated, [A-Za-z0-9_.-]{1,64};
+                             NULL = "default"; copied */
   rl_algorithm algorithm; /* default RL_ALG_SLIDING_LOG */
   size_t n_windows;       /* 1..RL_MAX_WINDOWS */
   rl_window windows[RL_MAX_WINDOWS];

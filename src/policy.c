@@ -83,6 +83,13 @@ static int check_window(const rl_policy *in, const rl_window *w,
   return RL_OK;
 }
 
+/* Policy names appear in store keys, metric labels and URLs: letters,
+ * digits, '_', '-' and '.' only. */
+static int name_char_ok(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
 static int check_name(const rl_policy *in, size_t index, const char **name,
                       char *errbuf, size_t errlen) {
   *name = in->name != NULL ? in->name : RL__DEFAULT_POLICY_NAME;
@@ -91,6 +98,14 @@ static int check_name(const rl_policy *in, size_t index, const char **name,
     return rl__fail(RL_ERR_POLICY_NAME, errbuf, errlen,
                     "policy %zu: name must be 1..%d bytes", index,
                     RL_POLICY_NAME_MAX);
+  }
+  for (size_t i = 0; i < len; i++) {
+    if (!name_char_ok((*name)[i])) {
+      return rl__fail(RL_ERR_POLICY_NAME, errbuf, errlen,
+                      "policy %zu: name may only hold letters, digits, "
+                      "'_', '-' and '.'",
+                      index);
+    }
   }
   return RL_OK;
 }

@@ -123,6 +123,14 @@ static void test_policy_names(void **state) {
   assert_int_equal(check(p, 2, err, sizeof err), RL_ERR_POLICY_NAME);
   p[1].name = "";
   assert_int_equal(check(p, 2, err, sizeof err), RL_ERR_POLICY_NAME);
+  static const char *const bad[] = {"a:b", "a b", "a{b}", "a/b", "ü"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    p[1].name = bad[i];
+    assert_int_equal(check(p, 2, err, sizeof err), RL_ERR_POLICY_NAME);
+    assert_non_null(strstr(err, "letters"));
+  }
+  p[1].name = "Api_v2.read-only";
+  assert_int_equal(check(p, 2, err, sizeof err), RL_OK);
   char long_name[RL_POLICY_NAME_MAX + 2];
   memset(long_name, 'n', sizeof long_name - 1);
   long_name[sizeof long_name - 1] = '\0';
