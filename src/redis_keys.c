@@ -27,7 +27,7 @@ uint64_t rl__redis_key_hash(const char *policy, size_t policy_len,
 }
 
 static int check_policy(const char *policy, size_t policy_len) {
-  if (policy_len == 0 || policy_len > RL_POLICY_NAME_MAX ||
+  if (policy_len == 0 || policy_len > RL__REDIS_POLICY_PART_MAX ||
       memchr(policy, ':', policy_len) != NULL) {
     return RL_ERR_POLICY_NAME;
   }
@@ -55,6 +55,18 @@ static void put_hex64(char *buf, size_t *pos, uint64_t h) {
     h >>= 4;
   }
   *pos += 16;
+}
+
+size_t rl__redis_policy_part(const char *name, size_t name_len, uint32_t layout,
+                             char *buf) {
+  static const char digits[] = "0123456789abcdef";
+  memcpy(buf, name, name_len);
+  buf[name_len] = '@';
+  for (int i = 7; i >= 0; i--) {
+    buf[name_len + 1 + (size_t)i] = digits[layout & 0xf];
+    layout >>= 4;
+  }
+  return name_len + 9;
 }
 
 int rl__redis_key(const char *policy, size_t policy_len, const void *key,

@@ -28,18 +28,29 @@
 
 /* "rl:{" + 16 hex + "}:" + policy + ":" + key */
 #define RL__REDIS_KEY_OVERHEAD 23
+/* The policy part of a key: "<policy name>@<8 hex digits of the policy's
+ * state layout>" (rl__redis_policy_part), so that a reconfiguration that
+ * changes the layout never reads the old bytes. */
+#define RL__REDIS_POLICY_PART_MAX (RL_POLICY_NAME_MAX + 9)
 /* The longest key rl__redis_key() can write. */
 #define RL__REDIS_KEY_MAX                                                      \
-  (RL__REDIS_KEY_OVERHEAD + RL_POLICY_NAME_MAX + RL_KEY_MAX)
+  (RL__REDIS_KEY_OVERHEAD + RL__REDIS_POLICY_PART_MAX + RL_KEY_MAX)
 
 /* FNV-1a 64 of policy ':' key: the hash in the key's tag. */
 uint64_t rl__redis_key_hash(const char *policy, size_t policy_len,
                             const void *key, size_t key_len);
 
+/* Writes "<name>@<layout as 8 lowercase hex digits>" into buf (at least
+ * RL__REDIS_POLICY_PART_MAX bytes, no NUL written); returns its length.
+ * name_len must be at most RL_POLICY_NAME_MAX. */
+size_t rl__redis_policy_part(const char *name, size_t name_len, uint32_t layout,
+                             char *buf);
+
 /* Writes the Redis key of (policy, key) into buf (cap bytes, no NUL
- * written) and its length into *out_len. Errors, with buf untouched:
- *   RL_ERR_POLICY_NAME   policy empty, longer than RL_POLICY_NAME_MAX or
- *                        containing ':'
+ * written) and its length into *out_len. policy is the policy part (a
+ * policy name, or rl__redis_policy_part()). Errors, with buf untouched:
+ *   RL_ERR_POLICY_NAME   policy empty, longer than
+ *                        RL__REDIS_POLICY_PART_MAX or containing ':'
  *   RL_ERR_KEY_EMPTY     key_len == 0
  *   RL_ERR_KEY_TOO_LONG  key_len > RL_KEY_MAX
  *   RL_ERR_INVALID_ARGUMENT  a NULL pointer, or cap too small (a buffer of

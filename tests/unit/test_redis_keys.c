@@ -98,18 +98,18 @@ static void test_longest_key(void **state) {
   assert_non_null(key);
   assert_non_null(buf);
   memset(key, 'k', RL_KEY_MAX + 1);
-  char policy[RL_POLICY_NAME_MAX + 2];
+  char policy[RL__REDIS_POLICY_PART_MAX + 2];
   memset(policy, 'p', sizeof policy);
   size_t len = 0;
-  assert_int_equal(rl__redis_key(policy, RL_POLICY_NAME_MAX, key, RL_KEY_MAX,
-                                 buf, RL__REDIS_KEY_MAX, &len),
+  assert_int_equal(rl__redis_key(policy, RL__REDIS_POLICY_PART_MAX, key,
+                                 RL_KEY_MAX, buf, RL__REDIS_KEY_MAX, &len),
                    RL_OK);
   assert_int_equal(len, RL__REDIS_KEY_MAX);
   assert_int_equal(rl__redis_key(policy, 1, key, RL_KEY_MAX + 1, buf,
                                  RL__REDIS_KEY_MAX, &len),
                    RL_ERR_KEY_TOO_LONG);
-  assert_int_equal(rl__redis_key(policy, RL_POLICY_NAME_MAX + 1, key, 1, buf,
-                                 RL__REDIS_KEY_MAX, &len),
+  assert_int_equal(rl__redis_key(policy, RL__REDIS_POLICY_PART_MAX + 1, key, 1,
+                                 buf, RL__REDIS_KEY_MAX, &len),
                    RL_ERR_POLICY_NAME);
   /* One byte short of the buffer it needs. */
   assert_int_equal(
