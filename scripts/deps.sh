@@ -13,6 +13,7 @@ PACKAGES=(
   libcmocka-dev
   # Redis store (issue 3 onwards) and its tests
   redis-server redis-tools libhiredis-dev libevent-dev libssl-dev openssl
+  faketime
   # tools the scripts use
   python3 procps iproute2 curl
 )
