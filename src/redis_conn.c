@@ -27,6 +27,11 @@
  * the deadline, but that wakeup overlaps the round trip instead of
  * preceding it: one thread handoff less for a synchronous caller. A reply
  * that beats the loop to its record is matched after taking `submitted`.
+ * A blocking caller (rl__redis_node_submit_lazy) skips even that wakeup
+ * when it sent every byte: it enforces its own deadline, the loop finds
+ * the record when the reply arrives, and the caller kicks the loop if it
+ * gives up, so that the loop then times the record out and its stall
+ * detection still sees a server that stopped answering.
  *
  * Pipelining. When woken, the loop takes the whole submission side in one
  * lock: the records move to the in-flight FIFO and the deadline heap, and
@@ -1168,7 +1173,8 @@ static void direct_send(rl__conn *c) {
 
 static int conn_submit(rl__conn *c, const rl__redis_args *args,
                        int64_t deadline_ns, rl__redis_cb cb, void *ud,
-                       uint64_t tag) {
+                       uint64_t tag, int lazy) {
+  int sent_all = 0;
   pthread_mutex_lock(&c->mu);
   int rc = c->accept_rc;
   rl__req *r = c->free;
@@ -1190,29 +1196,48 @@ static int conn_submit(rl__conn *c, const rl__redis_args *args,
     r->answered = 0;
     fifo_push(&c->submitted, r);
     unsigned busy = atomic_fetch_add(&c->outstanding, 1);
-    if (queued_bytes == 0 && busy == 0 && c->direct_ok)
+    if (queued_bytes == 0 && busy == 0 && c->direct_ok) {
       direct_send(c);
+      sent_all = lazy && c->pend.len == 0;
+    }
   }
   pthread_mutex_unlock(&c->mu);
-  if (rc == RL_OK)
+  if (rc == RL_OK && !sent_all)
     rl__redis_loop_wake(c->node->loop, &c->wake);
   return rc;
 }
 
-int rl__redis_node_submit(rl__redis_node *node, const rl__redis_args *args,
-                          int64_t deadline_ns, rl__redis_cb cb, void *ud,
-                          uint64_t tag) {
+static int node_submit(rl__redis_node *node, const rl__redis_args *args,
+                       int64_t deadline_ns, rl__redis_cb cb, void *ud,
+                       uint64_t tag, int lazy) {
   if (node == NULL || args == NULL || cb == NULL || args->argc < 1)
     return RL_ERR_INVALID_ARGUMENT;
   unsigned first = thread_slot() % node->n_conns;
   int rc = RL_ERR_BACKEND_UNAVAILABLE;
   for (unsigned k = 0; k < node->n_conns; k++) {
     rl__conn *c = &node->conns[(first + k) % node->n_conns];
-    rc = conn_submit(c, args, deadline_ns, cb, ud, tag);
+    rc = conn_submit(c, args, deadline_ns, cb, ud, tag, lazy);
     if (rc != RL_ERR_BACKEND_UNAVAILABLE)
       return rc;
   }
   return rc;
+}
+
+int rl__redis_node_submit(rl__redis_node *node, const rl__redis_args *args,
+                          int64_t deadline_ns, rl__redis_cb cb, void *ud,
+                          uint64_t tag) {
+  return node_submit(node, args, deadline_ns, cb, ud, tag, 0);
+}
+
+int rl__redis_node_submit_lazy(rl__redis_node *node, const rl__redis_args *args,
+                               int64_t deadline_ns, rl__redis_cb cb, void *ud,
+                               uint64_t tag) {
+  return node_submit(node, args, deadline_ns, cb, ud, tag, 1);
+}
+
+void rl__redis_node_kick(rl__redis_node *node) {
+  for (unsigned i = 0; i < node->n_conns; i++)
+    rl__redis_loop_wake(node->loop, &node->conns[i].wake);
 }
 
 /* ---- queries ----------------------------------------------------------- */

@@ -121,6 +121,20 @@ int rl__redis_node_submit(rl__redis_node *node, const rl__redis_args *args,
                           int64_t deadline_ns, rl__redis_cb cb, void *ud,
                           uint64_t tag);
 
+/* As rl__redis_node_submit(), for a caller that enforces the deadline
+ * itself (rl__redis_node_call): when the command goes out on an idle
+ * connection straight from the calling thread, the loop is not woken; it
+ * takes the request when the reply arrives. The loop therefore does not
+ * time the request out until rl__redis_node_kick() is called: a caller
+ * that gives up must kick. Saves a thread wakeup per blocking call. */
+int rl__redis_node_submit_lazy(rl__redis_node *node, const rl__redis_args *args,
+                               int64_t deadline_ns, rl__redis_cb cb, void *ud,
+                               uint64_t tag);
+
+/* Wakes the loop for every connection of the node, so that it takes (and
+ * times out) requests submitted lazily. Any thread. */
+void rl__redis_node_kick(rl__redis_node *node);
+
 /* Runs in the loop thread on a successful reply of rl__redis_node_call();
  * copies what the caller needs into out. Its return value is the call's. */
 typedef int (*rl__redis_consume_fn)(const rl__redis_reply *reply, void *out);

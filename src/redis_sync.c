@@ -130,13 +130,16 @@ int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
   w->out = out;
   pthread_mutex_unlock(&w->mu);
   atomic_fetch_add(&w->refs, 1);
-  int rc = rl__redis_node_submit(node, args, deadline_ns, sync_cb, w, gen);
+  int rc = rl__redis_node_submit_lazy(node, args, deadline_ns, sync_cb, w, gen);
   if (rc != RL_OK) /* no callback will come; the thread's ref remains */
     atomic_fetch_sub(&w->refs, 1);
+  int submitted = rc == RL_OK;
   pthread_mutex_lock(&w->mu);
-  if (rc == RL_OK)
+  if (submitted)
     rc = wait_result(w, deadline_ns);
   w->waiting = 0;
   pthread_mutex_unlock(&w->mu);
+  if (submitted && rc == RL_ERR_TIMEOUT)
+    rl__redis_node_kick(node); /* the loop may not know the request yet */
   return rc;
 }
