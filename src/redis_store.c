@@ -614,7 +614,3 @@ int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out) {
   pthread_mutex_unlock(&st->mu);
   return RL_OK;
 }
-
-rl__redis_node *rl__redis_store_node(rl__store *s) {
-  return s != NULL && s->ops == &redis_ops ? ((redis_store *)s)->node : NULL;
-}

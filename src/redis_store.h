@@ -69,10 +69,6 @@ rl__store *rl__limiter_store(rl_limiter *rl);
 /* Fills out; RL_ERR_INVALID_ARGUMENT if s is not a Redis store. */
 int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out);
 
-/* The node of a Redis store (NULL for another store): tests read its stats
- * and SHAs. */
-rl__redis_node *rl__redis_store_node(rl__store *s);
-
 /* Test hook: Redis' now_ms (the script's TIME) of the calling thread's last
  * successful synchronous Redis decision; -1 before the first. */
 int64_t rl__redis_last_now_ms(void);

@@ -287,6 +287,61 @@ static void test_shutdown_in_flight(void **state) {
   free(t);
 }
 
+/* Keys too long for a request record's inline buffer get a buffer of
+ * their own, kept for reuse; the decisions are those of short keys. */
+static void test_long_keys(void **state) {
+  (void)state;
+  flushall();
+  rl_window w = {2, 60000, 0};
+  static rl_policy p;
+  p = rlt_policy(NULL, RL_ALG_FIXED_WINDOW, 1, &w);
+  rl_config c;
+  rlt_addr addr;
+  rlt_redis_config(&c, &addr, &srv, &p, 1);
+  c.max_key_len = RL_KEY_MAX;
+  c.redis.timeout_ms = 5000;
+  rl_limiter *rl = NULL;
+  assert_int_equal(rl_new(&c, &rl), RL_OK);
+  tally *t = tally_new();
+  static char key[RL_KEY_MAX];
+  memset(key, 'x', sizeof key);
+  int n = 0;
+  for (size_t len = 100; len <= RL_KEY_MAX; len *= 2, n++) {
+    for (int j = 0; j < 3; j++) { /* 2 admitted, 1 denied per key */
+      rl_request req = {NULL, 0, key, len, 1};
+      t->submitted_at[3 * n + j] = rlt_now_ms();
+      assert_int_equal(
+          rl_decide_async(rl, &req, on_decision, &slots[3 * n + j]), RL_OK);
+    }
+  }
+  wait_done(t, 3 * n, 10000);
+  assert_once(t, 3 * n);
+  assert_int_equal(atomic_load(&t->allowed), 2 * n);
+  rl_free(rl);
+  free(t);
+}
+
+/* A server that accepts connections but answers nothing: rl_wait_ready()
+ * times out with a message. */
+static void test_wait_ready_timeout(void **state) {
+  (void)state;
+  rlt_redis_pause(&srv);
+  rl_window w = {2, 60000, 0};
+  rl_policy p = rlt_policy(NULL, RL_ALG_FIXED_WINDOW, 1, &w);
+  rl_config c;
+  rlt_addr addr;
+  rlt_redis_config(&c, &addr, &srv, &p, 1);
+  rl_limiter *rl = NULL;
+  assert_int_equal(rl_new(&c, &rl), RL_OK);
+  char err[256];
+  assert_int_equal(rl_wait_ready(rl, 100, err, sizeof err), RL_ERR_TIMEOUT);
+  print_message("paused: %s\n", err);
+  assert_non_null(strstr(err, "no connection ready within 100 ms"));
+  rlt_redis_resume(&srv);
+  assert_int_equal(rl_wait_ready(rl, 5000, err, sizeof err), RL_OK);
+  rl_free(rl);
+}
+
 /* Redis down: a request is either refused at once (no callback) or
  * accepted and answered once with an error. */
 static void test_down(void **state) {
@@ -322,6 +377,8 @@ int main(void) {
       cmocka_unit_test(test_chained_from_callback),
       cmocka_unit_test(test_timeout),
       cmocka_unit_test(test_shutdown_in_flight),
+      cmocka_unit_test(test_long_keys),
+      cmocka_unit_test(test_wait_ready_timeout),
       cmocka_unit_test(test_down),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
