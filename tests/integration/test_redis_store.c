@@ -154,6 +154,33 @@ static void test_redis_down(void **state) {
   rl_free(rl);
 }
 
+/* redis.pool_size connections, no more. */
+static void test_pool_size(void **state) {
+  (void)state;
+  rl_policy p =
+      rlt_policy(NULL, RL_ALG_FIXED_WINDOW, 1, (rl_window[]){{10, 1000, 0}});
+  rl_config c;
+  rlt_addr addr;
+  rlt_redis_config(&c, &addr, &srv, &p, 1);
+  c.redis.pool_size = 3;
+  rl_limiter *rl = NULL;
+  assert_int_equal(rl_new(&c, &rl), RL_OK);
+  rl__redis_node_opts o;
+  rl__redis_node *node = NULL;
+  rlt_node_opts(&o, &srv);
+  o.pool_size = 1;
+  assert_int_equal(rl__redis_node_new(NULL, &o, &node, NULL, 0), RL_OK);
+  rlt_reply r;
+  const char *want = "connected_clients:4"; /* 3 + the probe's one */
+  int64_t until = rlt_now_ms() + 5000;
+  do {
+    assert_int_equal(rlt_call(node, &r, 2000, "INFO", "clients", NULL), RL_OK);
+  } while (strstr(r.str, want) == NULL && rlt_now_ms() < until);
+  assert_non_null(strstr(r.str, want));
+  rl__redis_node_free(node);
+  rl_free(rl);
+}
+
 /* ---- decisions equal the memory store's --------------------------------- */
 
 typedef struct diff_case {
@@ -432,6 +459,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_errors),
       cmocka_unit_test(test_redis_down),
+      cmocka_unit_test(test_pool_size),
       cmocka_unit_test(test_same_as_memory),
       cmocka_unit_test(test_opaque_keys),
       cmocka_unit_test(test_policies_isolated),
