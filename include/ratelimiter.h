@@ -170,7 +170,15 @@ RL_EXTERN int rl_policy_add_window(rl_policy *policy, uint64_t limit,
 
 typedef enum rl_store_type {
   RL_STORE_MEMORY = 0, /* in-process store: the embedded default */
+  RL_STORE_REDIS = 1,  /* standalone Redis (docs/Redis.md): the state of
+                        * every key lives in Redis and each decision is one
+                        * atomic Lua script on Redis' clock */
 } rl_store_type;
+
+#define RL_REDIS_POOL_SIZE_DEFAULT 4             /* connections */
+#define RL_REDIS_TIMEOUT_MS_DEFAULT 100          /* per decision */
+#define RL_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 2000 /* TCP + TLS + handshake */
+#define RL_REDIS_QUEUE_MAX_DEFAULT 4096 /* pending requests per connection */
 
 /* A clock: returns the current time in milliseconds (>= 0). */
 typedef int64_t (*rl_clock_fn)(void *ctx);
@@ -184,16 +192,54 @@ typedef struct rl_config {
     size_t max_bytes; /* memory budget for key state; default 100 MiB */
     unsigned stripes; /* lock stripes, power of two; 0 = automatic */
   } memory;
-  rl_clock_fn clock; /* NULL = CLOCK_REALTIME; tests pass a fake */
+  rl_clock_fn clock; /* NULL = CLOCK_REALTIME; tests pass a fake. The
+                      * memory store's clock: Redis decisions use Redis'
+                      * TIME and never read it. */
   void *clock_ctx;
+  /* store = RL_STORE_REDIS. Every string is borrowed by rl_new() and
+   * rl_config_check() and copied; 0 in a numeric field means its default.
+   * None of it may change on a live limiter (rl_reconfigure). */
+  struct {
+    const char *const *addrs; /* "host:port" or "[v6]:port"; standalone
+                               * uses addrs[0] (cluster comes later). The
+                               * host is resolved once, by rl_new(). */
+    size_t n_addrs;           /* >= 1 */
+    const char *username;     /* ACL user (needs password); NULL = none */
+    const char *password;     /* AUTH; NULL = no AUTH */
+    unsigned pool_size;       /* connections, 1..64; default 4 */
+    uint32_t timeout_ms;      /* per-decision deadline: no caller waits longer
+                               * (RL_ERR_TIMEOUT); default 100 */
+    uint32_t connect_timeout_ms; /* TCP + TLS + AUTH + script load of one
+                                  * connection attempt; default 2000 */
+    unsigned queue_max;          /* requests pending per connection, 1..1048576;
+                                  * beyond it decisions fail at once with
+                                  * RL_ERR_BACKEND_UNAVAILABLE; default 4096 */
+    int db;                      /* SELECT db when > 0; default 0 */
+    struct {
+      int enabled;             /* 1 = TLS */
+      const char *ca_file;     /* PEM bundle of trusted CAs; with neither
+                                * ca_file nor ca_dir: the system store */
+      const char *ca_dir;      /* OpenSSL hashed CA directory */
+      const char *cert_file;   /* client certificate (PEM), with key_file */
+      const char *key_file;    /* its private key (PEM) */
+      const char *server_name; /* name to verify (and SNI); NULL = host */
+    } tls;
+  } redis;
 } rl_config;
 
-/* Fills defaults. The caller then sets policies and n_policies. */
+/* Fills defaults (memory store; Redis fields: pool_size 4, timeout_ms 100,
+ * connect_timeout_ms 2000, queue_max 4096). The caller then sets policies
+ * and n_policies. */
 RL_EXTERN void rl_config_init(rl_config *config);
 
 /* Checks a configuration without creating anything. On error, when errbuf is
  * not NULL, writes a NUL-terminated detail such as
- * "policy 'api' window 2: duration 0" (truncated to errlen). */
+ * "policy 'api' window 2: duration 0" (truncated to errlen). With the Redis
+ * store it also checks the addresses' syntax, the Redis options' ranges,
+ * that the TLS files are readable, and that no token-bucket window has
+ * burst * duration_ms / limit above 2^50 ms (the scripts' exact range):
+ * RL_ERR_CONFIG_INVALID (or RL_ERR_WINDOW_BURST) with a message. It never
+ * connects. */
 RL_EXTERN int rl_config_check(const rl_config *config, char *errbuf,
                               size_t errlen);
 
@@ -204,10 +250,29 @@ RL_EXTERN int rl_config_check(const rl_config *config, char *errbuf,
 typedef struct rl_limiter rl_limiter;
 
 /* Creates a limiter. The configuration is copied; *out is set only on
- * RL_OK. Use rl_config_check() to learn why a configuration was refused. */
+ * RL_OK. Use rl_config_check() to learn why a configuration was refused.
+ * With the Redis store it starts connecting in the background and does not
+ * wait: a Redis that is down does not make rl_new() fail (decisions then
+ * fail fast with RL_ERR_BACKEND_UNAVAILABLE; see rl_wait_ready()). It fails
+ * on configuration errors (RL_ERR_CONFIG_INVALID, also for a host name
+ * that does not resolve), RL_ERR_NO_MEMORY, or RL_ERR_BACKEND_UNAVAILABLE
+ * when the library's loop thread cannot start. */
 RL_EXTERN int rl_new(const rl_config *config, rl_limiter **out);
-/* Frees the limiter. No call on it may be running or start afterwards. */
+/* Frees the limiter. No call on it may be running or start afterwards.
+ * Every asynchronous decision still pending gets its callback, with
+ * RL_ERR_SHUTDOWN, before rl_free() returns (on the calling thread). Must
+ * not be called from a decision callback. */
 RL_EXTERN void rl_free(rl_limiter *rl);
+
+/* Waits until the store can decide. Memory store: RL_OK at once. Redis:
+ * RL_OK as soon as one connection is ready (connected, authenticated,
+ * scripts loaded); RL_ERR_BACKEND_UNAVAILABLE as soon as every connection's
+ * last attempt failed, with the reason in errbuf (e.g. "127.0.0.1:6379:
+ * AUTH failed: WRONGPASS ...", "...: TLS certificate verification failed:
+ * ...", "...: connect: Connection refused"); RL_ERR_TIMEOUT after
+ * timeout_ms. errbuf may be NULL. Optional: decisions do not need it. */
+RL_EXTERN int rl_wait_ready(rl_limiter *rl, uint32_t timeout_ms, char *errbuf,
+                            size_t errlen);
 
 /* Where a decision came from. X(NAME, label). */
 #define RL_SOURCE_MAP(X)                                                       \
@@ -255,9 +320,41 @@ typedef struct rl_request {
 } rl_request;
 
 /* Decides a request: all windows of the policy admit it, or nothing is
- * spent in any of them. Returns RL_OK for both admission and denial. */
+ * spent in any of them. Returns RL_OK for both admission and denial.
+ * Blocking. With the Redis store it returns by rl_config.redis.timeout_ms
+ * whatever Redis does, and its store errors are
+ *   RL_ERR_BACKEND_UNAVAILABLE  no connection (down, refused, handshake
+ *                               failed), the pending queue is full, Redis
+ *                               answered an error, or a malformed reply
+ *   RL_ERR_TIMEOUT              the deadline passed (the request may still
+ *                               have been decided by Redis)
+ *   RL_ERR_SHUTDOWN             the limiter is being freed
+ * Must not be called from a decision callback (RL_ERR_INVALID_ARGUMENT):
+ * use rl_decide_async() there. */
 RL_EXTERN int rl_decide(rl_limiter *rl, const rl_request *req,
                         rl_decision *out);
+
+/* The callback of rl_decide_async(): err is RL_OK with d set (admitted or
+ * denied), or a store error (RL_ERR_TIMEOUT at the deadline,
+ * RL_ERR_BACKEND_UNAVAILABLE, RL_ERR_SHUTDOWN from rl_free()) with d NULL.
+ * d lives only for the call. */
+typedef void (*rl_decision_cb)(int err, const rl_decision *d, void *ud);
+
+/* Decides a request without blocking, for event-loop servers. The contract
+ * is libuv's: when it returns an error, cb is never called; when it
+ * returns RL_OK, cb is called exactly once:
+ *   - memory store: synchronously, before rl_decide_async() returns;
+ *   - Redis: on the library's loop thread when the reply comes, with
+ *     RL_ERR_TIMEOUT at the deadline (timeout_ms), or with RL_ERR_SHUTDOWN
+ *     from rl_free() (on the thread calling it).
+ * The request is copied; ud is passed through. Errors at submission: those
+ * of rl_decide() for bad requests, and RL_ERR_BACKEND_UNAVAILABLE when no
+ * connection accepts the request now (down, queue full). A callback must
+ * be short (it runs on the thread serving every Redis connection); it may
+ * call rl_decide_async() but not rl_decide() or rl_free(). Nothing is
+ * allocated per decision in steady state. */
+RL_EXTERN int rl_decide_async(rl_limiter *rl, const rl_request *req,
+                              rl_decision_cb cb, void *ud);
 
 /* One unit of the default policy. */
 RL_EXTERN int rl_allow(rl_limiter *rl, const void *key, size_t key_len,
@@ -280,11 +377,15 @@ RL_EXTERN int rl_policy_find(rl_limiter *rl, const char *name, size_t name_len,
  * policies that are gone is freed. The store, memory budget, stripes and
  * clock cannot change live (RL_ERR_CONFIG_INVALID). On error nothing
  * changes and errbuf (may be NULL) says why. Reconfigurations are
- * serialised; the call returns once the old set is no longer in use. */
+ * serialised; the call returns once the old set is no longer in use. On the
+ * Redis store the same rule holds through the key names (a policy whose
+ * layout changes gets new keys; the old ones expire by their TTL), and the
+ * redis settings cannot change live either (RL_ERR_CONFIG_INVALID). */
 RL_EXTERN int rl_reconfigure(rl_limiter *rl, const rl_config *config,
                              char *errbuf, size_t errlen);
 
-/* Counters of the memory store, for tests, benchmarks and metrics. */
+/* Counters of the memory store, for tests, benchmarks and metrics. A
+ * limiter on the Redis store has no memory store: all zero. */
 typedef struct rl_memory_stats {
   uint64_t keys;            /* keys tracked now */
   uint64_t bytes;           /* bytes charged against memory.max_bytes */

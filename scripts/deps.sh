@@ -15,6 +15,7 @@ PACKAGES=(
   redis-server redis-tools libhiredis-dev libevent-dev libssl-dev openssl
   # ratelimitd (issue 7): YAML config, HTTP server, middleware, tests, bench
   libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev nginx wrk
+  faketime
   # tools the scripts use
   python3 procps iproute2 curl
 )

@@ -8,6 +8,7 @@
 
 #include "memory_store.h"
 #include "policy.h"
+#include "redis_store.h"
 
 #define MAX_AUTO_STRIPES 64u
 /* Each stripe must hold this many of the largest possible keys. */
@@ -19,6 +20,10 @@ void rl_config_init(rl_config *config) {
     config->store = RL_STORE_MEMORY;
     config->max_key_len = RL_KEY_MAX_DEFAULT;
     config->memory.max_bytes = RL_MEMORY_MAX_BYTES_DEFAULT;
+    config->redis.pool_size = RL_REDIS_POOL_SIZE_DEFAULT;
+    config->redis.timeout_ms = RL_REDIS_TIMEOUT_MS_DEFAULT;
+    config->redis.connect_timeout_ms = RL_REDIS_CONNECT_TIMEOUT_MS_DEFAULT;
+    config->redis.queue_max = RL_REDIS_QUEUE_MAX_DEFAULT;
   }
 }
 
@@ -83,7 +88,7 @@ int rl__memory_stripes(const rl_config *c, unsigned *out, char *errbuf,
 }
 
 static int check_store(const rl_config *c, char *errbuf, size_t errlen) {
-  if (c->store != RL_STORE_MEMORY) {
+  if (c->store != RL_STORE_MEMORY && c->store != RL_STORE_REDIS) {
     return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen, "unknown store %d",
                     (int)c->store);
   }
@@ -119,6 +124,9 @@ int rl_config_check(const rl_config *config, char *errbuf, size_t errlen) {
   unsigned stripes = 0;
   if (err == RL_OK) {
     err = rl__memory_stripes(config, &stripes, errbuf, errlen);
+  }
+  if (err == RL_OK && config->store == RL_STORE_REDIS) {
+    err = rl__redis_config_check(config, errbuf, errlen);
   }
   return err;
 }

@@ -4,8 +4,9 @@
  *
  * The decision path is: enter the policy table's read-side guard (no lock,
  * see guard.h), validate the request (no state touched on error), find the
- * policy, read the clock once, let the store decide under the key's stripe
- * lock. Nothing on it allocates except the first decision of a key.
+ * policy, and hand it to the store (store.h: memory or Redis), which ends
+ * the guard section as soon as it no longer needs the table. Nothing on it
+ * allocates except the first decision of a key in memory.
  *
  * rl_reconfigure() replaces the policy table whole; see policy_table.h for
  * which keys keep their state.
@@ -13,37 +14,27 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "guard.h"
-#include "memory_store.h"
 #include "policy_table.h"
+#include "redis_store.h"
+#include "store.h"
 
 struct rl_limiter {
-  rl__guard policies; /* publishes the current rl__policy_table */
-  rl_clock_fn clock;
-  void *clock_ctx;
-  rl__memstore *memory;
-  /* Fixed at creation: a reconfiguration may not change them. */
-  rl_store_type store;
-  size_t memory_max_bytes;
-  unsigned memory_stripes;
+  rl__guard policies;       /* publishes the current rl__policy_table */
+  rl__store *store;         /* memory or Redis (store.h) */
+  rl_store_type store_type; /* fixed at creation */
   /* Reconfiguration side, under reconfig_lock. */
   pthread_mutex_t reconfig_lock;
   rl__id_pool ids;
   uint64_t retired[RL__POLICY_IDS / 64]; /* scratch for publish() */
 };
 
-static int64_t realtime_ms(void *ctx) {
-  (void)ctx;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static inline int64_t now_ms(const rl_limiter *rl) {
-  int64_t t = rl->clock(rl->clock_ctx);
-  return t < 0 ? 0 : t;
+static int store_new(const rl_config *config, rl__store **out) {
+  if (config->store == RL_STORE_REDIS) {
+    return rl__store_redis_new(config, out, NULL, 0);
+  }
+  return rl__store_memory_new(config, out);
 }
 
 int rl_new(const rl_config *config, rl_limiter **out) {
@@ -59,19 +50,12 @@ int rl_new(const rl_config *config, rl_limiter **out) {
     return RL_ERR_NO_MEMORY;
   }
   pthread_mutex_init(&rl->reconfig_lock, NULL);
-  rl->clock = config->clock != NULL ? config->clock : realtime_ms;
-  rl->clock_ctx = config->clock_ctx;
-  rl->store = config->store;
-  rl->memory_max_bytes = config->memory.max_bytes;
+  rl->store_type = config->store;
   rl__policy_table *table = NULL;
   err = rl__policy_table_new(config, NULL, &rl->ids, &table);
   rl__guard_init(&rl->policies, table);
   if (err == RL_OK) {
-    err = rl__memory_stripes(config, &rl->memory_stripes, NULL, 0);
-  }
-  if (err == RL_OK) {
-    err = rl__memstore_new(config->memory.max_bytes, rl->memory_stripes,
-                           &rl->memory);
+    err = store_new(config, &rl->store);
   }
   if (err != RL_OK) {
     rl_free(rl);
@@ -85,26 +69,35 @@ void rl_free(rl_limiter *rl) {
   if (rl == NULL) {
     return;
   }
-  rl__memstore_free(rl->memory);
+  if (rl->store != NULL) {
+    rl->store->ops->free(rl->store);
+  }
   rl__policy_table_free(rl__guard_peek(&rl->policies));
   pthread_mutex_destroy(&rl->reconfig_lock);
   free(rl);
 }
 
+rl__store *rl__limiter_store(rl_limiter *rl) {
+  return rl != NULL ? rl->store : NULL;
+}
+
+int rl_wait_ready(rl_limiter *rl, uint32_t timeout_ms, char *errbuf,
+                  size_t errlen) {
+  if (rl == NULL) {
+    return rl__fail(RL_ERR_INVALID_ARGUMENT, errbuf, errlen, "rl is NULL");
+  }
+  return rl->store->ops->wait_ready(rl->store, timeout_ms, errbuf, errlen);
+}
+
 /* Settings that shape the store cannot change while it holds state. */
 static int check_live_change(const rl_limiter *rl, const rl_config *c,
                              char *errbuf, size_t errlen) {
-  unsigned stripes = 0;
-  rl_clock_fn clock = c->clock != NULL ? c->clock : realtime_ms;
-  if (c->store != rl->store || c->memory.max_bytes != rl->memory_max_bytes ||
-      clock != rl->clock || c->clock_ctx != rl->clock_ctx ||
-      rl__memory_stripes(c, &stripes, NULL, 0) != RL_OK ||
-      stripes != rl->memory_stripes) {
+  if (c->store != rl->store_type) {
     return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
-                    "the store, its memory budget, stripes and clock cannot "
-                    "change on a live limiter: create a new one");
+                    "the store cannot change on a live limiter: create a "
+                    "new one");
   }
-  return RL_OK;
+  return rl->store->ops->check_live_change(rl->store, c, errbuf, errlen);
 }
 
 /* Publishes next, waits until no decision uses the old table, purges the
@@ -112,7 +105,7 @@ static int check_live_change(const rl_limiter *rl, const rl_config *c,
 static void publish(rl_limiter *rl, rl__policy_table *next) {
   rl__policy_table *old = rl__guard_replace(&rl->policies, next);
   if (rl__policy_table_retired(old, next, rl->retired) > 0) {
-    rl__memstore_purge(rl->memory, rl->retired);
+    rl->store->ops->retire(rl->store, rl->retired);
     rl__id_pool_release(&rl->ids, rl->retired);
   }
   rl__policy_table_free(old);
@@ -172,26 +165,54 @@ static int check_request(const rl__policy_table *t, const rl_request *req) {
   return RL_OK;
 }
 
+/* Enters the guard, validates req and finds its policy. On RL_OK the
+ * guard section is open (the store ends it); on error it is closed. */
+static int begin(rl_limiter *rl, const rl_request *req,
+                 const rl__policy_table **t, size_t *index,
+                 rl__guard_token *token) {
+  *t = rl__guard_enter(&rl->policies, token);
+  int err = check_request(*t, req);
+  *index = 0;
+  if (err == RL_OK && req->policy != NULL) {
+    err = rl__policy_table_find(*t, req->policy, req->policy_len, index);
+  }
+  if (err != RL_OK) {
+    rl__guard_exit(token);
+  }
+  return err;
+}
+
 int rl_decide(rl_limiter *rl, const rl_request *req, rl_decision *out) {
   if (rl == NULL || req == NULL || out == NULL) {
     return RL_ERR_INVALID_ARGUMENT;
   }
   rl__guard_token token;
-  const rl__policy_table *t = rl__guard_enter(&rl->policies, &token);
-  int err = check_request(t, req);
+  const rl__policy_table *t = NULL;
   size_t index = 0;
-  if (err == RL_OK && req->policy != NULL) {
-    err = rl__policy_table_find(t, req->policy, req->policy_len, &index);
+  int err = begin(rl, req, &t, &index, &token);
+  if (err == RL_OK) {
+    err = rl->store->ops->decide(rl->store, t, index, req, out, &token);
   }
   if (err == RL_OK) {
-    err = rl__memstore_decide(rl->memory, t->ids[index],
-                              &t->policies[index].shape, req->key, req->key_len,
-                              now_ms(rl), (uint64_t)req->cost, out);
-  }
-  rl__guard_exit(&token);
-  if (err == RL_OK) {
-    out->source = RL_SOURCE_MEMORY;
+    out->source =
+        rl->store_type == RL_STORE_REDIS ? RL_SOURCE_REDIS : RL_SOURCE_MEMORY;
     out->policy = index;
+  }
+  return err;
+}
+
+int rl_decide_async(rl_limiter *rl, const rl_request *req, rl_decision_cb cb,
+                    void *ud) {
+  if (rl == NULL || req == NULL || cb == NULL) {
+    return RL_ERR_INVALID_ARGUMENT;
+  }
+  rl__guard_token token;
+  const rl__policy_table *t = NULL;
+  size_t index = 0;
+  int err = begin(rl, req, &t, &index, &token);
+  if (err == RL_OK) {
+    err =
+        rl->store->ops->decide_async(rl->store, t, index, req, cb, ud, &token);
   }
   return err;
 }
@@ -211,6 +232,6 @@ int rl_memory_stats_get(rl_limiter *rl, rl_memory_stats *out) {
   if (rl == NULL || out == NULL) {
     return RL_ERR_INVALID_ARGUMENT;
   }
-  rl__memstore_stats(rl->memory, out);
+  rl->store->ops->memory_stats(rl->store, out);
   return RL_OK;
 }

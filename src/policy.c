@@ -166,6 +166,27 @@ static void fill_shape(const rl_policy *in, rl__policy_shape *shape) {
   shape->state_size = offset;
 }
 
+static uint32_t fnv1a32_le(uint32_t h, uint64_t v, unsigned bytes) {
+  for (unsigned i = 0; i < bytes; i++) {
+    h = (h ^ (uint8_t)(v >> (8 * i))) * UINT32_C(16777619);
+  }
+  return h;
+}
+
+uint32_t rl__policy_layout_hash(const rl__policy_shape *shape) {
+  uint32_t h = UINT32_C(2166136261);
+  h = fnv1a32_le(h, (uint64_t)shape->algorithm, 1);
+  h = fnv1a32_le(h, shape->n_windows, 1);
+  for (size_t i = 0; i < shape->n_windows; i++) {
+    const rl__window_params *p = &shape->windows[i];
+    h = fnv1a32_le(h, p->duration_ms, 8);
+    h = fnv1a32_le(h, p->log_slots, 4);
+    h = fnv1a32_le(h, shape->algorithm == RL_ALG_TOKEN_BUCKET ? p->limit : 0,
+                   8);
+  }
+  return h;
+}
+
 int rl__policy_compile(const rl_policy *in, size_t index, rl__policy *out,
                        char *errbuf, size_t errlen) {
   const char *name = NULL;
@@ -183,5 +204,6 @@ int rl__policy_compile(const rl_policy *in, size_t index, rl__policy *out,
   out->name_len = strlen(name);
   memcpy(out->name, name, out->name_len);
   fill_shape(in, &out->shape);
+  out->layout = rl__policy_layout_hash(&out->shape);
   return RL_OK;
 }

@@ -18,7 +18,17 @@ typedef struct rl__policy {
   char name[RL_POLICY_NAME_MAX + 1];
   size_t name_len;
   rl__policy_shape shape;
+  uint32_t layout; /* rl__policy_layout_hash(&shape) */
 } rl__policy;
+
+/* A fingerprint of the state layout: FNV-1a 32 of the algorithm, the
+ * window count, and per window the duration, the resolved log_slots and
+ * (token bucket only) the limit, as fixed-width little-endian integers
+ * (docs/Redis.md spells out the bytes). Two shapes that
+ * rl__policy_state_compatible() accepts have the same fingerprint; the
+ * Redis store puts it in key names so that an incompatible change never
+ * reads old bytes. */
+uint32_t rl__policy_layout_hash(const rl__policy_shape *shape);
 
 /* Validates `in` and fills `out`. On error writes a detail naming the
  * policy (index `index`) and window into errbuf (may be NULL). */

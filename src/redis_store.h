@@ -1,0 +1,76 @@
+/*
+ * redis_store.h - the Redis store: decisions as EVALSHA of the embedded Lua
+ * scripts over the pipelined connection layer (redis_conn.h).
+ *
+ * The public entry points are the store interface (store.h:
+ * rl__store_redis_new) and rl_config_check() (rl__redis_config_check). The
+ * rest is here for the store's own tests and benchmarks: the command a
+ * decision sends, counters, and a test hook for Redis' clock.
+ */
+#ifndef RL_REDIS_STORE_H
+#define RL_REDIS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "ratelimiter.h"
+#include "redis_conn.h"
+#include "store.h"
+
+#define RL__REDIS_HOST_MAX 256
+
+/* EVALSHA sha 1 key cost n_windows, then 4 values per window. */
+#define RL__REDIS_CMD_NUMS (2 + 4 * RL_MAX_WINDOWS)
+#define RL__REDIS_CMD_ARGS (4 + RL__REDIS_CMD_NUMS)
+
+/* One decision's command. argv points into nums and into the key buffer
+ * the builder was given; nothing is allocated. */
+typedef struct rl__redis_cmd {
+  int argc;
+  const char *argv[RL__REDIS_CMD_ARGS];
+  size_t lens[RL__REDIS_CMD_ARGS];
+  char nums[RL__REDIS_CMD_NUMS][24];
+} rl__redis_cmd;
+
+/* Parses "host:port" or "[v6]:port" (port 1..65535, host not empty and
+ * shorter than host_cap). RL_OK or RL_ERR_CONFIG_INVALID. */
+int rl__redis_addr_parse(const char *addr, char *host, size_t host_cap,
+                         uint16_t *port);
+
+/* The Redis part of rl_config_check() (config.c calls it for
+ * store = RL_STORE_REDIS, after the policies checked clean). */
+int rl__redis_config_check(const rl_config *c, char *errbuf, size_t errlen);
+
+/* Builds `EVALSHA sha 1 <key> <cost> <n> (<limit> <duration_ms> <burst>
+ * <log_slots>) x n` for policy p into cmd, the Redis key (docs/Redis.md)
+ * into keybuf (RL__REDIS_KEY_MAX bytes always fit). Errors of
+ * rl__redis_key(). */
+int rl__redis_cmd_build(rl__redis_cmd *cmd, const char *sha,
+                        const rl__policy *p, const void *key, size_t key_len,
+                        uint64_t cost, char *keybuf, size_t keycap);
+
+/* The script (index into rl__scripts[]) of an algorithm. */
+size_t rl__redis_script_index(rl_algorithm alg);
+
+/* Counters of one Redis store, for tests and metrics. */
+typedef struct rl__redis_store_stats {
+  uint64_t decisions;      /* decisions sent to Redis (sync + async) */
+  uint64_t noscript;       /* NOSCRIPT replies to an EVALSHA */
+  uint64_t script_retries; /* EVAL retries after a NOSCRIPT (one each) */
+  uint64_t error_replies;  /* other Redis error replies, bad replies */
+  uint64_t timeouts;       /* decisions that ended with RL_ERR_TIMEOUT */
+  char last_error[RL__REDIS_ERRSTR_LEN]; /* last error reply, "" if none */
+} rl__redis_store_stats;
+
+/* The store of a limiter (any store type). */
+rl__store *rl__limiter_store(rl_limiter *rl);
+
+/* Fills out; RL_ERR_INVALID_ARGUMENT if s is not a Redis store. */
+int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out);
+
+/* Test hook: Redis' now_ms (the script's TIME) of the calling thread's last
+ * successful synchronous Redis decision; -1 before the first. */
+int64_t rl__redis_last_now_ms(void);
+
+#endif /* RL_REDIS_STORE_H */
