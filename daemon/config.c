@@ -67,6 +67,20 @@ void rld_config_to_rl(const rld_config *c, rl_policy *policies,
   out->n_policies = c->n_policies;
   out->max_key_len = c->max_key_len;
   out->memory.max_bytes = c->memory_max_bytes;
+  if (c->redis.n_addrs > 0) {
+    /* rl_config borrows the addresses; c outlives every use of out. */
+    static _Thread_local const char *addrs[RLD_REDIS_ADDRS_MAX];
+    for (size_t i = 0; i < c->redis.n_addrs; i++) {
+      addrs[i] = c->redis.addrs[i];
+    }
+    out->store = RL_STORE_REDIS;
+    out->redis.addrs = addrs;
+    out->redis.n_addrs = c->redis.n_addrs;
+    /* Connections are pipelined: past 64 more of them buy nothing, so the
+     * seed's pool_size: 100 is honoured as the library's maximum. */
+    out->redis.pool_size = c->redis.pool_size > 64 ? 64 : c->redis.pool_size;
+    out->redis.timeout_ms = (uint32_t)c->redis.timeout_ms;
+  }
 }
 
 int rld_config_live_compatible(const rld_config *cur, const rld_config *next,

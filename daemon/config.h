@@ -57,10 +57,10 @@ typedef struct rld_server {
 } rld_server;
 
 typedef struct rld_redis {
-  size_t n_addrs;
+  size_t n_addrs; /* 0: the embedded memory store serves */
   char addrs[RLD_REDIS_ADDRS_MAX][RLD_ADDR_MAX + 1];
-  unsigned pool_size;  /* connections per node */
-  uint64_t timeout_ms; /* per command */
+  unsigned pool_size;  /* connections per node; 0 = the library's default */
+  uint64_t timeout_ms; /* per decision; 0 = the library's default */
 } rld_redis;
 
 typedef struct rld_cache {
@@ -76,7 +76,7 @@ typedef struct rld_fallback {
 
 typedef struct rld_config {
   rld_server server;
-  rld_redis redis;       /* parsed and checked; see docs (not yet used) */
+  rld_redis redis;       /* addrs set: the Redis store */
   rld_cache cache;       /* parsed and checked; takes effect later */
   rld_fallback fallback; /* parsed and checked; takes effect later */
   size_t memory_max_bytes;

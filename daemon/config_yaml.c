@@ -369,22 +369,10 @@ static int p_redis_addr(ctx *c, yaml_node_t *n, void *dst) {
   return 0;
 }
 
-/* The addresses are checked, then refused: this build's libratelimiter has
- * no Redis store yet, and serving from memory while the file says Redis
- * would silently turn a shared limit into a per-instance one. */
+/* With addresses the library's Redis store serves (standalone: the first
+ * address); without, the embedded memory store. */
 static int p_redis_addrs(ctx *c, yaml_node_t *n, void *dst) {
-  const rld_redis *r = dst;
-  if (each_item(c, n, "redis.addrs", 0, p_redis_addr, dst) != 0) {
-    return -1;
-  }
-  if (r->n_addrs > 0) {
-    return fail_at(c, n,
-                   "redis store not yet supported by this libratelimiter "
-                   "(%s): remove rate_limiter.redis.addrs to use the "
-                   "embedded memory store",
-                   rl_version());
-  }
-  return 0;
+  return each_item(c, n, "redis.addrs", 0, p_redis_addr, dst);
 }
 
 static int p_redis(ctx *c, yaml_node_t *n, void *dst) {

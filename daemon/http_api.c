@@ -290,14 +290,16 @@ static void handle_health(rld_worker *w, struct evhttp_request *req) {
 
 /* Ready: a configuration is loaded, the store answers, not draining. */
 static void handle_ready(rld_worker *w, struct evhttp_request *req) {
-  rl_memory_stats st;
-  int store_ok = rl_memory_stats_get(w->d->rl, &st) == RL_OK;
+  /* Non-blocking: a Redis store is ready when a connection is. */
+  int store_ok = rl_wait_ready(w->d->rl, 0, NULL, 0) == RL_OK;
   int draining = atomic_load(&w->d->draining);
   int ready = store_ok && !draining && w->snap != NULL;
+  int redis = w->snap != NULL && w->snap->config->redis.n_addrs > 0;
   char buf[256];
   rld_text t = {buf, sizeof buf, 0, 0};
   rld_text_str(&t, ready ? "{\"ready\":true" : "{\"ready\":false");
-  rld_text_str(&t, ",\"store\":\"memory\",\"draining\":");
+  rld_text_str(&t, redis ? ",\"store\":\"redis\"" : ",\"store\":\"memory\"");
+  rld_text_str(&t, ",\"draining\":");
   rld_text_str(&t, draining ? "true" : "false");
   rld_text_str(&t, ",\"config_version\":");
   rld_text_u64(&t, w->snap->version);

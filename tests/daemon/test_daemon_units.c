@@ -236,9 +236,6 @@ static void test_config_errors_have_positions(void **state) {
       {"rate_limiter:\n  windows:\n    - max_requests: 1\n"
        "      duration: 5parsecs\n",
        "t.yaml:4:17: invalid duration '5parsecs'"},
-      {"rate_limiter:\n  windows: [{max_requests: 1, duration: 1m}]\n"
-       "  redis: {addrs: [\"r1:6379\"]}\n",
-       "t.yaml:3:18: redis store not yet supported by this libratelimiter"},
       {"rate_limiter:\n  redis: {addrs: [\"r1\"]}\n",
        "t.yaml:2:19: invalid Redis address 'r1'"},
       {"rate_limiter: [\n", "t.yaml:2:1: "},
