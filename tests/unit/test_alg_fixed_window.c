@@ -13,67 +13,16 @@
 
 #include "alg_impl.h"
 
-typedef struct fw_bytes {
+typedef struct alg_state {
   unsigned char b[16];
-} fw_bytes;
+} alg_state;
+
+#define ALG RL_ALG_FIXED_WINDOW
+#include "alg_test_util.h"
 
 static rl__window_params params(uint64_t limit, uint64_t duration) {
   rl__window_params p = {limit, duration, limit, 0};
   return p;
-}
-
-/* evaluate + commit when admitted: one request. */
-static rl__verdict decide(const rl__window_params *p, fw_bytes *s, int64_t now,
-                          uint64_t cost) {
-  rl__verdict v;
-  rl__fixed_window_evaluate(p, s->b, now, cost, &v);
-  if (v.allowed) {
-    rl__fixed_window_commit(p, s->b, now, cost);
-  }
-  return v;
-}
-
-/* The verdict at t on a copy: what would happen absent other traffic. */
-static rl__verdict probe(const rl__window_params *p, const fw_bytes *s,
-                         int64_t t, uint64_t cost) {
-  fw_bytes copy = *s;
-  rl__verdict v;
-  rl__fixed_window_evaluate(p, copy.b, t, cost, &v);
-  return v;
-}
-
-static void expect(rl__verdict v, int allowed, uint64_t remaining,
-                   uint64_t reset, uint64_t retry) {
-  assert_int_equal(v.allowed, allowed);
-  assert_int_equal(v.remaining, remaining);
-  assert_int_equal(v.reset_after_ms, reset);
-  assert_int_equal(v.retry_after_ms, retry);
-}
-
-/* retry_after is exact: denied until now + retry, admitted then. `before`
- * is the state as it was before the denied evaluate. */
-static void check_retry(const rl__window_params *p, const fw_bytes *before,
-                        int64_t now, uint64_t cost, rl__verdict v) {
-  if (v.allowed || v.retry_after_ms == RL_RETRY_NEVER) {
-    return;
-  }
-  int64_t r = (int64_t)v.retry_after_ms;
-  assert_true(r >= 1);
-  assert_true(probe(p, before, now + r, cost).allowed);
-  assert_false(probe(p, before, now + r - 1, cost).allowed);
-  for (int64_t d = 0; d < r && r <= 300; d++) {
-    assert_false(probe(p, before, now + d, cost).allowed);
-  }
-}
-
-/* reset_after is exact: fully restored at now + reset, not one ms before. */
-static void check_reset(const rl__window_params *p, const fw_bytes *after,
-                        int64_t now, rl__verdict v) {
-  int64_t r = (int64_t)v.reset_after_ms;
-  assert_int_equal(probe(p, after, now + r, 0).remaining, p->limit);
-  if (r > 0) {
-    assert_true(probe(p, after, now + r - 1, 0).remaining < p->limit);
-  }
 }
 
 static void test_state_size(void **unused) {
@@ -85,7 +34,7 @@ static void test_state_size(void **unused) {
 static void test_zero_state_at_zero(void **unused) {
   (void)unused;
   rl__window_params p = params(3, 10);
-  fw_bytes s = {{0}};
+  alg_state s = {{0}};
   assert_int_equal(rl__fixed_window_expiry(&p, s.b), 10);
   expect(decide(&p, &s, 0, 1), 1, 2, 10, 0);
   assert_int_equal(rl__fixed_window_expiry(&p, s.b), 10);
@@ -99,7 +48,7 @@ static void test_zero_state_at_zero(void **unused) {
 static void test_window_edges(void **unused) {
   (void)unused;
   rl__window_params p = params(2, 100);
-  fw_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 1050, 1), 1, 1, 50, 0);
   expect(decide(&p, &s, 1060, 1), 1, 0, 40, 0);
   expect(decide(&p, &s, 1099, 1), 0, 0, 1, 1);   /* t + W - 1 */
@@ -112,7 +61,7 @@ static void test_window_edges(void **unused) {
 static void test_cost_equals_limit(void **unused) {
   (void)unused;
   rl__window_params p = params(5, 1000);
-  fw_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 500, 5), 1, 0, 500, 0);
   expect(decide(&p, &s, 999, 1), 0, 0, 1, 1);
   expect(decide(&p, &s, 1000, 5), 1, 0, 1000, 0);
@@ -123,7 +72,7 @@ static void test_cost_equals_limit(void **unused) {
 static void test_cost_above_limit(void **unused) {
   (void)unused;
   rl__window_params p = params(5, 1000);
-  fw_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 200, 6), 0, 5, 0, RL_RETRY_NEVER);
   expect(decide(&p, &s, 200, UINT64_MAX), 0, 5, 0, RL_RETRY_NEVER);
   expect(decide(&p, &s, 300, 1), 1, 4, 700, 0);
@@ -136,10 +85,10 @@ static void test_cost_above_limit(void **unused) {
 static void test_clock_backwards(void **unused) {
   (void)unused;
   rl__window_params p = params(2, 100);
-  fw_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 250, 1), 1, 1, 50, 0);
   expect(decide(&p, &s, 150, 1), 1, 0, 150, 0); /* counted in [200, 300) */
-  fw_bytes before = s;
+  alg_state before = s;
   rl__verdict v = decide(&p, &s, 120, 1);
   expect(v, 0, 0, 180, 180);
   assert_memory_equal(&before, &s, sizeof(s));
@@ -152,7 +101,7 @@ static void test_clock_backwards(void **unused) {
 static void test_far_forward(void **unused) {
   (void)unused;
   rl__window_params p = params(2, 1000);
-  fw_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 10, 2), 1, 0, 990, 0);
   int64_t far = INT64_MAX;
   int64_t start = far - far % 1000;
@@ -172,7 +121,7 @@ static void test_far_forward(void **unused) {
 static void test_large_values(void **unused) {
   (void)unused;
   rl__window_params p = params(RL_LIMIT_MAX, RL_DURATION_MAX_MS);
-  fw_bytes s = {{0}};
+  alg_state s = {{0}};
   int64_t now = (int64_t)RL_DURATION_MAX_MS * 1000 + 7;
   int64_t end = now - 7 + (int64_t)RL_DURATION_MAX_MS;
   expect(decide(&p, &s, now, RL_COST_MAX), 1, 0, (uint64_t)(end - now), 0);
@@ -190,7 +139,7 @@ static void test_out_of_range_inputs(void **unused) {
   (void)unused;
   rl__window_params zero = params(0, 0);
   rl__window_params huge = params(UINT64_MAX, UINT64_MAX);
-  fw_bytes s;
+  alg_state s;
   memset(&s, 0xff, sizeof(s)); /* start = -1, count = UINT64_MAX */
   rl__verdict v = decide(&zero, &s, INT64_MAX, UINT64_MAX);
   assert_false(v.allowed);
@@ -247,7 +196,7 @@ static void test_random_against_reference(void **unused) {
   for (int run = 0; run < 400; run++) {
     uint64_t limit = 1 + rnd(6), w = 1 + rnd(40);
     rl__window_params p = params(limit, w);
-    fw_bytes s = {{0}};
+    alg_state s = {{0}};
     ref_fw r = {0, 0};
     int64_t clock = (int64_t)rnd(50);
     for (int step = 0; step < 200; step++) {
@@ -255,7 +204,7 @@ static void test_random_against_reference(void **unused) {
       clock += roll == 0 ? -(int64_t)rnd(2 * w) : (int64_t)rnd(w / 2 + 2);
       clock = clock < 0 ? 0 : clock;
       uint64_t cost = 1 + rnd(limit + 1);
-      fw_bytes before = s;
+      alg_state before = s;
       rl__verdict v = decide(&p, &s, clock, cost);
       rl__verdict e = ref_decide(&r, limit, w, clock, cost);
       expect(v, e.allowed, e.remaining, e.reset_after_ms, e.retry_after_ms);

@@ -15,9 +15,12 @@
 
 #include "alg_impl.h"
 
-typedef struct gc_bytes {
+typedef struct alg_state {
   _Alignas(8) unsigned char b[16];
-} gc_bytes;
+} alg_state;
+
+#define ALG RL_ALG_TOKEN_BUCKET
+#include "alg_test_util.h"
 
 __extension__ typedef __int128 i128;
 
@@ -25,56 +28,6 @@ static rl__window_params params(uint64_t limit, uint64_t duration,
                                 uint64_t burst) {
   rl__window_params p = {limit, duration, burst, 0};
   return p;
-}
-
-static rl__verdict decide(const rl__window_params *p, gc_bytes *s, int64_t now,
-                          uint64_t cost) {
-  rl__verdict v;
-  rl__gcra_evaluate(p, s->b, now, cost, &v);
-  if (v.allowed) {
-    rl__gcra_commit(p, s->b, now, cost);
-  }
-  return v;
-}
-
-static rl__verdict probe(const rl__window_params *p, const gc_bytes *s,
-                         int64_t t, uint64_t cost) {
-  gc_bytes copy = *s;
-  rl__verdict v;
-  rl__gcra_evaluate(p, copy.b, t, cost, &v);
-  return v;
-}
-
-static void expect(rl__verdict v, int allowed, uint64_t remaining,
-                   uint64_t reset, uint64_t retry) {
-  assert_int_equal(v.allowed, allowed);
-  assert_int_equal(v.remaining, remaining);
-  assert_int_equal(v.reset_after_ms, reset);
-  assert_int_equal(v.retry_after_ms, retry);
-}
-
-static void check_retry(const rl__window_params *p, const gc_bytes *before,
-                        int64_t now, uint64_t cost, rl__verdict v) {
-  if (v.allowed || v.retry_after_ms == RL_RETRY_NEVER) {
-    return;
-  }
-  int64_t r = (int64_t)v.retry_after_ms;
-  assert_true(r >= 1);
-  assert_true(probe(p, before, now + r, cost).allowed);
-  assert_false(probe(p, before, now + r - 1, cost).allowed);
-  for (int64_t d = 0; d < r && r <= 300; d++) {
-    assert_false(probe(p, before, now + d, cost).allowed);
-  }
-}
-
-/* Full again (B units left) at now + reset, not one ms before. */
-static void check_reset(const rl__window_params *p, const gc_bytes *after,
-                        int64_t now, rl__verdict v) {
-  int64_t r = (int64_t)v.reset_after_ms;
-  assert_int_equal(probe(p, after, now + r, 0).remaining, p->burst);
-  if (r > 0) {
-    assert_true(probe(p, after, now + r - 1, 0).remaining < p->burst);
-  }
 }
 
 static void test_state_size(void **unused) {
@@ -87,7 +40,7 @@ static void test_state_size(void **unused) {
 static void test_zero_state_at_zero(void **unused) {
   (void)unused;
   rl__window_params p = params(10, 1000, 10);
-  gc_bytes s = {{0}};
+  alg_state s = {{0}};
   assert_true(rl__gcra_expiry(&p, s.b) == 0);
   expect(decide(&p, &s, 0, 1), 1, 9, 100, 0);
   assert_true(rl__gcra_expiry(&p, s.b) == 100);
@@ -104,7 +57,7 @@ static void test_zero_state_at_zero(void **unused) {
 static void test_rational_interval(void **unused) {
   (void)unused;
   rl__window_params p = params(3, 10, 3);
-  gc_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 0, 1), 1, 2, 4, 0);  /* TAT 3 + 1/3 */
   expect(decide(&p, &s, 0, 1), 1, 1, 7, 0);  /* TAT 6 + 2/3 */
   expect(decide(&p, &s, 0, 1), 1, 0, 10, 0); /* TAT 10 */
@@ -113,7 +66,7 @@ static void test_rational_interval(void **unused) {
   expect(decide(&p, &s, 3, 1), 0, 0, 7, 1);
   expect(decide(&p, &s, 4, 1), 1, 0, 10, 0); /* TAT 13 + 1/3 */
   /* One request every ms for 30 s: B + 0.3 * t admitted, no drift. */
-  gc_bytes f = {{0}};
+  alg_state f = {{0}};
   int admitted = 0;
   for (int64_t t = 0; t <= 30000; t++) {
     admitted += decide(&p, &f, t, 1).allowed;
@@ -124,12 +77,12 @@ static void test_rational_interval(void **unused) {
 static void test_burst(void **unused) {
   (void)unused;
   rl__window_params big = params(1, 1000, 5); /* B > L */
-  gc_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&big, &s, 0, 5), 1, 0, 5000, 0);
   expect(decide(&big, &s, 0, 1), 0, 0, 5000, 1000);
   expect(decide(&big, &s, 0, 6), 0, 0, 5000, RL_RETRY_NEVER);
   rl__window_params small = params(10, 1000, 2); /* B < L */
-  gc_bytes t = {{0}};
+  alg_state t = {{0}};
   expect(decide(&small, &t, 0, 3), 0, 2, 0, RL_RETRY_NEVER);
   expect(decide(&small, &t, 0, 2), 1, 0, 200, 0);
   expect(decide(&small, &t, 0, 1), 0, 0, 200, 100);
@@ -141,9 +94,9 @@ static void test_burst(void **unused) {
 static void test_clock_backwards(void **unused) {
   (void)unused;
   rl__window_params p = params(1, 100, 2);
-  gc_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 1000, 2), 1, 0, 200, 0); /* TAT 1200 */
-  gc_bytes before = s;
+  alg_state before = s;
   rl__verdict v = decide(&p, &s, 900, 1);
   expect(v, 0, 0, 300, 200);
   assert_memory_equal(&before, &s, sizeof(s));
@@ -155,7 +108,7 @@ static void test_clock_backwards(void **unused) {
 static void test_far_forward(void **unused) {
   (void)unused;
   rl__window_params p = params(3, 10, 3);
-  gc_bytes s = {{0}};
+  alg_state s = {{0}};
   decide(&p, &s, 0, 3);
   int64_t far = (int64_t)1 << 62; /* exact far in the future */
   expect(decide(&p, &s, far, 3), 1, 0, 10, 0);
@@ -175,10 +128,10 @@ static void test_large_values(void **unused) {
   (void)unused;
   const uint64_t L = RL_LIMIT_MAX, W = RL_DURATION_MAX_MS;
   rl__window_params p = params(L, W, L);
-  gc_bytes s = {{0}};
+  alg_state s = {{0}};
   int64_t now = 123456789;
   expect(decide(&p, &s, now, L), 1, 0, W, 0); /* TAT now + W exactly */
-  gc_bytes before = s;
+  alg_state before = s;
   rl__verdict v = decide(&p, &s, now, 1);
   expect(v, 0, 0, W, 1);
   check_retry(&p, &before, now, 1, v);
@@ -190,7 +143,7 @@ static void test_large_values(void **unused) {
          RL_RETRY_NEVER);
   /* Out-of-range parameters and garbage states: clamped, never UB. */
   rl__window_params bad = params(UINT64_MAX, UINT64_MAX, UINT64_MAX);
-  gc_bytes junk;
+  alg_state junk;
   memset(&junk, 0xff, sizeof(junk)); /* TAT -1 ms + a huge fraction */
   (void)decide(&bad, &junk, INT64_MAX, UINT64_MAX);
   (void)decide(&bad, &junk, 0, 1);
@@ -261,14 +214,14 @@ static void test_random_against_oracle(void **unused) {
   for (int run = 0; run < 500; run++) {
     uint64_t limit = 1 + rnd(12), w = 1 + rnd(40), burst = 1 + rnd(12);
     rl__window_params p = params(limit, w, burst);
-    gc_bytes s = {{0}};
+    alg_state s = {{0}};
     ref_tb r = {(i128)burst * w, 0};
     int64_t clock = (int64_t)rnd(100);
     for (int step = 0; step < 200; step++) {
       clock += rnd(10) == 0 ? -(int64_t)rnd(3 * w) : (int64_t)rnd(w / 2 + 2);
       clock = clock < 0 ? 0 : clock;
       uint64_t cost = 1 + rnd(burst + 1);
-      gc_bytes before = s;
+      alg_state before = s;
       rl__verdict v = decide(&p, &s, clock, cost);
       int64_t t = clock < r.t0 ? r.t0 : clock;
       rl__verdict e = ref_eval(&r, &p, t, cost);

@@ -16,64 +16,18 @@
 
 #include "alg_impl.h"
 
-typedef struct sc_bytes {
+typedef struct alg_state {
   _Alignas(8) unsigned char b[24];
-} sc_bytes;
+} alg_state;
+
+#define ALG RL_ALG_SLIDING_COUNTER
+#include "alg_test_util.h"
 
 __extension__ typedef __int128 i128;
 
 static rl__window_params params(uint64_t limit, uint64_t duration) {
   rl__window_params p = {limit, duration, limit, 0};
   return p;
-}
-
-static rl__verdict decide(const rl__window_params *p, sc_bytes *s, int64_t now,
-                          uint64_t cost) {
-  rl__verdict v;
-  rl__sliding_counter_evaluate(p, s->b, now, cost, &v);
-  if (v.allowed) {
-    rl__sliding_counter_commit(p, s->b, now, cost);
-  }
-  return v;
-}
-
-static rl__verdict probe(const rl__window_params *p, const sc_bytes *s,
-                         int64_t t, uint64_t cost) {
-  sc_bytes copy = *s;
-  rl__verdict v;
-  rl__sliding_counter_evaluate(p, copy.b, t, cost, &v);
-  return v;
-}
-
-static void expect(rl__verdict v, int allowed, uint64_t remaining,
-                   uint64_t reset, uint64_t retry) {
-  assert_int_equal(v.allowed, allowed);
-  assert_int_equal(v.remaining, remaining);
-  assert_int_equal(v.reset_after_ms, reset);
-  assert_int_equal(v.retry_after_ms, retry);
-}
-
-static void check_retry(const rl__window_params *p, const sc_bytes *before,
-                        int64_t now, uint64_t cost, rl__verdict v) {
-  if (v.allowed || v.retry_after_ms == RL_RETRY_NEVER) {
-    return;
-  }
-  int64_t r = (int64_t)v.retry_after_ms;
-  assert_true(r >= 1);
-  assert_true(probe(p, before, now + r, cost).allowed);
-  assert_false(probe(p, before, now + r - 1, cost).allowed);
-  for (int64_t d = 0; d < r && r <= 300; d++) {
-    assert_false(probe(p, before, now + d, cost).allowed);
-  }
-}
-
-static void check_reset(const rl__window_params *p, const sc_bytes *after,
-                        int64_t now, rl__verdict v) {
-  int64_t r = (int64_t)v.reset_after_ms;
-  assert_int_equal(probe(p, after, now + r, 0).remaining, p->limit);
-  if (r > 0) {
-    assert_true(probe(p, after, now + r - 1, 0).remaining < p->limit);
-  }
 }
 
 static void test_state_size(void **unused) {
@@ -85,7 +39,7 @@ static void test_state_size(void **unused) {
 static void test_zero_state_at_zero(void **unused) {
   (void)unused;
   rl__window_params p = params(10, 100);
-  sc_bytes s = {{0}};
+  alg_state s = {{0}};
   assert_true(rl__sliding_counter_expiry(&p, s.b) == 200);
   expect(decide(&p, &s, 0, 1), 1, 9, 200, 0);
   expect(decide(&p, &s, 99, 9), 1, 0, 101, 0);
@@ -98,7 +52,7 @@ static void test_zero_state_at_zero(void **unused) {
 static void test_worked_example(void **unused) {
   (void)unused;
   rl__window_params p = params(10, 100);
-  sc_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 50, 10), 1, 0, 150, 0);
   expect(decide(&p, &s, 99, 1), 0, 0, 101, 11);
   expect(decide(&p, &s, 100, 1), 0, 0, 100, 10);
@@ -117,10 +71,10 @@ static void test_worked_example(void **unused) {
 static void test_next_window_from_its_start(void **unused) {
   (void)unused;
   rl__window_params p = params(10000, 1000);
-  sc_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 500, 5000), 1, 5000, 1500, 0);
   expect(decide(&p, &s, 1000, 2), 1, 4998, 2000, 0);
-  sc_bytes before = s;
+  alg_state before = s;
   rl__verdict v = decide(&p, &s, 1000, 9997);
   expect(v, 0, 4998, 2000, 1000);
   assert_false(probe(&p, &before, 1500, 9997).allowed);
@@ -132,7 +86,7 @@ static void test_next_window_from_its_start(void **unused) {
 static void test_cost_limits(void **unused) {
   (void)unused;
   rl__window_params p = params(5, 1000);
-  sc_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 100, 6), 0, 5, 0, RL_RETRY_NEVER);
   expect(decide(&p, &s, 100, 5), 1, 0, 1900, 0);
   expect(decide(&p, &s, 100, 6), 0, 0, 1900, RL_RETRY_NEVER);
@@ -148,10 +102,10 @@ static void test_cost_limits(void **unused) {
 static void test_clock_backwards(void **unused) {
   (void)unused;
   rl__window_params p = params(10, 100);
-  sc_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 150, 10), 1, 0, 150, 0);
   expect(decide(&p, &s, 250, 5), 1, 0, 150, 0);
-  sc_bytes before = s;
+  alg_state before = s;
   rl__verdict v = decide(&p, &s, 210, 1);
   expect(v, 0, 0, 190, 50); /* share 9 > room 4; fits at e' = 60 */
   assert_memory_equal(&before, &s, sizeof(s));
@@ -166,7 +120,7 @@ static void test_clock_backwards(void **unused) {
 static void test_far_forward(void **unused) {
   (void)unused;
   rl__window_params p = params(3, 1000);
-  sc_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 10, 3), 1, 0, 1990, 0);
   int64_t far = INT64_MAX;
   int64_t start = far - far % 1000;
@@ -184,12 +138,12 @@ static void test_large_values(void **unused) {
   (void)unused;
   const uint64_t L = RL_LIMIT_MAX, W = RL_DURATION_MAX_MS;
   rl__window_params p = params(L, W);
-  sc_bytes s = {{0}};
+  alg_state s = {{0}};
   int64_t t0 = (int64_t)W * 3;
   expect(decide(&p, &s, t0, L), 1, 0, 2 * W, 0);
   int64_t mid = t0 + (int64_t)(W + W / 2);
   expect(decide(&p, &s, mid, L / 2), 1, 0, W + W / 2, 0);
-  sc_bytes before = s;
+  alg_state before = s;
   rl__verdict v = decide(&p, &s, mid, 1);
   expect(v, 0, 0, W + W / 2, 1);
   check_retry(&p, &before, mid, 1, v);
@@ -199,7 +153,7 @@ static void test_large_values(void **unused) {
          RL_RETRY_NEVER);
   /* Out-of-range parameters and garbage states: clamped, never UB. */
   rl__window_params bad = params(UINT64_MAX, UINT64_MAX);
-  sc_bytes junk;
+  alg_state junk;
   memset(&junk, 0xff, sizeof(junk));
   (void)decide(&bad, &junk, INT64_MAX, UINT64_MAX);
   memset(&junk, 0xff, sizeof(junk));
@@ -288,7 +242,7 @@ static void test_random_against_reference(void **unused) {
   for (int run = 0; run < 500; run++) {
     uint64_t limit = 1 + rnd(12), w = 1 + rnd(40);
     rl__window_params p = params(limit, w);
-    sc_bytes s = {{0}};
+    alg_state s = {{0}};
     ref_sc r = {0, 0, 0};
     int64_t clock = (int64_t)rnd(100);
     for (int step = 0; step < 200; step++) {
@@ -298,7 +252,7 @@ static void test_random_against_reference(void **unused) {
                            : (int64_t)rnd(w / 3 + 2);
       clock = clock < 0 ? 0 : clock;
       uint64_t cost = 1 + rnd(limit + 1);
-      sc_bytes before = s;
+      alg_state before = s;
       rl__verdict v = decide(&p, &s, clock, cost);
       rl__verdict e = ref_decide(&r, limit, w, clock, cost);
       expect(v, e.allowed, e.remaining, e.reset_after_ms, e.retry_after_ms);

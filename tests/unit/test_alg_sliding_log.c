@@ -19,9 +19,12 @@
 #define MAX_SLOTS 8
 #define STATE_BYTES (16 + 8 * MAX_SLOTS)
 
-typedef struct sl_bytes {
+typedef struct alg_state {
   _Alignas(8) unsigned char b[STATE_BYTES];
-} sl_bytes;
+} alg_state;
+
+#define ALG RL_ALG_SLIDING_LOG
+#include "alg_test_util.h"
 
 static rl__window_params params(uint64_t limit, uint64_t duration,
                                 uint32_t slots) {
@@ -29,65 +32,16 @@ static rl__window_params params(uint64_t limit, uint64_t duration,
   return p;
 }
 
-static rl__verdict decide(const rl__window_params *p, sl_bytes *s, int64_t now,
-                          uint64_t cost) {
-  rl__verdict v;
-  rl__sliding_log_evaluate(p, s->b, now, cost, &v);
-  if (v.allowed) {
-    rl__sliding_log_commit(p, s->b, now, cost);
-  }
-  return v;
-}
-
-static rl__verdict probe(const rl__window_params *p, const sl_bytes *s,
-                         int64_t t, uint64_t cost) {
-  sl_bytes copy = *s;
-  rl__verdict v;
-  rl__sliding_log_evaluate(p, copy.b, t, cost, &v);
-  return v;
-}
-
 /* Units left at t, absent other traffic. */
-static uint64_t left_at(const rl__window_params *p, const sl_bytes *s,
+static uint64_t left_at(const rl__window_params *p, const alg_state *s,
                         int64_t t) {
   return probe(p, s, t, 0).remaining;
 }
 
-static int64_t state_base(const sl_bytes *s) {
+static int64_t state_base(const alg_state *s) {
   int64_t base;
   memcpy(&base, s->b, sizeof(base));
   return base;
-}
-
-static void expect(rl__verdict v, int allowed, uint64_t remaining,
-                   uint64_t reset, uint64_t retry) {
-  assert_int_equal(v.allowed, allowed);
-  assert_int_equal(v.remaining, remaining);
-  assert_int_equal(v.reset_after_ms, reset);
-  assert_int_equal(v.retry_after_ms, retry);
-}
-
-static void check_retry(const rl__window_params *p, const sl_bytes *before,
-                        int64_t now, uint64_t cost, rl__verdict v) {
-  if (v.allowed || v.retry_after_ms == RL_RETRY_NEVER) {
-    return;
-  }
-  int64_t r = (int64_t)v.retry_after_ms;
-  assert_true(r >= 1);
-  assert_true(probe(p, before, now + r, cost).allowed);
-  assert_false(probe(p, before, now + r - 1, cost).allowed);
-  for (int64_t d = 0; d < r && r <= 300; d++) {
-    assert_false(probe(p, before, now + d, cost).allowed);
-  }
-}
-
-static void check_reset(const rl__window_params *p, const sl_bytes *after,
-                        int64_t now, rl__verdict v) {
-  int64_t r = (int64_t)v.reset_after_ms;
-  assert_int_equal(left_at(p, after, now + r), p->limit);
-  if (r > 0) {
-    assert_true(left_at(p, after, now + r - 1) < p->limit);
-  }
 }
 
 /* ---- the reference: the specification, literally, on absolute times ---- */
@@ -222,7 +176,7 @@ static void test_state_size(void **unused) {
 static void test_zero_state_at_zero(void **unused) {
   (void)unused;
   rl__window_params p = params(3, 10, 4);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   assert_true(rl__sliding_log_expiry(&p, s.b) == 0);
   expect(decide(&p, &s, 0, 1), 1, 2, 10, 0);
   assert_true(rl__sliding_log_expiry(&p, s.b) == 10);
@@ -236,7 +190,7 @@ static void test_zero_state_at_zero(void **unused) {
 static void test_window_edges(void **unused) {
   (void)unused;
   rl__window_params p = params(3, 100, 4);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 1010, 1), 1, 2, 100, 0);
   expect(decide(&p, &s, 1020, 1), 1, 1, 100, 0);
   expect(decide(&p, &s, 1030, 1), 1, 0, 100, 0);
@@ -249,7 +203,7 @@ static void test_window_edges(void **unused) {
 static void test_cost_limits(void **unused) {
   (void)unused;
   rl__window_params p = params(5, 1000, 4);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 100, 6), 0, 5, 0, RL_RETRY_NEVER);
   expect(decide(&p, &s, 100, 5), 1, 0, 1000, 0);
   expect(decide(&p, &s, 100, 6), 0, 0, 1000, RL_RETRY_NEVER);
@@ -262,10 +216,10 @@ static void test_cost_limits(void **unused) {
 static void test_clock_backwards(void **unused) {
   (void)unused;
   rl__window_params p = params(2, 100, 4);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 1000, 1), 1, 1, 100, 0);
   expect(decide(&p, &s, 900, 1), 1, 0, 200, 0);
-  sl_bytes before = s;
+  alg_state before = s;
   rl__verdict v = decide(&p, &s, 950, 1);
   expect(v, 0, 0, 150, 150);
   assert_memory_equal(&before, &s, sizeof(s));
@@ -279,7 +233,7 @@ static void test_clock_backwards(void **unused) {
 static void test_merge_smallest_gap(void **unused) {
   (void)unused;
   rl__window_params p = params(10, 100, 2);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   decide(&p, &s, 0, 1);
   decide(&p, &s, 10, 1);
   decide(&p, &s, 11, 1); /* (10, 1) + (11, 1) -> (11, 2) */
@@ -292,7 +246,7 @@ static void test_merge_smallest_gap(void **unused) {
 static void test_merge_tie_goes_to_oldest(void **unused) {
   (void)unused;
   rl__window_params p = params(10, 100, 2);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   decide(&p, &s, 0, 1);
   decide(&p, &s, 5, 1);
   decide(&p, &s, 10, 1); /* gaps 5 and 5: (0, 1) + (5, 1) -> (5, 2) */
@@ -304,7 +258,7 @@ static void test_merge_tie_goes_to_oldest(void **unused) {
 static void test_merge_with_new_entry(void **unused) {
   (void)unused;
   rl__window_params p = params(10, 100, 2);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   decide(&p, &s, 0, 1);
   decide(&p, &s, 50, 1);
   decide(&p, &s, 51, 3); /* gaps 50 and 1: (50, 1) + new -> (51, 4) */
@@ -320,7 +274,7 @@ static void test_large_values(void **unused) {
   (void)unused;
   uint64_t w = RL_LOG_DURATION_MAX_MS;
   rl__window_params p = params(RL_LOG_LIMIT_MAX, w, 2);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   expect(decide(&p, &s, 5, UINT32_MAX - 1), 1, 1, w, 0);
   expect(decide(&p, &s, 6, 1), 1, 0, w, 0);
   expect(decide(&p, &s, 7, 1), 0, 0, w - 1, w - 2);
@@ -333,7 +287,7 @@ static void test_large_values(void **unused) {
   expect(decide(&p, &s, INT64_MAX, 1), 0, 0, w - 3, w - 3);
   /* Out-of-range parameters and garbage states: clamped, never UB. */
   rl__window_params bad = params(UINT64_MAX, UINT64_MAX, UINT32_MAX);
-  sl_bytes junk;
+  alg_state junk;
   memset(&junk, 0xff, sizeof(junk));
   bad.log_slots = MAX_SLOTS;
   (void)decide(&bad, &junk, INT64_MAX, UINT64_MAX);
@@ -352,7 +306,7 @@ static void test_large_values(void **unused) {
 static void random_run(uint64_t limit, uint64_t w, uint32_t slots, int steps,
                        int64_t jump_max) {
   rl__window_params p = params(limit, w, slots);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   static ref_log bounded, exact;
   memset(&bounded, 0, sizeof(bounded));
   memset(&exact, 0, sizeof(exact));
@@ -364,7 +318,7 @@ static void random_run(uint64_t limit, uint64_t w, uint32_t slots, int steps,
     clock += roll == 0 ? -(int64_t)rnd(2 * w) : (int64_t)rnd(jump_max);
     clock = clock < 0 ? 0 : clock;
     uint64_t cost = 1 + rnd(limit + 1);
-    sl_bytes before = s;
+    alg_state before = s;
     rl__verdict v = decide(&p, &s, clock, cost);
     rl__verdict e = ref_decide(&bounded, limit, w, clock, cost);
     expect(v, e.allowed, e.remaining, e.reset_after_ms, e.retry_after_ms);
@@ -387,7 +341,7 @@ static void test_random_exact_when_limit_fits(void **unused) {
     uint64_t limit = 1 + rnd(slots);
     uint64_t w = 1 + rnd(40);
     rl__window_params p = params(limit, w, slots);
-    sl_bytes s = {{0}};
+    alg_state s = {{0}};
     static ref_log exact;
     memset(&exact, 0, sizeof(exact));
     exact.slots = REF_MAX - 1;
@@ -419,7 +373,7 @@ static void test_random_merging(void **unused) {
 static void steady_run(uint64_t limit, uint64_t w, uint32_t slots,
                        int64_t step_ms, int64_t until) {
   rl__window_params p = params(limit, w, slots);
-  sl_bytes s = {{0}};
+  alg_state s = {{0}};
   static ref_log bounded;
   memset(&bounded, 0, sizeof(bounded));
   bounded.slots = slots;
