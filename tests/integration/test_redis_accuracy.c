@@ -28,6 +28,17 @@
 #include "model/oracle.h"
 #include "redis_accuracy.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define RLT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RLT_ASAN 1
+#endif
+#endif
+#ifndef RLT_ASAN
+#define RLT_ASAN 0
+#endif
+
 #ifndef RL_ACCURACY_CLIENT
 #error "RL_ACCURACY_CLIENT: path of redis_accuracy_client"
 #endif
@@ -300,6 +311,15 @@ static void test_many_keys(void **state) {
  * unfaked one, decide exactly as the oracle on Redis' time. */
 static void test_faketime(void **state) {
   (void)state;
+#if RLT_ASAN
+  /* libfaketime's constructor calls dlsym -> malloc before the static ASan
+   * runtime is ready and deadlocks in ASan's allocator (seen with clang-14
+   * and libfaketime 0.9.10, at any offset). The gcc and TSan builds run this
+   * case; the ASan build runs the other accuracy cases. */
+  print_message("skipped under ASan: libfaketime deadlocks in its "
+                "constructor with the ASan runtime\n");
+  skip();
+#endif
   static const struct {
     const char *offset;
     int64_t ms;
