@@ -215,6 +215,8 @@ static void render_memory(struct rl_limiter *rl, struct evbuffer *out) {
       "# TYPE ratelimitd_memory_keys gauge\nratelimitd_memory_keys %llu\n"
       "# HELP ratelimitd_memory_bytes Bytes charged to the memory budget.\n"
       "# TYPE ratelimitd_memory_bytes gauge\nratelimitd_memory_bytes %llu\n"
+      "# HELP ratelimitd_memory_max_bytes The memory budget.\n"
+      "# TYPE ratelimitd_memory_max_bytes gauge\n"
       "ratelimitd_memory_max_bytes %llu\n"
       "# HELP ratelimitd_memory_evictions_total Keys evicted.\n"
       "# TYPE ratelimitd_memory_evictions_total counter\n"
@@ -225,8 +227,15 @@ static void render_memory(struct rl_limiter *rl, struct evbuffer *out) {
       (unsigned long long)st.evicted_live);
 }
 
+static int append_text(void *ctx, const char *data, size_t len) {
+  return evbuffer_add(ctx, data, len);
+}
+
 void rld_metrics_render(rld_metrics *m, struct rl_limiter *rl,
                         struct evbuffer *out) {
+  if (rl != NULL) { /* the library's families: ratelimiter_* */
+    rl_metrics_write(rl, append_text, out);
+  }
   render_decisions(m, out);
   render_http(m, out);
   render_latency(m, out);
