@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "trace.h"
 
 static const int status_codes[] = {
 #define RLD__STATUS(code) code,
@@ -241,4 +242,22 @@ void rld_metrics_render(rld_metrics *m, struct rl_limiter *rl,
   render_latency(m, out);
   render_config(m, out);
   render_memory(rl, out);
+}
+
+void rld_metrics_render_traces(const struct rld_tracer *t,
+                               struct evbuffer *out) {
+  rld_tracer_stats st;
+  rld_tracer_stats_get(t, &st);
+  evbuffer_add_printf(
+      out,
+      "# HELP ratelimitd_trace_spans_total Decision spans by outcome: "
+      "queued for export, dropped (queue full), exported, failed (export "
+      "request failed).\n"
+      "# TYPE ratelimitd_trace_spans_total counter\n"
+      "ratelimitd_trace_spans_total{outcome=\"queued\"} %llu\n"
+      "ratelimitd_trace_spans_total{outcome=\"dropped\"} %llu\n"
+      "ratelimitd_trace_spans_total{outcome=\"exported\"} %llu\n"
+      "ratelimitd_trace_spans_total{outcome=\"failed\"} %llu\n",
+      (unsigned long long)st.queued, (unsigned long long)st.dropped,
+      (unsigned long long)st.exported, (unsigned long long)st.failed);
 }
