@@ -203,19 +203,25 @@ void rld_hex(const uint8_t *bytes, size_t n, char *out) {
 
 static _Thread_local uint64_t rng_state;
 
-/* splitmix64, seeded per thread from getrandom(). */
-static uint64_t rng_next(void) {
-  if (rng_state == 0) {
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
-      seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed;
-    }
-    rng_state = seed | 1;
+static void rng_seed(void) {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+    seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed;
   }
-  uint64_t z = (rng_state += UINT64_C(0x9E3779B97F4A7C15));
-  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-  return z ^ (z >> 31);
+  rng_state = seed | 1;
+}
+
+/* wyrand (one 64x64->128 multiply: the unsampled path's only real work),
+ * seeded per thread from getrandom(). Not for secrets: W3C asks ids to be
+ * random, not unpredictable. */
+static uint64_t rng_next(void) {
+  if (__builtin_expect(rng_state == 0, 0)) {
+    rng_seed();
+  }
+  rng_state += UINT64_C(0xa0761d6478bd642f);
+  __uint128_t t =
+      (__uint128_t)rng_state * (rng_state ^ UINT64_C(0xe7037ed1a0b428db));
+  return (uint64_t)(t >> 64) ^ (uint64_t)t;
 }
 
 /* n random bytes, not all zero (n is 8 or 16). */
@@ -237,16 +243,24 @@ static uint64_t id_bits(const uint8_t *trace_id) {
   return v;
 }
 
-static int root_decision(const rld_trace_settings *s, const uint8_t *id) {
+/* The root sampler's decision for a trace whose id ends in `bits`. */
+static int root_decision(const rld_trace_settings *s, uint64_t bits) {
   switch (s->sampler) {
   case RLD_SAMPLER_ALWAYS_ON:
   case RLD_SAMPLER_PARENT_ALWAYS_ON:
     return 1;
   case RLD_SAMPLER_RATIO:
   case RLD_SAMPLER_PARENT_RATIO:
-    return (id_bits(id) >> 11) < s->threshold;
+    return (bits >> 11) < s->threshold;
   default:
     return 0;
+  }
+}
+
+static void put_be64(uint8_t *out, uint64_t v) {
+  for (int i = 7; i >= 0; i--) {
+    out[i] = (uint8_t)v;
+    v >>= 8;
   }
 }
 
@@ -269,12 +283,21 @@ int rld_trace_sample(const rld_trace_settings *s, const char *traceparent,
   if (has_parent) {
     int parent_based = s->sampler >= RLD_SAMPLER_PARENT_ALWAYS_ON;
     sampled = parent_based ? (parent.flags & 1)
-                           : root_decision(s, parent.trace_id);
+                           : root_decision(s, id_bits(parent.trace_id));
     memcpy(span->trace_id, parent.trace_id, 16);
     memcpy(span->parent_id, parent.span_id, 8);
   } else {
-    random_id(span->trace_id, 16);
-    sampled = root_decision(s, span->trace_id);
+    /* The sampler reads the id's last 8 bytes: draw those first and
+     * write the id only for a sampled trace (the unsampled path is one
+     * random number and a compare). */
+    uint64_t low = rng_next();
+    sampled = root_decision(s, low);
+    if (sampled) {
+      put_be64(span->trace_id + 8, low);
+      do {
+        put_be64(span->trace_id, rng_next());
+      } while (all_zero(span->trace_id, 16));
+    }
   }
   if (!sampled) {
     return 0;

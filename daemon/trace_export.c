@@ -117,27 +117,51 @@ __attribute__((format(printf, 2, 3))) static void add(text *t, const char *fmt,
   }
 }
 
-/* A JSON string (quotes included) of s. */
-static void add_str(text *t, const char *s) {
-  add(t, "\"");
-  for (; *s != '\0'; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\') {
-      add(t, "\\%c", ch);
-    } else if (ch < 0x20) {
-      add(t, "\\u%04x", ch);
-    } else {
-      add(t, "%c", ch);
-    }
+/* Appends n bytes as they are. */
+static void add_raw(text *t, const char *s, size_t n) {
+  if (!t->oom && t->cap - t->len <= n) {
+    size_t cap = (t->cap + n + 1) * 2;
+    char *b = realloc(t->buf, cap);
+    t->oom = b == NULL;
+    t->buf = b != NULL ? b : t->buf;
+    t->cap = b != NULL ? cap : t->cap;
   }
-  add(t, "\"");
+  if (!t->oom) {
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+  }
 }
 
+/* A JSON string (quotes included) of s. */
+static void add_str(text *t, const char *s) {
+  add_raw(t, "\"", 1);
+  for (;;) {
+    size_t plain = strcspn(s, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\t\n"
+                                 "\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14"
+                                 "\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e"
+                                 "\x1f");
+    add_raw(t, s, plain);
+    s += plain;
+    if (*s == '\0') {
+      break;
+    }
+    add(t, "\\u%04x", (unsigned char)*s++);
+  }
+  add_raw(t, "\"", 1);
+}
+
+static void add_cstr(text *t, const char *s) {
+  add_raw(t, s, strlen(s));
+}
+
+/* Keys are ours (plain ASCII); values are escaped. */
 static void add_attr(text *t, const char *key, const char *value, int first) {
-  add(t, "%s{\"key\":\"%s\",\"value\":{\"stringValue\":", first ? "" : ",",
-      key);
+  add_cstr(t, first ? "{\"key\":\"" : ",{\"key\":\"");
+  add_cstr(t, key);
+  add_cstr(t, "\",\"value\":{\"stringValue\":");
   add_str(t, value);
-  add(t, "}}");
+  add_cstr(t, "}}");
 }
 
 static void add_span(text *t, const rld_span *sp) {

@@ -222,7 +222,7 @@ static void test_span_and_json(void **state) {
   assert_non_null(json);
   assert_int_equal(strlen(json), len);
   assert_non_null(strstr(json, "{\"resourceSpans\":[{\"resource\":"));
-  assert_non_null(strstr(json, "\"stringValue\":\"a\\\"b\\\\c\\u000a\""));
+  assert_non_null(strstr(json, "\"stringValue\":\"a\\u0022b\\u005cc\\u000a\""));
   assert_non_null(strstr(json, "\"traceId\":\"0af7651916cd43dd8448eb211c80319c"
                                "\",\"spanId\":\""));
   assert_non_null(strstr(json, "\"parentSpanId\":\"b7ad6b7169203331\""));
