@@ -621,8 +621,7 @@ static int p_tracing(ctx *c, yaml_node_t *n, void *dst) {
   static const field f[] = {
       {"enabled", p_bool, offsetof(rld_tracing, enabled), 0, 0},
       {"endpoint", p_trace_text, offsetof(rld_tracing, endpoint), 0, 0},
-      {"service_name", p_trace_text, offsetof(rld_tracing, service_name), 0,
-       0},
+      {"service_name", p_trace_text, offsetof(rld_tracing, service_name), 0, 0},
       {"sample_ratio", p_ratio, offsetof(rld_tracing, sample_ratio), 0, 0},
       {"queue_size", p_uint, offsetof(rld_tracing, queue_size), 1, 1u << 20},
   };

@@ -28,7 +28,7 @@ typedef struct rld_daemon {
   rld_published published;
   rld_metrics metrics;
   struct rld_tracer *tracer; /* NULL: tracing off (trace.h) */
-  atomic_int draining; /* SIGTERM received: /ready says no */
+  atomic_int draining;       /* SIGTERM received: /ready says no */
   size_t n_workers;
   size_t n_started; /* worker threads running */
   struct rld_worker *workers;

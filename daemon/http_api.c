@@ -269,8 +269,8 @@ static int trace_start(rld_worker *w, struct evhttp_request *req,
   if (s == NULL || !s->enabled) {
     return 0;
   }
-  const char *parent = evhttp_find_header(
-      evhttp_request_get_input_headers(req), "traceparent");
+  const char *parent =
+      evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent");
   return rld_trace_sample(s, parent, span);
 }
 

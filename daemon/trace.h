@@ -52,9 +52,9 @@ typedef struct rld_trace_settings {
   uint64_t threshold; /* ratio * 2^53: sampled when id bits < threshold */
   char endpoint[RLD_TRACE_TEXT_MAX + 1];
   char service_name[RLD_TRACE_TEXT_MAX + 1];
-  size_t queue_max;   /* spans waiting for export (rounded to 2^k) */
-  size_t batch_max;   /* spans per export request */
-  uint32_t delay_ms;  /* between two exports */
+  size_t queue_max;    /* spans waiting for export (rounded to 2^k) */
+  size_t batch_max;    /* spans per export request */
+  uint32_t delay_ms;   /* between two exports */
   uint32_t timeout_ms; /* of one export request */
 } rld_trace_settings;
 
@@ -110,9 +110,8 @@ int rld_trace_sample(const rld_trace_settings *s, const char *traceparent,
 /* Ends span: end time and attributes from the decision. policy (its
  * config), d and err as rl_decide returned them; shadow: the policy never
  * denies. */
-void rld_trace_finish(rld_span *span, const char *policy,
-                      const rl_policy *cfg, const rl_decision *d, int err,
-                      int shadow);
+void rld_trace_finish(rld_span *span, const char *policy, const rl_policy *cfg,
+                      const rl_decision *d, int err, int shadow);
 
 /* "1m", "1h", "1500ms": a window duration as the metrics write it. */
 size_t rld_duration_label(uint64_t ms, char out[RLD_TRACE_WINDOW_MAX]);

@@ -312,23 +312,33 @@ size_t rld_duration_label(uint64_t ms, char out[RLD_TRACE_WINDOW_MAX]) {
   static const struct {
     uint64_t ms;
     const char *unit;
-  } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
-  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-    if (ms >= units[i].ms && ms % units[i].ms == 0) {
-      return (size_t)snprintf(out, RLD_TRACE_WINDOW_MAX, "%llu%s",
-                              (unsigned long long)(ms / units[i].ms),
-                              units[i].unit);
-    }
+  } units[] = {
+      {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+  size_t i = 0;
+  while (units[i].ms > 1 && (ms < units[i].ms || ms % units[i].ms != 0)) {
+    i++;
   }
-  return (size_t)snprintf(out, RLD_TRACE_WINDOW_MAX, "%llums",
-                          (unsigned long long)ms);
+  char digits[24];
+  size_t n = 0;
+  uint64_t v = ms / units[i].ms;
+  do { /* no snprintf: this runs per span */
+    digits[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  for (size_t k = 0; k < n; k++) {
+    out[k] = digits[n - 1 - k];
+  }
+  size_t ulen = strlen(units[i].unit);
+  memcpy(out + n, units[i].unit, ulen + 1);
+  return n + ulen;
 }
 
-void rld_trace_finish(rld_span *span, const char *policy,
-                      const rl_policy *cfg, const rl_decision *d, int err,
-                      int shadow) {
+void rld_trace_finish(rld_span *span, const char *policy, const rl_policy *cfg,
+                      const rl_decision *d, int err, int shadow) {
   span->end_unix_ns = unix_ns();
-  snprintf(span->policy, sizeof span->policy, "%s", policy);
+  size_t n = strnlen(policy, sizeof span->policy - 1);
+  memcpy(span->policy, policy, n); /* no snprintf: this runs per span */
+  span->policy[n] = '\0';
   span->window[0] = '\0';
   span->error = NULL;
   span->source = "none";

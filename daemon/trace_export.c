@@ -80,8 +80,7 @@ static size_t take(rld_tracer *t, rld_span *out, size_t max) {
       break;
     }
     out[n++] = c->span;
-    atomic_store_explicit(&c->seq, t->tail + t->mask + 1,
-                          memory_order_release);
+    atomic_store_explicit(&c->seq, t->tail + t->mask + 1, memory_order_release);
     t->tail++;
   }
   return n;
@@ -138,9 +137,9 @@ static void add_str(text *t, const char *s) {
   add_raw(t, "\"", 1);
   for (;;) {
     size_t plain = strcspn(s, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\t\n"
-                                 "\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14"
-                                 "\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e"
-                                 "\x1f");
+                              "\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14"
+                              "\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e"
+                              "\x1f");
     add_raw(t, s, plain);
     s += plain;
     if (*s == '\0') {

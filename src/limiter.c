@@ -43,8 +43,8 @@ static int store_new(const rl_config *config, rl__store **out) {
 
 static int metrics_new(rl_limiter *rl, const rl_config *config,
                        rl__policy_table *table) {
-  int err = rl__metrics_new(!config->metrics.disabled, config->store,
-                            &rl->metrics);
+  int err =
+      rl__metrics_new(!config->metrics.disabled, config->store, &rl->metrics);
   if (err == RL_OK) {
     rl__metrics_assign(rl->metrics, table);
   }
@@ -55,8 +55,8 @@ static int metrics_new(rl_limiter *rl, const rl_config *config,
  * breaker gauge (closed until the breaker says otherwise). */
 static void metrics_attach(rl_limiter *rl, const rl_config *config) {
   rl->store->metrics = rl->metrics;
-  for (size_t i = 0; config->store == RL_STORE_REDIS && i < config->redis.n_addrs;
-       i++) {
+  for (size_t i = 0;
+       config->store == RL_STORE_REDIS && i < config->redis.n_addrs; i++) {
     rl__metrics_node(rl->metrics, config->redis.addrs[i]);
   }
 }

@@ -23,7 +23,7 @@
 
 /* Upper bounds of the Redis latency buckets, nanoseconds. */
 static const int64_t bucket_ns[N_BUCKETS] = {
-    50000,    100000,   250000,    500000,    1000000,   2500000,   5000000,
+    50000,    100000,   250000,   500000,    1000000,   2500000,   5000000,
     10000000, 25000000, 50000000, 100000000, 250000000, 500000000, 1000000000};
 
 /* Counters that have no policy label, one set per stripe. */
@@ -67,7 +67,7 @@ struct rl__metrics {
   rl_store_type store;
   stripe stripes[N_STRIPES];
   _Atomic(chunk *) chunks[RL__METRIC_CHUNKS];
-  atomic_size_t n_slots;   /* slots handed out */
+  atomic_size_t n_slots;     /* slots handed out */
   _Atomic uint64_t hot_keys; /* gauge */
   node_gauge nodes[RL__METRIC_NODES];
   atomic_size_t n_nodes;
@@ -121,9 +121,9 @@ static uint64_t sum_at(const rl__metrics *m, size_t at) {
   uint64_t v = 0;
   for (size_t i = 0; i < N_STRIPES; i++) {
     const char *base = (const char *)&m->stripes[i];
-    v += atomic_load_explicit((const _Atomic uint64_t *)(const void *)(base +
-                                                                       at),
-                              memory_order_relaxed);
+    v += atomic_load_explicit(
+        (const _Atomic uint64_t *)(const void *)(base + at),
+        memory_order_relaxed);
   }
   return v;
 }
@@ -241,8 +241,8 @@ void rl__metrics_decision(rl__metrics *m, unsigned slot, const rl_decision *d) {
   }
   chunk *c = atomic_load_explicit(&m->chunks[slot / RL__METRIC_SLOT_CHUNK],
                                   memory_order_acquire);
-  unsigned w = d->window > 0 && d->window < RL_MAX_WINDOWS ? (unsigned)d->window
-                                                           : 0;
+  unsigned w =
+      d->window > 0 && d->window < RL_MAX_WINDOWS ? (unsigned)d->window : 0;
   bump(&c->stripes[s].c[slot % RL__METRIC_SLOT_CHUNK][w][result], s, 1);
 }
 
@@ -354,9 +354,8 @@ size_t rl__metrics_duration_label(uint64_t ms, char *out) {
   } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
   for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
     if (ms >= units[i].ms && ms % units[i].ms == 0) {
-      return (size_t)sprintf(out, "%llu%s",
-                             (unsigned long long)(ms / units[i].ms),
-                             units[i].unit);
+      return (size_t)sprintf(
+          out, "%llu%s", (unsigned long long)(ms / units[i].ms), units[i].unit);
     }
   }
   return (size_t)sprintf(out, "%llums", (unsigned long long)ms);
@@ -442,8 +441,8 @@ static void render_sources(rl__metrics *m, out *o) {
          "Decisions by where they came from.");
 #define RL__SOURCE_LINE(name, label)                                           \
   if (RL_SOURCE_##name != RL_SOURCE_NONE) {                                    \
-    put(o, "ratelimiter_decision_sources_total{source=\"%s\"} %llu\n",         \
-        #label, (unsigned long long)SUM(m, sources[RL_SOURCE_##name]));        \
+    put(o, "ratelimiter_decision_sources_total{source=\"%s\"} %llu\n", #label, \
+        (unsigned long long)SUM(m, sources[RL_SOURCE_##name]));                \
   }
   RL_SOURCE_MAP(RL__SOURCE_LINE)
 #undef RL__SOURCE_LINE
@@ -454,8 +453,8 @@ static void render_errors(rl__metrics *m, out *o) {
          "Decisions that failed, by error code.");
 #define RL__ERR_LINE(name, label, num, msg)                                    \
   if ((num) > 0 && (num) < RL__METRIC_ERRS) {                                  \
-    put(o, "ratelimiter_errors_total{code=\"%s\"} %llu\n", #label,            \
-        (unsigned long long)SUM(m, errors[(num) % RL__METRIC_ERRS]));         \
+    put(o, "ratelimiter_errors_total{code=\"%s\"} %llu\n", #label,             \
+        (unsigned long long)SUM(m, errors[(num) % RL__METRIC_ERRS]));          \
   }
   RL_ERRNO_MAP(RL__ERR_LINE)
 #undef RL__ERR_LINE
@@ -520,8 +519,8 @@ static void render_layers(rl__metrics *m, out *o) {
       "ratelimiter_lease_units_total{event=\"returned\"} %llu\n",
       (unsigned long long)SUM(m, lease_units_granted),
       (unsigned long long)SUM(m, lease_units_returned));
-  counter(m, o, "ratelimiter_hot_keys_detected_total",
-          "Keys that became hot.", offsetof(stripe, hot_keys_detected));
+  counter(m, o, "ratelimiter_hot_keys_detected_total", "Keys that became hot.",
+          offsetof(stripe, hot_keys_detected));
   family(o, "ratelimiter_hot_keys", "gauge", "Keys considered hot now.");
   put(o, "ratelimiter_hot_keys %llu\n",
       (unsigned long long)atomic_load(&m->hot_keys));

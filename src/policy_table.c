@@ -86,8 +86,7 @@ static int allocate(rl__policy_table **out, size_t n) {
     t->metric_slots = calloc(n, sizeof *t->metric_slots);
     t->slots = calloc(slots, sizeof *t->slots);
   }
-  if (t == NULL || !t->policies || !t->ids || !t->slots ||
-      !t->metric_slots) {
+  if (t == NULL || !t->policies || !t->ids || !t->slots || !t->metric_slots) {
     rl__policy_table_free(t);
     return RL_ERR_NO_MEMORY;
   }

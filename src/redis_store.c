@@ -348,9 +348,9 @@ static void async_finish(async_req *a, int err, rl_decision *d) {
     stat_inc(&a->st->n_timeouts);
   }
   if (err != RL_ERR_SHUTDOWN) {
-    rl__metrics_redis_latency(
-        m, RL__REDIS_OP_ALLOW,
-        rl__mono_ns() - (a->deadline_ns - a->st->timeout_ns));
+    rl__metrics_redis_latency(m, RL__REDIS_OP_ALLOW,
+                              rl__mono_ns() -
+                                  (a->deadline_ns - a->st->timeout_ns));
   }
   if (err == RL_OK) {
     rl__metrics_decision(m, a->metric_slot, d);

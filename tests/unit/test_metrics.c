@@ -237,7 +237,7 @@ static void test_layer_hooks(void **state) {
   assert_int_equal(rl__metrics_node(m, "10.0.0.1:6379"), n1);
   rl__metrics_breaker_state(m, n2, RL__BREAKER_OPEN);
   rl__metrics_breaker_state(m, 99, RL__BREAKER_OPEN); /* ignored */
-  rl__metrics_cache_hit(NULL);                      /* no-ops */
+  rl__metrics_cache_hit(NULL);                        /* no-ops */
   rl__metrics_breaker_state(NULL, 0, RL__BREAKER_OPEN);
   assert_int_equal(rl__metrics_node(NULL, "x"), -1);
   char *t = scrape(rl);
@@ -304,9 +304,9 @@ static void test_duration_labels(void **state) {
   static const struct {
     uint64_t ms;
     const char *label;
-  } cases[] = {{1, "1ms"},         {999, "999ms"},      {1000, "1s"},
-               {1500, "1500ms"},   {60000, "1m"},       {90000, "90s"},
-               {3600000, "1h"},    {86400000, "1d"},    {5400000, "90m"},
+  } cases[] = {{1, "1ms"},       {999, "999ms"},   {1000, "1s"},
+               {1500, "1500ms"}, {60000, "1m"},    {90000, "90s"},
+               {3600000, "1h"},  {86400000, "1d"}, {5400000, "90m"},
                {172800000, "2d"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char out[24];
