@@ -94,11 +94,27 @@ typedef struct text {
   int oom;
 } text;
 
+/* Makes room for n more bytes and a NUL; 0, or -1 (oom set). */
+static int room(text *t, size_t n) {
+  if (!t->oom && t->cap - t->len <= n) {
+    size_t cap = (t->cap + n + 1) * 2;
+    char *b = realloc(t->buf, cap);
+    if (b == NULL) {
+      t->oom = 1;
+    } else {
+      t->buf = b;
+      t->cap = cap;
+    }
+  }
+  return t->oom ? -1 : 0;
+}
+
 __attribute__((format(printf, 2, 3))) static void add(text *t, const char *fmt,
                                                       ...) {
   for (int attempt = 0; attempt < 2 && !t->oom; attempt++) {
     va_list ap;
     va_start(ap, fmt);
+    // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
     int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
     va_end(ap);
     if (n < 0) {
@@ -107,25 +123,14 @@ __attribute__((format(printf, 2, 3))) static void add(text *t, const char *fmt,
       t->len += (size_t)n;
       return;
     } else {
-      size_t cap = (t->cap + (size_t)n + 1) * 2;
-      char *b = realloc(t->buf, cap);
-      t->oom = b == NULL;
-      t->buf = b != NULL ? b : t->buf;
-      t->cap = b != NULL ? cap : t->cap;
+      room(t, (size_t)n);
     }
   }
 }
 
 /* Appends n bytes as they are. */
 static void add_raw(text *t, const char *s, size_t n) {
-  if (!t->oom && t->cap - t->len <= n) {
-    size_t cap = (t->cap + n + 1) * 2;
-    char *b = realloc(t->buf, cap);
-    t->oom = b == NULL;
-    t->buf = b != NULL ? b : t->buf;
-    t->cap = b != NULL ? cap : t->cap;
-  }
-  if (!t->oom) {
+  if (room(t, n) == 0) {
     memcpy(t->buf + t->len, s, n);
     t->len += n;
     t->buf[t->len] = '\0';
@@ -218,6 +223,7 @@ char *rld_otlp_json(const rld_trace_settings *s, const rld_span *spans,
 
 /* ---- the exporter thread ------------------------------------------------ */
 
+// NOLINTNEXTLINE(readability-non-const-parameter): curl's signature
 static size_t discard(char *data, size_t size, size_t n, void *ud) {
   (void)data;
   (void)ud;

@@ -373,6 +373,7 @@ __attribute__((format(printf, 2, 3))) static void put(out *o, const char *fmt,
   char line[512];
   va_list ap;
   va_start(ap, fmt);
+  // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
   int n = vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   if (!o->failed && n > 0) {

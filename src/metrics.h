@@ -35,7 +35,7 @@ struct rl__policy_table;
 #define RL__METRIC_STRIPES 16    /* threads with a stripe of their own */
 #define RL__METRIC_SLOT_CHUNK 16 /* slots allocated at a time */
 #define RL__METRIC_CHUNKS 256    /* at most 4096 slots per limiter */
-#define RL__METRIC_SLOTS (RL__METRIC_SLOT_CHUNK * RL__METRIC_CHUNKS)
+#define RL__METRIC_SLOTS ((size_t)RL__METRIC_SLOT_CHUNK * RL__METRIC_CHUNKS)
 #define RL__METRIC_SLOT_NONE 0xFFFFu /* counted as policy "_other" */
 #define RL__METRIC_NODES 256         /* Redis nodes with a breaker gauge */
 #define RL__METRIC_ERRS 64           /* rl_err codes counted */
