@@ -111,8 +111,11 @@ static uint64_t field_value(const field *f, const void *dst) {
 
 static int check_bounds(ctx *c, yaml_node_t *v, const char *where,
                         const field *f, const void *dst) {
+  if (f->max == 0) { /* unbounded, or not a number: nothing to read */
+    return 0;
+  }
   uint64_t x = field_value(f, dst);
-  if (f->max == 0 || (x >= f->min && x <= f->max)) {
+  if (x >= f->min && x <= f->max) {
     return 0;
   }
   return fail_at(c, v, "%s.%s must be between %llu and %llu", where, f->name,

@@ -273,9 +273,13 @@ static void *exporter(void *arg) {
 static int setup_curl(rld_tracer *t) {
   t->curl = curl_easy_init();
   t->headers = curl_slist_append(NULL, "Content-Type: application/json");
-  if (t->curl == NULL || t->headers == NULL) {
+  /* No "Expect: 100-continue" round trip before large batches. */
+  struct curl_slist *more =
+      t->headers != NULL ? curl_slist_append(t->headers, "Expect:") : NULL;
+  if (t->curl == NULL || more == NULL) {
     return -1;
   }
+  t->headers = more;
   curl_easy_setopt(t->curl, CURLOPT_URL, t->s.endpoint);
   curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L);
