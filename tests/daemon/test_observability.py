@@ -91,6 +91,7 @@ def start_daemon(binary, config, env=None, name="rld"):
 
 
 def stop(p):
+    """SIGTERM; the daemon must exit 0 (a sanitizer report makes it not)."""
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
         try:
@@ -98,6 +99,8 @@ def stop(p):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+    log = p.args[p.args.index("--port-file") + 1].replace(".port", ".log")
+    assert p.returncode == 0, f"exit {p.returncode}: {open(log).read()[-3000:]}"
 
 
 def request(port, method, path, body=None, headers=None):
