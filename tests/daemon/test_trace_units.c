@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,6 +267,49 @@ static void test_full_queue_drops(void **state) {
   assert_int_equal(st.queued, 0);
 }
 
+static void test_config_section(void **state) {
+  (void)state;
+  static const char ok[] = "tracing:\n"
+                           "  enabled: true\n"
+                           "  endpoint: http://c:4318/v1/traces\n"
+                           "  sample_ratio: 0.25\n"
+                           "  service_name: edge\n"
+                           "  queue_size: 64\n"
+                           "rate_limiter:\n"
+                           "  windows: [{max_requests: 1, duration: 1s}]\n";
+  rld_config *c = NULL;
+  char err[256];
+  assert_int_equal(rld_config_parse(ok, strlen(ok), "t", &c, err, sizeof err),
+                   0);
+  assert_true(c->tracing.enabled);
+  assert_string_equal(c->tracing.endpoint, "http://c:4318/v1/traces");
+  assert_true(c->tracing.sample_ratio == 0.25);
+  assert_string_equal(c->tracing.service_name, "edge");
+  assert_int_equal(c->tracing.queue_size, 64);
+  rld_config_free(c);
+  static const struct {
+    const char *text, *error;
+  } bad[] = {
+      {"tracing: {sample_ratio: 1.5}\n", "sample_ratio must be a number"},
+      {"tracing: {sample_ratio: x}\n", "sample_ratio must be a number"},
+      {"tracing: {queue_size: 0}\n", "tracing.queue_size must be between"},
+      {"tracing: {endpoint: \"\"}\n", "expected 1..511 bytes"},
+      {"tracing: {sampler: always_on}\n", "unknown key 'sampler'"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char text[256];
+    snprintf(text, sizeof text,
+             "%srate_limiter:\n  windows: [{max_requests: 1, duration: 1s}]\n",
+             bad[i].text);
+    c = NULL;
+    assert_int_equal(
+        rld_config_parse(text, strlen(text), "t", &c, err, sizeof err), -1);
+    if (strstr(err, bad[i].error) == NULL) {
+      fail_msg("'%s': %s", bad[i].text, err);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_traceparent),
@@ -273,6 +317,7 @@ int main(void) {
       cmocka_unit_test(test_samplers),
       cmocka_unit_test(test_span_and_json),
       cmocka_unit_test(test_full_queue_drops),
+      cmocka_unit_test(test_config_section),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
