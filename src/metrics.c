@@ -63,7 +63,7 @@ typedef struct node_gauge {
 } node_gauge;
 
 struct rl__metrics {
-  int enabled;
+  atomic_int enabled;
   rl_store_type store;
   stripe stripes[N_STRIPES];
   _Atomic(chunk *) chunks[RL__METRIC_CHUNKS];
@@ -109,7 +109,7 @@ static void bump(_Atomic uint64_t *c, unsigned s, uint64_t n) {
 
 /* The calling thread's stripe of m, or NULL when nothing is counted. */
 static stripe *my(rl__metrics *m, unsigned *s) {
-  if (m == NULL || !m->enabled) {
+  if (m == NULL || !atomic_load_explicit(&m->enabled, memory_order_relaxed)) {
     return NULL;
   }
   *s = my_stripe();
@@ -138,7 +138,7 @@ int rl__metrics_new(int enabled, rl_store_type store, rl__metrics **out) {
     return RL_ERR_NO_MEMORY;
   }
   memset(m, 0, sizeof *m);
-  m->enabled = enabled;
+  atomic_init(&m->enabled, enabled);
   m->store = store;
   pthread_mutex_init(&m->lock, NULL);
   *out = m;
@@ -154,6 +154,12 @@ void rl__metrics_free(rl__metrics *m) {
   }
   pthread_mutex_destroy(&m->lock);
   free(m);
+}
+
+void rl__metrics_enable(rl__metrics *m, int on) {
+  if (m != NULL) {
+    atomic_store_explicit(&m->enabled, on != 0, memory_order_relaxed);
+  }
 }
 
 static const slot_info *info_of(rl__metrics *m, size_t slot) {

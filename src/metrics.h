@@ -72,6 +72,9 @@ typedef struct rl__metrics rl__metrics;
  * gauges set by other layers still render). RL_OK or RL_ERR_NO_MEMORY. */
 int rl__metrics_new(int enabled, rl_store_type store, rl__metrics **out);
 void rl__metrics_free(rl__metrics *m);
+/* Turns counting on or off on a live registry (benchmarks compare both on
+ * one limiter). */
+void rl__metrics_enable(rl__metrics *m, int on);
 
 /* Control path: fills t->metric_slots, allocating a slot for every policy
  * (name + window durations) not seen before. When the slots run out (or
