@@ -137,6 +137,15 @@ static void test_async_and_disabled(void **state) {
   assert_int_equal(sample(t, REQ("api", "1500ms", "allowed")), 0);
   assert_int_equal(sample(t, REQ("default", "1m", "allowed")), 0);
   free(t);
+  /* Turned on live, then off again: only the decisions in between. */
+  rl__metrics_enable(rl__limiter_metrics(off), 1);
+  decide_n(off, NULL, "k2", 1);
+  rl__metrics_enable(rl__limiter_metrics(off), 0);
+  rl__metrics_enable(NULL, 1);
+  decide_n(off, NULL, "k2", 1);
+  t = scrape(off);
+  assert_int_equal(sample(t, REQ("default", "1m", "allowed")), 1);
+  free(t);
   rl_free(on);
   rl_free(off);
 }
