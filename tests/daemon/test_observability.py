@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
+import http.client
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SLACK = float(os.environ.get("RLT_SLACK", "1"))  # loaded machines
@@ -103,15 +103,28 @@ def stop(p):
     assert p.returncode == 0, f"exit {p.returncode}: {open(log).read()[-3000:]}"
 
 
+CONNECTIONS = {}
+
+
 def request(port, method, path, body=None, headers=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                 data=body.encode() if body else None,
-                                 method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10 * SLACK) as r:
+    """One request on a kept-alive connection per port (few accepts: see
+    tsan.supp), reconnecting once if the daemon closed it."""
+    for attempt in range(2):
+        conn = CONNECTIONS.get(port)
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port,
+                                              timeout=10 * SLACK)
+            CONNECTIONS[port] = conn
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
             return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+        except (http.client.HTTPException, ConnectionError):
+            conn.close()
+            del CONNECTIONS[port]
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def get(port, path):
@@ -246,6 +259,7 @@ rate_limiter:
 # ---- tracing --------------------------------------------------------------
 
 class Receiver(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # curl keeps its connection
     bodies = []
     lock = threading.Lock()
 
