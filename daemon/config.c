@@ -46,6 +46,10 @@ rld_config *rld_config_new(void) {
   c->fallback.circuit_breaker_threshold = 10;
   c->memory_max_bytes = RL_MEMORY_MAX_BYTES_DEFAULT;
   c->max_key_len = RL_KEY_MAX_DEFAULT;
+  c->tracing.sample_ratio = 0.01;
+  c->tracing.queue_size = 2048;
+  strcpy(c->tracing.service_name, "ratelimitd");
+  strcpy(c->tracing.endpoint, "http://localhost:4318/v1/traces");
   return c;
 }
 

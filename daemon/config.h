@@ -74,8 +74,20 @@ typedef struct rld_fallback {
   unsigned circuit_breaker_threshold; /* consecutive failures */
 } rld_fallback;
 
+/* OpenTelemetry traces (daemon/trace.h); read at start, the OTEL_*
+ * environment variables override it. */
+#define RLD_TRACE_TEXT_MAX 511
+typedef struct rld_tracing {
+  int enabled;                               /* default off */
+  char endpoint[RLD_TRACE_TEXT_MAX + 1];     /* OTLP/HTTP traces URL */
+  char service_name[RLD_TRACE_TEXT_MAX + 1]; /* default "ratelimitd" */
+  double sample_ratio;                       /* root spans; default 0.01 */
+  unsigned queue_size;                       /* spans; default 2048 */
+} rld_tracing;
+
 typedef struct rld_config {
   rld_server server;
+  rld_tracing tracing;
   rld_redis redis;       /* addrs set: the Redis store */
   rld_cache cache;       /* parsed and checked; takes effect later */
   rld_fallback fallback; /* parsed and checked; takes effect later */

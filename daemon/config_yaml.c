@@ -111,8 +111,11 @@ static uint64_t field_value(const field *f, const void *dst) {
 
 static int check_bounds(ctx *c, yaml_node_t *v, const char *where,
                         const field *f, const void *dst) {
+  if (f->max == 0) { /* unbounded, or not a number: nothing to read */
+    return 0;
+  }
   uint64_t x = field_value(f, dst);
-  if (f->max == 0 || (x >= f->min && x <= f->max)) {
+  if (x >= f->min && x <= f->max) {
     return 0;
   }
   return fail_at(c, v, "%s.%s must be between %llu and %llu", where, f->name,
@@ -583,12 +586,58 @@ static int p_rate_limiter(ctx *c, yaml_node_t *n, void *dst) {
   return parse_map(c, n, "rate_limiter", f, sizeof f / sizeof f[0], dst);
 }
 
+/* ---- tracing (OpenTelemetry) ------------------------------------------- */
+
+static int p_trace_text(ctx *c, yaml_node_t *n, void *dst) {
+  size_t len = 0;
+  const char *s = scalar(c, n, "text", &len);
+  if (s == NULL) {
+    return -1;
+  }
+  if (len == 0 || len > RLD_TRACE_TEXT_MAX || memchr(s, '\0', len) != NULL) {
+    return fail_at(c, n, "expected 1..%d bytes of text", RLD_TRACE_TEXT_MAX);
+  }
+  memcpy(dst, s, len);
+  ((char *)dst)[len] = '\0';
+  return 0;
+}
+
+static int p_ratio(ctx *c, yaml_node_t *n, void *dst) {
+  size_t len = 0;
+  const char *s = scalar(c, n, "ratio", &len);
+  char buf[32];
+  char *end = NULL;
+  if (s == NULL) {
+    return -1;
+  }
+  snprintf(buf, sizeof buf, "%.*s", (int)len, s);
+  double v = len < sizeof buf ? strtod(buf, &end) : -1;
+  if (end == NULL || end == buf || *end != '\0' || !(v >= 0 && v <= 1)) {
+    return fail_at(c, n, "sample_ratio must be a number in 0..1, not '%.32s'",
+                   s);
+  }
+  *(double *)dst = v;
+  return 0;
+}
+
+static int p_tracing(ctx *c, yaml_node_t *n, void *dst) {
+  static const field f[] = {
+      {"enabled", p_bool, offsetof(rld_tracing, enabled), 0, 0},
+      {"endpoint", p_trace_text, offsetof(rld_tracing, endpoint), 0, 0},
+      {"service_name", p_trace_text, offsetof(rld_tracing, service_name), 0, 0},
+      {"sample_ratio", p_ratio, offsetof(rld_tracing, sample_ratio), 0, 0},
+      {"queue_size", p_uint, offsetof(rld_tracing, queue_size), 1, 1u << 20},
+  };
+  return parse_map(c, n, "tracing", f, sizeof f / sizeof f[0], dst);
+}
+
 static int p_root(ctx *c, yaml_node_t *n) {
   static const field f[] = {
       {"rate_limiter", p_rate_limiter, 0, 0, 0},
       {"server", p_server, offsetof(rld_config, server), 0, 0},
+      {"tracing", p_tracing, offsetof(rld_config, tracing), 0, 0},
   };
-  return parse_map(c, n, "the top level", f, 2, c->cfg);
+  return parse_map(c, n, "the top level", f, sizeof f / sizeof f[0], c->cfg);
 }
 
 /* ---- after the walk: default policy, library checks -------------------- */

@@ -27,7 +27,8 @@ typedef struct rld_daemon {
   rl_limiter *rl;
   rld_published published;
   rld_metrics metrics;
-  atomic_int draining; /* SIGTERM received: /ready says no */
+  struct rld_tracer *tracer; /* NULL: tracing off (trace.h) */
+  atomic_int draining;       /* SIGTERM received: /ready says no */
   size_t n_workers;
   size_t n_started; /* worker threads running */
   struct rld_worker *workers;

@@ -26,6 +26,7 @@
 #include "key_builder.h"
 #include "query.h"
 #include "response.h"
+#include "trace.h"
 
 typedef enum mode { MODE_JSON, MODE_QUERY, MODE_AUTH } mode;
 
@@ -261,6 +262,27 @@ static void answer_decision(rld_worker *w, struct evhttp_request *req, mode m,
   rld_reply(w, req, status, body, len);
 }
 
+/* Head sampling of this decision's span (trace.h); 1 when sampled. */
+static int trace_start(rld_worker *w, struct evhttp_request *req,
+                       rld_span *span) {
+  const rld_trace_settings *s = rld_tracer_settings(w->d->tracer);
+  if (s == NULL || !s->enabled) {
+    return 0;
+  }
+  const char *parent =
+      evhttp_find_header(evhttp_request_get_input_headers(req), "traceparent");
+  return rld_trace_sample(s, parent, span);
+}
+
+static void trace_end(rld_worker *w, rld_span *span, const check *c) {
+  const rld_snap_policy *p = c->policy;
+  rld_trace_finish(span, p != NULL ? p->cfg->name : "",
+                   p != NULL ? &p->cfg->policy : NULL, &c->d,
+                   p != NULL ? c->err : RL_ERR_POLICY_UNKNOWN,
+                   p != NULL && p->shadow);
+  rld_tracer_submit(w->d->tracer, span);
+}
+
 static void handle_check(rld_worker *w, struct evhttp_request *req, mode m) {
   check c;
   memset(&c, 0, sizeof c);
@@ -268,7 +290,13 @@ static void handle_check(rld_worker *w, struct evhttp_request *req, mode m) {
       find_key(w, req, &c) != 0) {
     return;
   }
-  decide(w, &c);
+  rld_span span;
+  if (trace_start(w, req, &span)) {
+    decide(w, &c);
+    trace_end(w, &span, &c);
+  } else {
+    decide(w, &c);
+  }
   if (c.policy == NULL || c.err == RL_ERR_POLICY_UNKNOWN) {
     rld_reply_error(w, req, 400, "policy_unknown",
                     "no policy with that name in the configuration");
@@ -314,6 +342,7 @@ static void handle_ready(rld_worker *w, struct evhttp_request *req) {
 static void handle_metrics(rld_worker *w, struct evhttp_request *req) {
   struct evbuffer *out = evhttp_request_get_output_buffer(req);
   rld_metrics_render(&w->d->metrics, w->d->rl, out);
+  rld_metrics_render_traces(w->d->tracer, out);
   rld_send(w, req, 200, "text/plain; version=0.0.4");
 }
 

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "reload.h"
+#include "trace.h"
 #include "server.h"
 
 typedef struct options {
@@ -141,6 +142,31 @@ static int build(rld_daemon *d, rld_config *c, uint64_t hash) {
   return 0;
 }
 
+static const char *env_get(const char *name) {
+  return getenv(name);
+}
+
+/* Tracing per the configuration and the OTEL_* environment (trace.h); a
+ * tracer that cannot start leaves tracing off, with a warning. */
+static void start_tracing(rld_daemon *d) {
+  const rld_config *c = rld_published_peek(&d->published)->config;
+  rld_trace_settings s;
+  char msg[512];
+  rld_trace_settings_load(&s, &c->tracing, env_get, msg, sizeof msg);
+  if (msg[0] != '\0') {
+    rld_log(RLD_LOG_WARN, "tracing: %s", msg);
+  }
+  if (!s.enabled) {
+    return;
+  }
+  if (rld_tracer_start(&s, &d->tracer, msg, sizeof msg) != 0) {
+    rld_log(RLD_LOG_WARN, "%s; tracing is off", msg);
+    return;
+  }
+  rld_log(RLD_LOG_INFO, "tracing: sampler %d, ratio %g, to %s (%s)",
+          (int)s.sampler, s.ratio, s.endpoint, s.service_name);
+}
+
 typedef struct control {
   struct event_base *base;
   rld_reloader reloader;
@@ -223,6 +249,8 @@ static void teardown(rld_daemon *d, control *c) {
   if (d->n_started > 0 || d->workers != NULL) {
     rld_server_stop(d, 0);
   }
+  rld_tracer_stop(d->tracer); /* exports what is queued */
+  d->tracer = NULL;
   if (rld_published_peek(&d->published) != NULL) {
     rld_published_close(&d->published);
   }
@@ -253,7 +281,11 @@ static int run(const options *o) {
   c.reloader.last_hash = hash;
   c.reloader.inotify_fd = -1;
   c.base = event_base_new();
-  int rc = c.base != NULL && build(&d, cfg, hash) == 0 ? serve(&d, &c, o) : -1;
+  int rc = c.base != NULL && build(&d, cfg, hash) == 0 ? 0 : -1;
+  if (rc == 0) {
+    start_tracing(&d);
+    rc = serve(&d, &c, o);
+  }
   if (rc == 0) {
     store_shutdown_hook(&d);
   }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "trace.h"
 
 static const int status_codes[] = {
 #define RLD__STATUS(code) code,
@@ -215,6 +216,8 @@ static void render_memory(struct rl_limiter *rl, struct evbuffer *out) {
       "# TYPE ratelimitd_memory_keys gauge\nratelimitd_memory_keys %llu\n"
       "# HELP ratelimitd_memory_bytes Bytes charged to the memory budget.\n"
       "# TYPE ratelimitd_memory_bytes gauge\nratelimitd_memory_bytes %llu\n"
+      "# HELP ratelimitd_memory_max_bytes The memory budget.\n"
+      "# TYPE ratelimitd_memory_max_bytes gauge\n"
       "ratelimitd_memory_max_bytes %llu\n"
       "# HELP ratelimitd_memory_evictions_total Keys evicted.\n"
       "# TYPE ratelimitd_memory_evictions_total counter\n"
@@ -225,11 +228,36 @@ static void render_memory(struct rl_limiter *rl, struct evbuffer *out) {
       (unsigned long long)st.evicted_live);
 }
 
+static int append_text(void *ctx, const char *data, size_t len) {
+  return evbuffer_add(ctx, data, len);
+}
+
 void rld_metrics_render(rld_metrics *m, struct rl_limiter *rl,
                         struct evbuffer *out) {
+  if (rl != NULL) { /* the library's families: ratelimiter_* */
+    rl_metrics_write(rl, append_text, out);
+  }
   render_decisions(m, out);
   render_http(m, out);
   render_latency(m, out);
   render_config(m, out);
   render_memory(rl, out);
+}
+
+void rld_metrics_render_traces(const struct rld_tracer *t,
+                               struct evbuffer *out) {
+  rld_tracer_stats st;
+  rld_tracer_stats_get(t, &st);
+  evbuffer_add_printf(
+      out,
+      "# HELP ratelimitd_trace_spans_total Decision spans by outcome: "
+      "queued for export, dropped (queue full), exported, failed (export "
+      "request failed).\n"
+      "# TYPE ratelimitd_trace_spans_total counter\n"
+      "ratelimitd_trace_spans_total{outcome=\"queued\"} %llu\n"
+      "ratelimitd_trace_spans_total{outcome=\"dropped\"} %llu\n"
+      "ratelimitd_trace_spans_total{outcome=\"exported\"} %llu\n"
+      "ratelimitd_trace_spans_total{outcome=\"failed\"} %llu\n",
+      (unsigned long long)st.queued, (unsigned long long)st.dropped,
+      (unsigned long long)st.exported, (unsigned long long)st.failed);
 }

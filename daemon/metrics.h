@@ -78,6 +78,13 @@ void rld_count_status(rld_counters *c, int status);
 void rld_count_error(rld_counters *c, int err);
 void rld_count_latency(rld_counters *c, uint64_t ns);
 
+struct evbuffer;
+/* Appends the tracer's counters (ratelimitd_trace_spans_total{outcome});
+ * t may be NULL (tracing off: zeros). */
+struct rld_tracer;
+void rld_metrics_render_traces(const struct rld_tracer *t,
+                               struct evbuffer *out);
+
 /* Appends the Prometheus text exposition to out (an evbuffer). */
 struct evbuffer;
 struct rl_limiter;

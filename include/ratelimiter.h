@@ -225,6 +225,12 @@ typedef struct rl_config {
       const char *server_name; /* name to verify (and SNI); NULL = host */
     } tls;
   } redis;
+  /* Metrics (rl_metrics_write). Counting costs a few ns per decision;
+   * disabled = 1 turns it off (the text then shows zeros). May not change
+   * on a live limiter: rl_reconfigure() ignores it. */
+  struct {
+    int disabled;
+  } metrics;
 } rl_config;
 
 /* Fills defaults (memory store; Redis fields: pool_size 4, timeout_ms 100,
@@ -395,6 +401,31 @@ typedef struct rl_memory_stats {
 } rl_memory_stats;
 
 RL_EXTERN int rl_memory_stats_get(rl_limiter *rl, rl_memory_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Metrics (docs/Observability.md)                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Receives len bytes of text (not NUL-terminated); returns 0, or non-zero
+ * to stop the rendering. */
+typedef int (*rl_write_fn)(void *ctx, const char *data, size_t len);
+
+/* Writes the limiter's metrics in the Prometheus text format (0.0.4)
+ * through write, in pieces: ratelimiter_requests_total{policy,window,
+ * result}, ratelimiter_errors_total{code},
+ * ratelimiter_redis_latency_seconds{operation} (histogram), cache, lease,
+ * hot-key, fallback and breaker families, and ratelimiter_build_info.
+ * Labels come from the configuration and fixed lists, never from a key.
+ * RL_OK, RL_ERR_INVALID_ARGUMENT, or RL_ERR_NO_MEMORY when write returned
+ * non-zero. Thread-safe; never blocks decisions. */
+RL_EXTERN int rl_metrics_write(rl_limiter *rl, rl_write_fn write, void *ctx);
+
+/* The same text into buf, like snprintf: *needed (if not NULL) gets the
+ * full length without the NUL; buf (len > 0) is always NUL-terminated. The
+ * text did not fit when *needed >= len (then call again with more room:
+ * counters move, so leave some slack). RL_OK or RL_ERR_INVALID_ARGUMENT. */
+RL_EXTERN int rl_metrics_render(rl_limiter *rl, char *buf, size_t len,
+                                size_t *needed);
 
 /* Library version, e.g. "0.1.0". */
 RL_EXTERN const char *rl_version(void);

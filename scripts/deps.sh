@@ -16,6 +16,9 @@ PACKAGES=(
   # ratelimitd (issue 7): YAML config, HTTP server, middleware, tests, bench
   libyaml-dev libmicrohttpd-dev libcurl4-openssl-dev nginx wrk
   faketime
+  # observability (issue 8): promtool checks a real /metrics scrape
+  # (prometheus is ~19 MB to download, ~10 s to install; no service runs)
+  prometheus
   # tools the scripts use
   python3 procps iproute2 curl
 )

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "guard.h"
+#include "metrics.h"
 #include "policy_table.h"
 #include "redis_store.h"
 #include "store.h"
@@ -26,6 +27,7 @@ struct rl_limiter {
   rl__guard policies;       /* publishes the current rl__policy_table */
   rl__store *store;         /* memory or Redis (store.h) */
   rl_store_type store_type; /* fixed at creation */
+  rl__metrics *metrics;     /* counters (metrics.h); fixed at creation */
   /* Reconfiguration side, under reconfig_lock. */
   pthread_mutex_t reconfig_lock;
   rl__id_pool ids;
@@ -38,6 +40,41 @@ static int store_new(const rl_config *config, rl__guard *guard,
     return rl__store_redis_new(config, out, NULL, 0);
   }
   return rl__store_memory_new(config, guard, out);
+}
+
+/* ---- metrics (metrics.h) ---- */
+
+static int metrics_new(rl_limiter *rl, const rl_config *config,
+                       rl__policy_table *table) {
+  int err =
+      rl__metrics_new(!config->metrics.disabled, config->store, &rl->metrics);
+  if (err == RL_OK) {
+    rl__metrics_assign(rl->metrics, table);
+  }
+  return err;
+}
+
+/* The store counts its Redis round trips; every configured node gets a
+ * breaker gauge (closed until the breaker says otherwise). */
+static void metrics_attach(rl_limiter *rl, const rl_config *config) {
+  rl->store->metrics = rl->metrics;
+  for (size_t i = 0;
+       config->store == RL_STORE_REDIS && i < config->redis.n_addrs; i++) {
+    rl__metrics_node(rl->metrics, config->redis.addrs[i]);
+  }
+}
+
+rl__metrics *rl__limiter_metrics(rl_limiter *rl) {
+  return rl != NULL ? rl->metrics : NULL;
+}
+
+static void count(rl_limiter *rl, int err, unsigned slot,
+                  const rl_decision *d) {
+  if (err == RL_OK) {
+    rl__metrics_decision(rl->metrics, slot, d);
+  } else {
+    rl__metrics_error(rl->metrics, err);
+  }
 }
 
 int rl_new(const rl_config *config, rl_limiter **out) {
@@ -58,7 +95,13 @@ int rl_new(const rl_config *config, rl_limiter **out) {
   err = rl__policy_table_new(config, NULL, &rl->ids, &table);
   rl__guard_init(&rl->policies, table);
   if (err == RL_OK) {
+    err = metrics_new(rl, config, table);
+  }
+  if (err == RL_OK) {
     err = store_new(config, &rl->policies, &rl->store);
+  }
+  if (err == RL_OK) {
+    metrics_attach(rl, config);
   }
   if (err != RL_OK) {
     rl_free(rl);
@@ -76,6 +119,7 @@ void rl_free(rl_limiter *rl) {
     rl->store->ops->free(rl->store);
   }
   rl__policy_table_free(rl__guard_peek(&rl->policies));
+  rl__metrics_free(rl->metrics);
   pthread_mutex_destroy(&rl->reconfig_lock);
   free(rl);
 }
@@ -131,6 +175,7 @@ int rl_reconfigure(rl_limiter *rl, const rl_config *config, char *errbuf,
                                &next);
   }
   if (err == RL_OK) {
+    rl__metrics_assign(rl->metrics, next);
     publish(rl, next);
   }
   pthread_mutex_unlock(&rl->reconfig_lock);
@@ -193,7 +238,9 @@ int rl_decide(rl_limiter *rl, const rl_request *req, rl_decision *out) {
   const rl__policy_table *t = NULL;
   size_t index = 0;
   int err = begin(rl, req, &t, &index, &token);
+  unsigned slot = RL__METRIC_SLOT_NONE;
   if (err == RL_OK) {
+    slot = t->metric_slots[index]; /* t is not ours after decide */
     err = rl->store->ops->decide(rl->store, t, index, req, out, &token);
   }
   if (err == RL_OK) {
@@ -201,6 +248,7 @@ int rl_decide(rl_limiter *rl, const rl_request *req, rl_decision *out) {
         rl->store_type == RL_STORE_REDIS ? RL_SOURCE_REDIS : RL_SOURCE_MEMORY;
     out->policy = index;
   }
+  count(rl, err, slot, out);
   return err;
 }
 
@@ -216,6 +264,9 @@ int rl_decide_async(rl_limiter *rl, const rl_request *req, rl_decision_cb cb,
   if (err == RL_OK) {
     err =
         rl->store->ops->decide_async(rl->store, t, index, req, cb, ud, &token);
+  }
+  if (err != RL_OK) { /* the store counts what reaches a callback */
+    rl__metrics_error(rl->metrics, err);
   }
   return err;
 }

@@ -83,9 +83,10 @@ static int allocate(rl__policy_table **out, size_t n) {
     t->slot_mask = slots - 1;
     t->policies = calloc(n, sizeof *t->policies);
     t->ids = calloc(n, sizeof *t->ids);
+    t->metric_slots = calloc(n, sizeof *t->metric_slots);
     t->slots = calloc(slots, sizeof *t->slots);
   }
-  if (t == NULL || !t->policies || !t->ids || !t->slots) {
+  if (t == NULL || !t->policies || !t->ids || !t->slots || !t->metric_slots) {
     rl__policy_table_free(t);
     return RL_ERR_NO_MEMORY;
   }
@@ -152,6 +153,7 @@ void rl__policy_table_free(rl__policy_table *t) {
   if (t != NULL) {
     free(t->policies);
     free(t->ids);
+    free(t->metric_slots);
     free(t->slots);
     free(t);
   }

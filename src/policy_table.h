@@ -27,9 +27,11 @@ typedef struct rl__id_pool {
 typedef struct rl__policy_table {
   size_t n;
   size_t max_key_len;
-  rl__policy *policies; /* n; the first is the default */
-  uint16_t *ids;        /* n; store id of each policy */
-  uint16_t *slots;      /* name hash index: policy index + 1, 0 = empty */
+  rl__policy *policies;   /* n; the first is the default */
+  uint16_t *ids;          /* n; store id of each policy */
+  uint16_t *metric_slots; /* n; rl__metrics slot of each policy (metrics.h),
+                           * set by the limiter before publishing */
+  uint16_t *slots;        /* name hash index: policy index + 1, 0 = empty */
   size_t slot_mask;
 } rl__policy_table;
 

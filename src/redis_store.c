@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "lua_scripts.h"
+#include "metrics.h"
 #include "redis_keys.h"
 #include "redis_store.h"
 
@@ -54,6 +55,7 @@ typedef struct async_req {
   rl_decision_cb cb;
   void *ud;
   size_t policy;
+  unsigned metric_slot; /* the policy's metrics slot (metrics.h) */
   int64_t deadline_ns;
   size_t script;
   int retried;
@@ -242,7 +244,8 @@ static int sync_consume(const rl__redis_reply *r, void *out) {
 /* Sends cmd; after a NOSCRIPT, once more as EVAL (same deadline). */
 static int sync_call(redis_store *st, rl__redis_cmd *cmd, size_t script,
                      rl_decision *out) {
-  int64_t deadline = rl__mono_ns() + st->timeout_ns;
+  int64_t start = rl__mono_ns();
+  int64_t deadline = start + st->timeout_ns;
   sync_out o = {st, out, -1};
   rl__redis_args a = args_of(cmd);
   stat_inc(&st->n_decisions);
@@ -261,6 +264,8 @@ static int sync_call(redis_store *st, rl__redis_cmd *cmd, size_t script,
   } else if (err == RL_OK) {
     last_now_ms = o.now;
   }
+  rl__metrics_redis_latency(st->base.metrics, RL__REDIS_OP_ALLOW,
+                            rl__mono_ns() - start);
   return err;
 }
 
@@ -336,10 +341,21 @@ static int req_key_room(async_req *a, size_t need) {
 static void async_finish(async_req *a, int err, rl_decision *d) {
   rl_decision_cb cb = a->cb;
   void *ud = a->ud;
+  rl__metrics *m = a->st->base.metrics;
   d->source = RL_SOURCE_REDIS;
   d->policy = a->policy;
   if (err == RL_ERR_TIMEOUT) {
     stat_inc(&a->st->n_timeouts);
+  }
+  if (err != RL_ERR_SHUTDOWN) {
+    rl__metrics_redis_latency(m, RL__REDIS_OP_ALLOW,
+                              rl__mono_ns() -
+                                  (a->deadline_ns - a->st->timeout_ns));
+  }
+  if (err == RL_OK) {
+    rl__metrics_decision(m, a->metric_slot, d);
+  } else {
+    rl__metrics_error(m, err);
   }
   req_give(a->st, a);
   cb(err, err == RL_OK ? d : NULL, ud);
@@ -375,6 +391,7 @@ static int async_prepare(redis_store *st, async_req *a,
   const rl__policy *p = &t->policies[index];
   a->st = st;
   a->policy = index;
+  a->metric_slot = t->metric_slots[index];
   a->retried = 0;
   a->script = rl__redis_script_index(p->shape.algorithm);
   int err = req_key_room(a, RL__REDIS_KEY_OVERHEAD + RL__REDIS_POLICY_PART_MAX +

@@ -49,9 +49,13 @@ typedef struct rl__store_ops {
   void (*free)(rl__store *s);
 } rl__store_ops;
 
+struct rl__metrics;
+
 /* Every store starts with this. */
 struct rl__store {
   const rl__store_ops *ops;
+  struct rl__metrics *metrics; /* set by the limiter after creation; the
+                                * store feeds it (metrics.h), may be NULL */
 };
 
 /* The memory store for a checked config (its budget, stripes and clock).

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "memory_store.h"
+#include "metrics.h"
 #include "policy.h"
 #include "store.h"
 
@@ -48,10 +49,12 @@ static int mem_decide_async(rl__store *s, const rl__policy_table *t,
                             rl_decision_cb cb, void *ud,
                             rl__guard_token *token) {
   rl_decision d;
+  unsigned slot = t->metric_slots[index]; /* t is not ours after decide */
   int err = mem_decide(s, t, index, req, &d, token);
   if (err == RL_OK) {
     d.source = RL_SOURCE_MEMORY;
     d.policy = index;
+    rl__metrics_decision(s->metrics, slot, &d);
     cb(RL_OK, &d, ud);
   }
   return err;
