@@ -69,8 +69,9 @@ typedef struct rt_req {
   void *ud;
   uint64_t tag;
   rl__redis_node *node; /* where it was last sent */
-  int64_t deadline_ns, due_ns;
+  int64_t deadline_ns, due_ns, sent_ns;
   unsigned slot, stripe, redirects, waits;
+  int noscript_seen; /* a second NOSCRIPT goes to the caller */
   int argc;
   const char *argv[RL__CLUSTER_MAX_ARGS];
   size_t lens[RL__CLUSTER_MAX_ARGS];
@@ -96,6 +97,19 @@ typedef struct grave {
   int64_t free_at;
 } grave;
 
+/* A SCRIPT LOAD of every script on one node after a NOSCRIPT, with the
+ * commands waiting for it (one load per node at a time). */
+typedef struct script_load {
+  rl__redis_node *node; /* NULL: entry free */
+  unsigned pending;     /* SCRIPT LOAD replies still due; 0: idle */
+  rt_req *parked;
+  int64_t done_ns; /* when the last round ended: a command sent before
+                    * then met the flush before the load, and just goes
+                    * again */
+} script_load;
+
+#define MAX_LOADS 16
+
 typedef struct topo_range {
   unsigned lo, hi;
   size_t addr;
@@ -120,6 +134,8 @@ struct rl__redis_cluster {
   int auto_detect;
   int64_t refresh_ns, retire_ns;
   char sha[RL__REDIS_MAX_SCRIPTS][RL__REDIS_SHA_LEN + 1];
+  const char *scripts[RL__REDIS_MAX_SCRIPTS]; /* sources: borrowed */
+  size_t script_lens[RL__REDIS_MAX_SCRIPTS];
   size_t n_scripts;
   /* ---- loop thread only ---- */
   struct event *retry_ev, *tick_ev, *apply_ev, *refresh_ev;
@@ -133,6 +149,7 @@ struct rl__redis_cluster {
   grave *graves;
   char wanted[MAX_WANTED][ADDR_MAX];
   size_t n_wanted;
+  script_load loads[MAX_LOADS];
   /* ---- readiness (mu) ---- */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -141,7 +158,7 @@ struct rl__redis_cluster {
   pool pools[STRIPES];
   atomic_uint_fast64_t n_moved, n_ask, n_tryagain, n_clusterdown, n_loading,
       n_conn_errors, n_retries, n_gave_up, n_refreshes, n_refresh_failures,
-      n_map_changes, n_created, n_freed;
+      n_map_changes, n_created, n_freed, n_noscript, n_script_loads;
 };
 
 static void rt_cb(int status, const rl__redis_reply *reply, void *ud,
@@ -707,6 +724,7 @@ static void send_to(rt_req *q, rl__redis_node *n, int asking) {
   rl__redis_args a = req_args(q);
   stat_inc(&q->cl->n_retries);
   q->node = n;
+  q->sent_ns = rl__mono_ns();
   int rc = asking ? rl__redis_node_submit_asking(n, &a, q->deadline_ns, rt_cb,
                                                  q, 0)
                   : rl__redis_node_submit(n, &a, q->deadline_ns, rt_cb, q, 0);
@@ -783,6 +801,73 @@ static int redirect(rt_req *q, const rl__redis_reply *r, int ask) {
   return 1;
 }
 
+/* ---- NOSCRIPT (loop thread) --------------------------------------------- */
+
+static void load_cb(int status, const rl__redis_reply *reply, void *ud,
+                    uint64_t tag) {
+  rl__redis_cluster *cl = ud;
+  script_load *e = &cl->loads[tag];
+  (void)status;
+  (void)reply;
+  if (--e->pending > 0)
+    return;
+  rt_req *q = e->parked;
+  e->parked = NULL;
+  e->done_ns = rl__mono_ns();
+  for (rt_req *next; q != NULL; q = next) { /* loaded or not: send again;
+                                             * a second NOSCRIPT goes to
+                                             * the caller */
+    next = q->next;
+    if (atomic_load(&cl->closing))
+      finish(q, RL_ERR_SHUTDOWN, NULL);
+    else
+      route_now(q);
+  }
+}
+
+/* Parks q behind a single-flight SCRIPT LOAD of every script on its node.
+ * Returns 0 when that cannot be done (q untouched). */
+static int park_for_scripts(rt_req *q) {
+  rl__redis_cluster *cl = q->cl;
+  script_load *e = NULL, *free_e = NULL;
+  for (size_t i = 0; i < MAX_LOADS && e == NULL; i++) {
+    if (cl->loads[i].node == q->node)
+      e = &cl->loads[i];
+    else if (cl->loads[i].pending == 0 &&
+             (free_e == NULL || cl->loads[i].done_ns < free_e->done_ns))
+      free_e = &cl->loads[i]; /* the oldest idle entry */
+  }
+  if (e != NULL && e->pending == 0 && q->sent_ns < e->done_ns) {
+    route_now(q); /* sent before the last round ended */
+    return 1;
+  }
+  if (e == NULL || e->pending == 0) {
+    e = e != NULL ? e : free_e;
+    if (e == NULL || cl->n_scripts == 0)
+      return 0;
+    e->node = q->node;
+    e->pending = 1; /* held while submitting */
+    stat_inc(&cl->n_script_loads);
+    for (size_t i = 0; i < cl->n_scripts; i++) {
+      const char *argv[] = {"SCRIPT", "LOAD", cl->scripts[i]};
+      size_t lens[] = {6, 4, cl->script_lens[i]};
+      rl__redis_args a = {3, argv, lens};
+      if (rl__redis_node_submit(e->node, &a, q->deadline_ns, load_cb, cl,
+                                (uint64_t)(e - cl->loads)) == RL_OK)
+        e->pending++;
+    }
+    e->pending--;
+    if (e->pending == 0) { /* nothing went out */
+      e->node = NULL;
+      e->done_ns = 0;
+      return 0;
+    }
+  }
+  q->next = e->parked;
+  e->parked = q;
+  return 1;
+}
+
 static void rt_cb(int status, const rl__redis_reply *reply, void *ud,
                   uint64_t tag) {
   rt_req *q = ud;
@@ -805,6 +890,11 @@ static void rt_cb(int status, const rl__redis_reply *reply, void *ud,
   }
   if (starts(reply, "MOVED") || starts(reply, "ASK")) {
     if (redirect(q, reply, starts(reply, "ASK")))
+      return;
+  } else if (starts(reply, "NOSCRIPT") && !q->noscript_seen) {
+    q->noscript_seen = 1;
+    stat_inc(&cl->n_noscript);
+    if (park_for_scripts(q))
       return;
   } else if (starts(reply, "TRYAGAIN")) {
     stat_inc(&cl->n_tryagain);
@@ -845,11 +935,13 @@ int rl__redis_cluster_submit(rl__redis_cluster *cl, unsigned slot,
   q->deadline_ns = deadline_ns;
   q->slot = slot;
   q->redirects = q->waits = 0;
+  q->noscript_seen = 0;
   rl__guard_token token;
   cmap *m = rl__guard_enter(&cl->guard, &token);
   rl__redis_node *n =
       atomic_load_explicit(&m->slot[slot], memory_order_relaxed);
   q->node = n;
+  q->sent_ns = rl__mono_ns();
   rc = rl__redis_node_submit(n, args, deadline_ns, rt_cb, q, 0);
   rl__guard_exit(&token);
   if (rc != RL_OK) {
@@ -963,6 +1055,8 @@ void rl__redis_cluster_stats_get(rl__redis_cluster *cl,
   out->map_changes = atomic_load(&cl->n_map_changes);
   out->nodes_created = atomic_load(&cl->n_created);
   out->nodes_freed = atomic_load(&cl->n_freed);
+  out->noscript = atomic_load(&cl->n_noscript);
+  out->script_loads = atomic_load(&cl->n_script_loads);
   out->mode = atomic_load(&cl->mode);
   rl__guard_token token;
   cmap *m = rl__guard_enter(&cl->guard, &token);
@@ -1025,6 +1119,14 @@ static void close_job(void *arg) {
   }
   topo_free(cl->pending);
   cl->pending = NULL;
+  for (size_t i = 0; i < MAX_LOADS; i++) { /* their loads end on free */
+    rt_req *p = cl->loads[i].parked;
+    cl->loads[i].parked = NULL;
+    for (rt_req *next; p != NULL; p = next) {
+      next = p->next;
+      finish(p, RL_ERR_SHUTDOWN, NULL);
+    }
+  }
 }
 
 static char *dup_or_null(const char *s, int *oom) {
@@ -1049,6 +1151,14 @@ static void free_strings(rl__redis_cluster *cl) {
 static int copy_template(rl__redis_cluster *cl, const rl__redis_node_opts *o) {
   int oom = 0;
   cl->tmpl = *o;
+  for (size_t i = 0; i < o->n_scripts; i++) { /* the arrays may be the
+                                               * caller's stack */
+    cl->scripts[i] = o->scripts[i];
+    cl->script_lens[i] =
+        o->script_lens != NULL ? o->script_lens[i] : strlen(o->scripts[i]);
+  }
+  cl->tmpl.scripts = cl->scripts;
+  cl->tmpl.script_lens = cl->script_lens;
   cl->tmpl.username = cl->username = dup_or_null(o->username, &oom);
   cl->tmpl.password = cl->password = dup_or_null(o->password, &oom);
   cl->tmpl.tls.ca_file = cl->ca_file = dup_or_null(o->tls.ca_file, &oom);

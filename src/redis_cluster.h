@@ -15,8 +15,12 @@
  *   TRYAGAIN     retried after a short backoff.
  *   CLUSTERDOWN, LOADING, a lost connection
  *                refresh scheduled, retried after a backoff.
- *   other errors and replies go to the caller unchanged (NOSCRIPT
- *                included: the Redis store retries it with EVAL).
+ *   NOSCRIPT     (scripts flushed, or a new master that lost them) the
+ *                node gets one SCRIPT LOAD round of every script, single-
+ *                flight, and the commands that met NOSCRIPT wait for it and
+ *                go again; a second NOSCRIPT reaches the caller (the Redis
+ *                store then retries with EVAL).
+ *   other errors and replies go to the caller unchanged.
  *
  * Every retry is bounded by the request's deadline (a retry that cannot
  * start before it is not made); redirections after the first one are
@@ -73,6 +77,9 @@ typedef struct rl__redis_cluster_stats {
   uint64_t refresh_failures;
   uint64_t map_changes; /* published maps that differ from the last */
   uint64_t nodes_created, nodes_freed;
+  uint64_t noscript;     /* NOSCRIPT replies met by the router */
+  uint64_t script_loads; /* SCRIPT LOAD rounds they caused (one per node
+                          * at a time, all scripts) */
   unsigned masters; /* nodes in the current map */
   int mode;         /* RL__CLUSTER_MODE_* */
 } rl__redis_cluster_stats;
