@@ -405,6 +405,11 @@ static void apply_topo(rl__redis_cluster *cl, const topo *t) {
       m->nodes[m->n++] = by_addr[i];
   }
   for (size_t i = 0; i < cl->n_wanted; i++) {
+    size_t a = 0;
+    while (a < t->n_addrs && strcmp(t->addrs[a], cl->wanted[i]) != 0)
+      a++;
+    if (a < t->n_addrs)
+      continue; /* a master of the topology: has its node already */
     rl__redis_node *n = node_for(cl, cl->wanted[i]);
     if (n != NULL && !map_has(m, n))
       m->nodes[m->n++] = n;

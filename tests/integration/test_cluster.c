@@ -163,6 +163,79 @@ static void test_steady(void **state) {
   rl_free(rl);
 }
 
+/* One seed and no rl_wait_ready(): the first commands go to the seed,
+ * which redirects those of other masters (MOVED to nodes not yet known);
+ * every decision still succeeds. Auto mode finds the cluster. */
+static void test_no_wait_one_seed_auto(void **state) {
+  (void)state;
+  rl_config c;
+  rl_config_init(&c);
+  acc_policies(pols);
+  c.policies = pols;
+  c.n_policies = ACC_N_POLICIES;
+  c.store = RL_STORE_REDIS;
+  c.redis.addrs = cluster.addrs;
+  c.redis.n_addrs = 1; /* mode: auto (default) */
+  c.redis.timeout_ms = 10000;
+  rl_limiter *rl = NULL;
+  assert_int_equal(rl_new(&c, &rl), RL_OK);
+  for (int i = 0; i < 60; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "a%d", i);
+    rl_decision d;
+    assert_int_equal(rl_allow(rl, key, strlen(key), &d), RL_OK);
+    assert_true(d.allowed);
+  }
+  rl__redis_cluster_stats s = stats_of(rl);
+  print_stats("no wait", rl);
+  assert_int_equal(s.mode, RL__CLUSTER_MODE_CLUSTER);
+  assert_int_equal(s.masters, 3);
+  rl_free(rl);
+}
+
+/* Cluster mode on a server without cluster support: not ready, and says
+ * why. */
+static void test_cluster_mode_on_standalone(void **state) {
+  (void)state;
+  rlt_redis solo;
+  assert_int_equal(rlt_redis_start(&solo, NULL), 0);
+  char addr[32], err[256] = "";
+  snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)solo.port);
+  const char *addrs[1] = {addr};
+  rl_config c;
+  rl_config_init(&c);
+  acc_policies(pols);
+  c.policies = pols;
+  c.n_policies = 1;
+  c.store = RL_STORE_REDIS;
+  c.redis.mode = RL_REDIS_MODE_CLUSTER;
+  c.redis.addrs = addrs;
+  c.redis.n_addrs = 1;
+  rl_limiter *rl = NULL;
+  assert_int_equal(rl_new(&c, &rl), RL_OK);
+  assert_int_equal(rl_wait_ready(rl, 500, err, sizeof err), RL_ERR_TIMEOUT);
+  fprintf(stderr, "cluster mode on a standalone server: %s\n", err);
+  assert_non_null(strstr(err, "cluster support disabled"));
+  rl_free(rl);
+  c.redis.mode = RL_REDIS_MODE_AUTO; /* auto: standalone, and it works */
+  assert_int_equal(rl_new(&c, &rl), RL_OK);
+  assert_int_equal(rl_wait_ready(rl, 5000, err, sizeof err), RL_OK);
+  rl_decision d;
+  assert_int_equal(rl_allow(rl, "x", 1, &d), RL_OK);
+  assert_non_null(rl__redis_backend_node(
+      rl__redis_store_backend(rl__limiter_store(rl))));
+  rl_free(rl);
+  c.redis.db = 1; /* cluster mode has one database */
+  c.redis.mode = RL_REDIS_MODE_CLUSTER;
+  assert_int_equal(rl_config_check(&c, err, sizeof err), RL_ERR_CONFIG_INVALID);
+  assert_non_null(strstr(err, "cluster mode"));
+  c.redis.db = 0;
+  c.redis.mode = (rl_redis_mode)7;
+  assert_int_equal(rl_config_check(&c, err, sizeof err), RL_ERR_CONFIG_INVALID);
+  assert_non_null(strstr(err, "redis.mode"));
+  rlt_redis_stop(&solo);
+}
+
 static void test_migrate_hot_slot(void **state) {
   (void)state;
   rl_limiter *rl = open_limiter(10000);
@@ -361,6 +434,8 @@ static int teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_steady),
+      cmocka_unit_test(test_no_wait_one_seed_auto),
+      cmocka_unit_test(test_cluster_mode_on_standalone),
       cmocka_unit_test(test_migrate_hot_slot),
       cmocka_unit_test(test_failover_then_script_flush),
       cmocka_unit_test(test_kill_master),
