@@ -18,8 +18,8 @@
 
 struct rl__redis_backend {
   rl_redis_mode mode;
-  rl__redis_node *node;        /* standalone */
-  rl__redis_cluster *cluster;  /* auto, cluster */
+  rl__redis_node *node;       /* standalone */
+  rl__redis_cluster *cluster; /* auto, cluster */
 };
 
 /* The node options of a config (host and port from addrs[0]). */
@@ -58,8 +58,7 @@ int rl__redis_backend_new(const rl_config *c, const char *const *scripts,
                           size_t errlen) {
   char host[RL__REDIS_HOST_MAX];
   rl__redis_node_opts o;
-  if (node_opts(c, scripts, lens, n_scripts, &o, host, sizeof host) !=
-      RL_OK) {
+  if (node_opts(c, scripts, lens, n_scripts, &o, host, sizeof host) != RL_OK) {
     return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen, "bad address");
   }
   rl__redis_backend *b = calloc(1, sizeof *b);
@@ -124,8 +123,8 @@ int rl__redis_backend_call(rl__redis_backend *b, const char *key,
   if (n != NULL) {
     return rl__redis_node_call(n, args, deadline_ns, consume, out);
   }
-  return rl__redis_cluster_call(b->cluster, rl__redis_slot(key, key_len),
-                                args, deadline_ns, consume, out);
+  return rl__redis_cluster_call(b->cluster, rl__redis_slot(key, key_len), args,
+                                deadline_ns, consume, out);
 }
 
 /* A node's readiness, with the standalone store's messages. */
@@ -162,8 +161,7 @@ int rl__redis_backend_wait_ready(rl__redis_backend *b, uint32_t timeout_ms,
   return rl__redis_cluster_wait_ready(b->cluster, deadline, errbuf, errlen);
 }
 
-const char *rl__redis_backend_script_sha(const rl__redis_backend *b,
-                                         size_t i) {
+const char *rl__redis_backend_script_sha(const rl__redis_backend *b, size_t i) {
   return b->node != NULL ? rl__redis_node_script_sha(b->node, i)
                          : rl__redis_cluster_script_sha(b->cluster, i);
 }

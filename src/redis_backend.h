@@ -29,8 +29,7 @@ typedef struct rl__redis_backend rl__redis_backend;
  * rl__redis_node_new(), RL_ERR_CONFIG_INVALID for bad options. */
 int rl__redis_backend_new(const rl_config *c, const char *const *scripts,
                           const size_t *lens, size_t n_scripts,
-                          rl__redis_backend **out, char *errbuf,
-                          size_t errlen);
+                          rl__redis_backend **out, char *errbuf, size_t errlen);
 
 void rl__redis_backend_free(rl__redis_backend *b);
 

@@ -180,7 +180,8 @@ static void set_errstr(rl__redis_cluster *cl, const char *what,
 static struct timeval tv_ns(int64_t ns) {
   if (ns < 0)
     ns = 0;
-  struct timeval tv = {(time_t)(ns / 1000000000), (long)(ns % 1000000000) / 1000};
+  struct timeval tv = {(time_t)(ns / 1000000000),
+                       (long)(ns % 1000000000) / 1000};
   return tv;
 }
 
@@ -423,7 +424,8 @@ static void apply_topo(rl__redis_cluster *cl, const topo *t) {
   /* Uncovered slots keep their node if it stays, else any node (it will
    * answer CLUSTERDOWN or MOVED). */
   for (size_t s = 0; s < RL__CLUSTER_SLOTS; s++) {
-    rl__redis_node *n = atomic_load_explicit(&old->slot[s], memory_order_relaxed);
+    rl__redis_node *n =
+        atomic_load_explicit(&old->slot[s], memory_order_relaxed);
     atomic_init(&m->slot[s], map_has(m, n) ? n : m->nodes[0]);
   }
   for (size_t r = 0; r < t->n_ranges; r++) {
@@ -455,8 +457,8 @@ static int entry_addr(const rl__redis_reply *e, const char *fallback_host,
                       char *out) {
   if (e->type != RL__REPLY_ARRAY || e->elements < 2 ||
       e->element[0].type != RL__REPLY_STRING ||
-      e->element[1].type != RL__REPLY_INTEGER ||
-      e->element[1].integer < 1 || e->element[1].integer > 65535)
+      e->element[1].type != RL__REPLY_INTEGER || e->element[1].integer < 1 ||
+      e->element[1].integer > 65535)
     return -1;
   const char *host = e->element[0].str;
   if (host[0] == '\0' || strcmp(host, "?") == 0)
@@ -485,8 +487,7 @@ static topo *parse_slots(const rl__redis_reply *r, const char *host) {
     char addr[ADDR_MAX];
     if (e->type != RL__REPLY_ARRAY || e->elements < 3 ||
         e->element[0].type != RL__REPLY_INTEGER ||
-        e->element[1].type != RL__REPLY_INTEGER ||
-        e->element[0].integer < 0 ||
+        e->element[1].type != RL__REPLY_INTEGER || e->element[0].integer < 0 ||
         e->element[1].integer >= RL__CLUSTER_SLOTS ||
         e->element[0].integer > e->element[1].integer ||
         entry_addr(&e->element[2], host, addr) != 0) {
@@ -498,9 +499,8 @@ static topo *parse_slots(const rl__redis_reply *r, const char *host) {
       a++;
     if (a == t->n_addrs)
       memcpy(t->addrs[t->n_addrs++], addr, ADDR_MAX);
-    t->ranges[t->n_ranges++] =
-        (topo_range){(unsigned)e->element[0].integer,
-                     (unsigned)e->element[1].integer, a};
+    t->ranges[t->n_ranges++] = (topo_range){(unsigned)e->element[0].integer,
+                                            (unsigned)e->element[1].integer, a};
   }
   return t;
 }
@@ -533,8 +533,7 @@ static void refresh_cb(int status, const rl__redis_reply *reply, void *ud,
     return;
   }
   if (reply->type == RL__REPLY_ERROR) {
-    if (cl->auto_detect &&
-        atomic_load(&cl->mode) == RL__CLUSTER_MODE_UNKNOWN) {
+    if (cl->auto_detect && atomic_load(&cl->mode) == RL__CLUSTER_MODE_UNKNOWN) {
       atomic_store(&cl->mode, RL__CLUSTER_MODE_STANDALONE);
       set_errstr(cl, "", "");
       return;
@@ -587,8 +586,8 @@ static void maybe_refresh(rl__redis_cluster *cl) {
                            sizeof cl->refresh_host, &port) != RL_OK)
     cl->refresh_host[0] = '\0';
   cl->refresh_started = now;
-  int rc = rl__redis_node_submit(n, &a, now + REFRESH_TIMEOUT_NS, refresh_cb,
-                                 cl, 0);
+  int rc =
+      rl__redis_node_submit(n, &a, now + REFRESH_TIMEOUT_NS, refresh_cb, cl, 0);
   if (rc == RL_OK)
     cl->refresh_inflight = 1;
   else
@@ -730,9 +729,9 @@ static void send_to(rt_req *q, rl__redis_node *n, int asking) {
   stat_inc(&q->cl->n_retries);
   q->node = n;
   q->sent_ns = rl__mono_ns();
-  int rc = asking ? rl__redis_node_submit_asking(n, &a, q->deadline_ns, rt_cb,
-                                                 q, 0)
-                  : rl__redis_node_submit(n, &a, q->deadline_ns, rt_cb, q, 0);
+  int rc =
+      asking ? rl__redis_node_submit_asking(n, &a, q->deadline_ns, rt_cb, q, 0)
+             : rl__redis_node_submit(n, &a, q->deadline_ns, rt_cb, q, 0);
   if (rc != RL_OK)
     conn_error(q, rc);
 }
@@ -919,9 +918,11 @@ static void rt_cb(int status, const rl__redis_reply *reply, void *ud,
 
 /* ---- submission (any thread) -------------------------------------------- */
 
-int rl__redis_cluster_submit(rl__redis_cluster *cl, unsigned slot,
-                             const rl__redis_args *args, int64_t deadline_ns,
-                             rl__redis_cb cb, void *ud, uint64_t tag) {
+/* lazy: rl__redis_node_submit_lazy() for the first send (a blocking
+ * caller that kicks the node if it gives up). */
+static int cluster_submit(rl__redis_cluster *cl, unsigned slot,
+                          const rl__redis_args *args, int64_t deadline_ns,
+                          rl__redis_cb cb, void *ud, uint64_t tag, int lazy) {
   if (cl == NULL || args == NULL || cb == NULL || args->argc < 1 ||
       args->argc > RL__CLUSTER_MAX_ARGS || slot >= RL__CLUSTER_SLOTS)
     return RL_ERR_INVALID_ARGUMENT;
@@ -947,7 +948,8 @@ int rl__redis_cluster_submit(rl__redis_cluster *cl, unsigned slot,
       atomic_load_explicit(&m->slot[slot], memory_order_relaxed);
   q->node = n;
   q->sent_ns = rl__mono_ns();
-  rc = rl__redis_node_submit(n, args, deadline_ns, rt_cb, q, 0);
+  rc = lazy ? rl__redis_node_submit_lazy(n, args, deadline_ns, rt_cb, q, 0)
+            : rl__redis_node_submit(n, args, deadline_ns, rt_cb, q, 0);
   rl__guard_exit(&token);
   if (rc != RL_OK) {
     req_give(cl, q);
@@ -958,17 +960,22 @@ int rl__redis_cluster_submit(rl__redis_cluster *cl, unsigned slot,
   return rc;
 }
 
+int rl__redis_cluster_submit(rl__redis_cluster *cl, unsigned slot,
+                             const rl__redis_args *args, int64_t deadline_ns,
+                             rl__redis_cb cb, void *ud, uint64_t tag) {
+  return cluster_submit(cl, slot, args, deadline_ns, cb, ud, tag, 0);
+}
+
 typedef struct slot_target {
   rl__redis_cluster *cl;
   unsigned slot;
 } slot_target;
 
-static int submit_slot(void *target, const rl__redis_args *args,
-                       int64_t deadline_ns, rl__redis_cb cb, void *ud,
-                       uint64_t tag) {
+static int submit_slot_lazy(void *target, const rl__redis_args *args,
+                            int64_t deadline_ns, rl__redis_cb cb, void *ud,
+                            uint64_t tag) {
   slot_target *t = target;
-  return rl__redis_cluster_submit(t->cl, t->slot, args, deadline_ns, cb, ud,
-                                  tag);
+  return cluster_submit(t->cl, t->slot, args, deadline_ns, cb, ud, tag, 1);
 }
 
 int rl__redis_cluster_call(rl__redis_cluster *cl, unsigned slot,
@@ -976,8 +983,16 @@ int rl__redis_cluster_call(rl__redis_cluster *cl, unsigned slot,
                            rl__redis_consume_fn consume, void *out) {
   slot_target t = {cl, slot};
   int abandoned = 0;
-  return rl__redis_call_via(submit_slot, &t, args, deadline_ns, consume, out,
-                            &abandoned);
+  int rc = rl__redis_call_via(submit_slot_lazy, &t, args, deadline_ns, consume,
+                              out, &abandoned);
+  if (abandoned) { /* the loop may not know the first send yet */
+    rl__guard_token token;
+    cmap *m = rl__guard_enter(&cl->guard, &token);
+    rl__redis_node_kick(
+        atomic_load_explicit(&m->slot[slot], memory_order_relaxed));
+    rl__guard_exit(&token);
+  }
+  return rc;
 }
 
 /* ---- queries ------------------------------------------------------------ */
@@ -1265,8 +1280,8 @@ int rl__redis_cluster_new(const rl__redis_cluster_opts *o,
     rc = seed_map(cl, o, errbuf, errlen);
   if (rc == RL_OK) {
     rl__redis_loop_run(cl->loop, start_job, cl);
-    if (cl->tick_ev == NULL || cl->retry_ev == NULL ||
-        cl->refresh_ev == NULL || cl->apply_ev == NULL)
+    if (cl->tick_ev == NULL || cl->retry_ev == NULL || cl->refresh_ev == NULL ||
+        cl->apply_ev == NULL)
       rc = RL_ERR_NO_MEMORY;
   }
   if (rc != RL_OK) {

@@ -60,8 +60,11 @@ typedef struct rl__redis_cluster_opts {
                              * their replies); 0 = 5000 */
 } rl__redis_cluster_opts;
 
-enum { RL__CLUSTER_MODE_UNKNOWN = 0, RL__CLUSTER_MODE_STANDALONE = 1,
-       RL__CLUSTER_MODE_CLUSTER = 2 };
+enum {
+  RL__CLUSTER_MODE_UNKNOWN = 0,
+  RL__CLUSTER_MODE_STANDALONE = 1,
+  RL__CLUSTER_MODE_CLUSTER = 2
+};
 
 /* Counters (atomics; any thread). */
 typedef struct rl__redis_cluster_stats {
@@ -80,8 +83,8 @@ typedef struct rl__redis_cluster_stats {
   uint64_t noscript;     /* NOSCRIPT replies met by the router */
   uint64_t script_loads; /* SCRIPT LOAD rounds they caused (one per node
                           * at a time, all scripts) */
-  unsigned masters; /* nodes in the current map */
-  int mode;         /* RL__CLUSTER_MODE_* */
+  unsigned masters;      /* nodes in the current map */
+  int mode;              /* RL__CLUSTER_MODE_* */
 } rl__redis_cluster_stats;
 
 /* Creates the loop, a node per seed, and starts discovery. RL_OK,
@@ -120,8 +123,7 @@ rl__redis_node *rl__redis_cluster_standalone(rl__redis_cluster *cl);
 rl__redis_node *rl__redis_cluster_seed(rl__redis_cluster *cl);
 
 /* SHA1 of script i (the same on every node). */
-const char *rl__redis_cluster_script_sha(const rl__redis_cluster *cl,
-                                         size_t i);
+const char *rl__redis_cluster_script_sha(const rl__redis_cluster *cl, size_t i);
 
 /* Asks for an asynchronous refresh (single-flight). Any thread. */
 void rl__redis_cluster_refresh(rl__redis_cluster *cl);

@@ -170,8 +170,7 @@ typedef int (*rl__redis_submit_fn)(void *target, const rl__redis_args *args,
  * its request still owed a callback (a lazy submitter must then kick). */
 int rl__redis_call_via(rl__redis_submit_fn submit, void *target,
                        const rl__redis_args *args, int64_t deadline_ns,
-                       rl__redis_consume_fn consume, void *out,
-                       int *abandoned);
+                       rl__redis_consume_fn consume, void *out, int *abandoned);
 
 /* Releases the calling thread's waiter now instead of at thread exit.
  * Optional; for tools that check for leaks at exit. */

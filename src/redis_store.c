@@ -540,8 +540,8 @@ static int backend_create(redis_store *st, const rl_config *c, char *errbuf,
     scripts[i] = rl__scripts[i].source;
     lens[i] = rl__scripts[i].len;
   }
-  return rl__redis_backend_new(c, scripts, lens, rl__n_scripts, &st->be,
-                               errbuf, errlen);
+  return rl__redis_backend_new(c, scripts, lens, rl__n_scripts, &st->be, errbuf,
+                               errlen);
 }
 
 int rl__store_redis_new(const rl_config *config, rl__store **out, char *errbuf,

@@ -289,8 +289,7 @@ int rlt_cluster_replica_of(rlt_cluster *c, int m) {
   return -1;
 }
 
-int rlt_cluster_migrate_begin(rlt_cluster *c, unsigned slot, int from,
-                              int to) {
+int rlt_cluster_migrate_begin(rlt_cluster *c, unsigned slot, int from, int to) {
   char sid[41], fid[41], tid[41], out[256];
   snprintf(sid, sizeof sid, "%u", slot);
   if (rlt_cluster_node_id(c, from, fid) != 0 ||
@@ -307,8 +306,7 @@ int rlt_cluster_migrate_begin(rlt_cluster *c, unsigned slot, int from,
   return 0;
 }
 
-int rlt_cluster_migrate_keys(rlt_cluster *c, unsigned slot, int from,
-                             int to) {
+int rlt_cluster_migrate_keys(rlt_cluster *c, unsigned slot, int from, int to) {
   char sid[16], port[8], keys[8192], out[256];
   snprintf(sid, sizeof sid, "%u", slot);
   snprintf(port, sizeof port, "%u", (unsigned)c->node[to].port);
@@ -338,7 +336,8 @@ int rlt_cluster_migrate_end(rlt_cluster *c, unsigned slot, int from, int to) {
   order[n++] = to;
   order[n++] = from;
   for (int i = 0; i < c->n; i++)
-    if (i != to && i != from && c->node[i].pid > 0 && rlt_cluster_is_master(c, i))
+    if (i != to && i != from && c->node[i].pid > 0 &&
+        rlt_cluster_is_master(c, i))
       order[n++] = i;
   for (int k = 0; k < n; k++)
     if (rlt_cluster_cli(c, order[k], out, sizeof out, "CLUSTER", "SETSLOT", sid,

@@ -235,8 +235,8 @@ static void build_argv(const rlt_redis *r, char store[][200],
     ARG("--tls-auth-clients");
     ARG("%s", r->opts.tls_auth_clients ? "yes" : "no");
   }
-  for (size_t i = 0; r->opts.extra != NULL && r->opts.extra[i] != NULL &&
-                     n < 76 && s < 64;
+  for (size_t i = 0;
+       r->opts.extra != NULL && r->opts.extra[i] != NULL && n < 76 && s < 64;
        i++)
     ARG("%s", r->opts.extra[i]);
 #undef ARG

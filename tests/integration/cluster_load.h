@@ -33,7 +33,7 @@ typedef struct cl_rec {
   uint8_t policy, key, allowed, window;
   int rc;
   uint64_t limit, remaining, retry;
-  int64_t now;         /* Redis' ms */
+  int64_t now;          /* Redis' ms */
   int64_t t0_ms, t1_ms; /* monotonic: call start and end */
 } cl_rec;
 
@@ -158,7 +158,8 @@ static inline void cl_compare(cl_verdict *v, const cl_rec *r,
     v->field_errors++;
     what = "field mismatch";
   }
-  if (what != NULL && !quiet && v->over + v->false_denials + v->field_errors <= 5)
+  if (what != NULL && !quiet &&
+      v->over + v->false_denials + v->field_errors <= 5)
     fprintf(stderr,
             "%s: policy %u key %u now %lld: got allowed %u rem %llu retry "
             "%llu, oracle %d rem %llu retry %llu\n",

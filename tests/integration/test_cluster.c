@@ -78,22 +78,21 @@ static void print_stats(const char *what, rl_limiter *rl) {
   rl__redis_cluster_stats s = stats_of(rl);
   rl__redis_store_stats st;
   rl__redis_store_stats_get(rl__limiter_store(rl), &st);
-  fprintf(stderr,
-          "%s router: moved %llu ask %llu tryagain %llu clusterdown %llu "
-          "conn_errors %llu retries %llu gave_up %llu refreshes %llu "
-          "(failed %llu) map_changes %llu nodes +%llu -%llu noscript %llu "
-          "script_loads %llu masters %u; store: noscript %llu eval %llu\n",
-          what, (unsigned long long)s.moved, (unsigned long long)s.ask,
-          (unsigned long long)s.tryagain, (unsigned long long)s.clusterdown,
-          (unsigned long long)s.conn_errors, (unsigned long long)s.retries,
-          (unsigned long long)s.gave_up, (unsigned long long)s.refreshes,
-          (unsigned long long)s.refresh_failures,
-          (unsigned long long)s.map_changes,
-          (unsigned long long)s.nodes_created,
-          (unsigned long long)s.nodes_freed, (unsigned long long)s.noscript,
-          (unsigned long long)s.script_loads, s.masters,
-          (unsigned long long)st.noscript,
-          (unsigned long long)st.script_retries);
+  fprintf(
+      stderr,
+      "%s router: moved %llu ask %llu tryagain %llu clusterdown %llu "
+      "conn_errors %llu retries %llu gave_up %llu refreshes %llu "
+      "(failed %llu) map_changes %llu nodes +%llu -%llu noscript %llu "
+      "script_loads %llu masters %u; store: noscript %llu eval %llu\n",
+      what, (unsigned long long)s.moved, (unsigned long long)s.ask,
+      (unsigned long long)s.tryagain, (unsigned long long)s.clusterdown,
+      (unsigned long long)s.conn_errors, (unsigned long long)s.retries,
+      (unsigned long long)s.gave_up, (unsigned long long)s.refreshes,
+      (unsigned long long)s.refresh_failures, (unsigned long long)s.map_changes,
+      (unsigned long long)s.nodes_created, (unsigned long long)s.nodes_freed,
+      (unsigned long long)s.noscript, (unsigned long long)s.script_loads,
+      s.masters, (unsigned long long)st.noscript,
+      (unsigned long long)st.script_retries);
 }
 
 /* The slot of the Redis key of (policy fw, "<prefix>hot"), found on the
@@ -222,8 +221,8 @@ static void test_cluster_mode_on_standalone(void **state) {
   assert_int_equal(rl_wait_ready(rl, 5000, err, sizeof err), RL_OK);
   rl_decision d;
   assert_int_equal(rl_allow(rl, "x", 1, &d), RL_OK);
-  assert_non_null(rl__redis_backend_node(
-      rl__redis_store_backend(rl__limiter_store(rl))));
+  assert_non_null(
+      rl__redis_backend_node(rl__redis_store_backend(rl__limiter_store(rl))));
   rl_free(rl);
   c.redis.db = 1; /* cluster mode has one database */
   c.redis.mode = RL_REDIS_MODE_CLUSTER;
@@ -253,8 +252,8 @@ static void test_migrate_hot_slot(void **state) {
   assert_true(to >= 0);
   fprintf(stderr, "migrate: slot %d from :%u to :%u\n", slot,
           cluster.node[from].port, cluster.node[to].port);
-  assert_int_equal(rlt_cluster_migrate_begin(&cluster, (unsigned)slot, from, to),
-                   0);
+  assert_int_equal(
+      rlt_cluster_migrate_begin(&cluster, (unsigned)slot, from, to), 0);
   rlt_sleep_ms(200); /* the key is still on `from`: served there */
   assert_int_equal(rlt_cluster_migrate_keys(&cluster, (unsigned)slot, from, to),
                    0);
@@ -310,9 +309,9 @@ static void test_failover_then_script_flush(void **state) {
   fprintf(stderr, "failover: replica :%u takes over from :%u\n",
           cluster.node[r].port, cluster.node[m].port);
   char out[256];
-  assert_int_equal(
-      rlt_cluster_cli(&cluster, r, out, sizeof out, "CLUSTER", "FAILOVER", NULL),
-      0);
+  assert_int_equal(rlt_cluster_cli(&cluster, r, out, sizeof out, "CLUSTER",
+                                   "FAILOVER", NULL),
+                   0);
   assert_int_equal(wait_master(r, 15000), 0);
   assert_int_equal(rlt_cluster_wait_ok(&cluster, 15000), 0);
   rlt_sleep_ms(300); /* the router found the new master */
@@ -343,7 +342,8 @@ static void test_failover_then_script_flush(void **state) {
   for (int k = 0; k < n_masters; k++) {
     long loads = cmdstat_calls(masters[k], "cmdstat_script|load");
     long evals = cmdstat_calls(masters[k], "cmdstat_eval");
-    fprintf(stderr, "master :%u after SCRIPT FLUSH: %ld SCRIPT LOAD, %ld EVAL\n",
+    fprintf(stderr,
+            "master :%u after SCRIPT FLUSH: %ld SCRIPT LOAD, %ld EVAL\n",
             cluster.node[masters[k]].port, loads, evals);
     /* one round of every script; a reconnect's handshake would add its
      * own, and none is expected here */
@@ -373,7 +373,8 @@ static void test_kill_master(void **state) {
   rlt_redis_kill(&cluster.node[m]);
   assert_int_equal(wait_master(r, 20000), 0);
   int64_t promoted = rlt_now_ms();
-  fprintf(stderr, "kill: master :%u killed, replica :%u promoted after %lld ms\n",
+  fprintf(stderr,
+          "kill: master :%u killed, replica :%u promoted after %lld ms\n",
           cluster.node[m].port, cluster.node[r].port,
           (long long)(promoted - killed));
   rlt_sleep_ms(2500);
