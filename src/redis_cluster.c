@@ -123,8 +123,9 @@ typedef struct topo {
 } topo;
 
 struct rl__redis_cluster {
+  pool pools[STRIPES]; /* the cache-line aligned parts first */
+  rl__guard guard;     /* publishes the cmap */
   rl__redis_loop *loop;
-  rl__guard guard; /* publishes the cmap */
   rl__wakeable wake;
   atomic_int want_refresh, mode, closing;
   rl__redis_node_opts tmpl; /* strings owned below */
@@ -155,7 +156,6 @@ struct rl__redis_cluster {
   pthread_cond_t cv;
   int topo_ok;
   char errstr[RL__REDIS_ERRSTR_LEN];
-  pool pools[STRIPES];
   atomic_uint_fast64_t n_moved, n_ask, n_tryagain, n_clusterdown, n_loading,
       n_conn_errors, n_retries, n_gave_up, n_refreshes, n_refresh_failures,
       n_map_changes, n_created, n_freed, n_noscript, n_script_loads;
@@ -278,7 +278,7 @@ static cmap *map_new(size_t n) {
   cmap *m = calloc(1, sizeof *m);
   if (m == NULL)
     return NULL;
-  m->nodes = calloc(n > 0 ? n : 1, sizeof *m->nodes);
+  m->nodes = calloc(n > 0 ? n : 1, sizeof(rl__redis_node *));
   if (m->nodes == NULL) {
     free(m);
     return NULL;
@@ -395,7 +395,7 @@ static void apply_topo(rl__redis_cluster *cl, const topo *t) {
   cmap *m = map_new(t->n_addrs + cl->n_wanted);
   if (m == NULL)
     return;
-  rl__redis_node **by_addr = calloc(t->n_addrs + 1, sizeof *by_addr);
+  rl__redis_node **by_addr = calloc(t->n_addrs + 1, sizeof(rl__redis_node *));
   if (by_addr == NULL) {
     map_free(m);
     return;
@@ -554,6 +554,8 @@ static void refresh_cb(int status, const rl__redis_reply *reply, void *ud,
 /* A master to ask: round robin, preferring a ready connection. */
 static rl__redis_node *refresh_target(rl__redis_cluster *cl) {
   cmap *m = rl__guard_peek(&cl->guard);
+  if (m->n == 0)
+    return NULL; /* cannot happen: a map always has a node */
   for (size_t k = 0; k < m->n; k++) {
     rl__redis_node *n = m->nodes[(cl->rr + k) % m->n];
     rl__redis_node_stats s;
@@ -578,6 +580,8 @@ static void maybe_refresh(rl__redis_cluster *cl) {
   }
   atomic_store(&cl->want_refresh, 0);
   rl__redis_node *n = refresh_target(cl);
+  if (n == NULL)
+    return;
   static const char *const argv[] = {"CLUSTER", "SLOTS"};
   static const size_t lens[] = {7, 5};
   rl__redis_args a = {2, argv, lens};
