@@ -989,11 +989,12 @@ int rl__redis_cluster_call(rl__redis_cluster *cl, unsigned slot,
   int abandoned = 0;
   int rc = rl__redis_call_via(submit_slot_lazy, &t, args, deadline_ns, consume,
                               out, &abandoned);
-  if (abandoned) { /* the loop may not know the first send yet */
+  if (abandoned) { /* the loop may not know the first send yet; it went to
+                    * a node of the map (rare: kick them all) */
     rl__guard_token token;
     cmap *m = rl__guard_enter(&cl->guard, &token);
-    rl__redis_node_kick(
-        atomic_load_explicit(&m->slot[slot], memory_order_relaxed));
+    for (size_t i = 0; i < m->n; i++)
+      rl__redis_node_kick(m->nodes[i]);
     rl__guard_exit(&token);
   }
   return rc;
