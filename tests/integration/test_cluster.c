@@ -34,6 +34,7 @@
 #include "lua_scripts.h"
 #include "redis_backend.h"
 #include "redis_cluster.h"
+#include "redis_keys.h"
 #include "redis_store.h"
 
 #define THREADS 4
@@ -360,6 +361,70 @@ static void test_unserved_slot(void **state) {
   rl_free(rl);
 }
 
+static int copy_int(const rl__redis_reply *r, void *out) {
+  *(long long *)out = r->type == RL__REPLY_INTEGER ? r->integer : -1;
+  return RL_OK;
+}
+
+/* The router on its own: every node (replicas too) as a seed; the first
+ * refresh keeps the masters, and the others are freed once retire_ms has
+ * passed, while the loop runs; commands keep flowing meanwhile. */
+static void test_router_retires_non_masters(void **state) {
+  (void)state;
+  rl__redis_cluster_opts o;
+  memset(&o, 0, sizeof o);
+  const char *seeds[RLT_CLUSTER_MAX]; /* a master first: the first seed
+                                       * is kept for auto mode */
+  size_t n = 0;
+  for (int i = 0; i < cluster.n; i++)
+    if (rlt_cluster_is_master(&cluster, i))
+      seeds[n++] = cluster.addrs[i];
+  for (int i = 0; i < cluster.n; i++)
+    if (!rlt_cluster_is_master(&cluster, i))
+      seeds[n++] = cluster.addrs[i];
+  o.seeds = seeds;
+  o.n_seeds = n;
+  rl__redis_node_opts_init(&o.node);
+  o.node.pool_size = 1;
+  o.refresh_ms = 50;
+  o.retire_ms = 100;
+  rl__redis_cluster *r = NULL;
+  char err[256] = "";
+  assert_int_equal(rl__redis_cluster_new(&o, &r, err, sizeof err), RL_OK);
+  assert_int_equal(rl__redis_cluster_wait_ready(
+                       r, rl__mono_ns() + 20000000000LL, err, sizeof err),
+                   RL_OK);
+  rl__redis_cluster_stats s;
+  int64_t until = rlt_now_ms() + 10000;
+  long long total = 0;
+  do {
+    for (int i = 0; i < 30; i++) {
+      char key[16];
+      snprintf(key, sizeof key, "r{%d}", i);
+      const char *argv[] = {"INCR", key};
+      size_t lens[] = {4, strlen(key)};
+      rl__redis_args a = {2, argv, lens};
+      long long v = 0;
+      assert_int_equal(
+          rl__redis_cluster_call(r, rl__redis_slot(key, strlen(key)), &a,
+                                 rl__mono_ns() + 5000000000LL, copy_int, &v),
+          RL_OK);
+      assert_true(v >= 1);
+      total++;
+    }
+    rl__redis_cluster_stats_get(r, &s);
+  } while (s.nodes_freed < 3 && rlt_now_ms() < until);
+  fprintf(stderr,
+          "router: %d seeds, %u masters kept, %llu nodes freed, %lld "
+          "commands meanwhile\n",
+          cluster.n, s.masters, (unsigned long long)s.nodes_freed, total);
+  assert_int_equal(s.masters, 3);
+  assert_int_equal(s.nodes_freed, (uint64_t)cluster.n - 3);
+  rl__redis_cluster_refresh(r); /* asked from any thread: harmless */
+  rl__redis_cluster_free(r);
+  rl__redis_thread_cleanup();
+}
+
 /* calls=N of one line of INFO commandstats ("cmdstat_eval"), 0 if absent. */
 static long cmdstat_calls(int node, const char *name) {
   static char out[16384];
@@ -531,6 +596,7 @@ int main(void) {
       cmocka_unit_test(test_cluster_mode_on_standalone),
       cmocka_unit_test(test_migrate_hot_slot),
       cmocka_unit_test(test_unserved_slot),
+      cmocka_unit_test(test_router_retires_non_masters),
       cmocka_unit_test(test_failover_then_script_flush),
       cmocka_unit_test(test_kill_master),
   };
