@@ -271,7 +271,9 @@ static void test_migrate_hot_slot(void **state) {
   assert_exact("migrate", &v, secs);
   rl__redis_cluster_stats s = stats_of(rl);
   assert_true(s.ask > 0);
-  assert_true(s.moved > 0);
+  /* the new owner learnt by a MOVED, or by a periodic refresh first (a
+   * slow box: SETSLOT NODE then took longer than a refresh period) */
+  assert_true(s.moved > 0 || s.map_changes >= 2);
   cl_load_free(&l);
   rl_free(rl);
 }
