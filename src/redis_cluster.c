@@ -641,6 +641,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- retries (loop thread) ---------------------------------------------- */
 
+/* Arms the retry timer for the earliest delayed command (one scan, after
+ * the due ones were taken). */
 static void arm_retry(rl__redis_cluster *cl) {
   int64_t first = INT64_MAX;
   for (rt_req *q = cl->delayed; q != NULL; q = q->next)
@@ -651,8 +653,6 @@ static void arm_retry(rl__redis_cluster *cl) {
     cl->retry_at = 0;
     return;
   }
-  if (cl->retry_at == first)
-    return;
   cl->retry_at = first;
   struct timeval tv = tv_ns(first - rl__mono_ns());
   evtimer_add(cl->retry_ev, &tv);
@@ -687,7 +687,11 @@ static void wait_retry(rt_req *q, int status, const rl__redis_reply *reply) {
   q->due_ns = due;
   q->next = cl->delayed;
   cl->delayed = q;
-  arm_retry(cl);
+  if (cl->retry_at == 0 || due < cl->retry_at) { /* O(1): no list scan */
+    cl->retry_at = due;
+    struct timeval tv = tv_ns(delay);
+    evtimer_add(cl->retry_ev, &tv);
+  }
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg) {
