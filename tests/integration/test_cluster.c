@@ -342,7 +342,7 @@ static void test_unserved_slot(void **state) {
   fprintf(stderr, "unserved slot, 150 ms deadline: %s after %lld ms\n",
           rl_err_name(t.rc), (long long)t.took_ms);
   assert_true(t.rc == RL_ERR_BACKEND_UNAVAILABLE || t.rc == RL_ERR_TIMEOUT);
-  assert_true(t.took_ms <= 150 + 50 + 4 * rlt_slack_ms());
+  assert_true(t.took_ms <= 150 + 100 + 6 * rlt_slack_ms());
   assert_true(stats_of(fast).clusterdown > 0);
   rl_free(fast);
   /* Long deadline: the slot comes back meanwhile. */
@@ -541,7 +541,8 @@ static void test_kill_master(void **state) {
   /* First success on the killed slot's key after the promotion. */
   int64_t first_ok = INT64_MAX, fails_after = 0, ok_after = 0,
           unavailable_after = 0;
-  int64_t margin = 50 + 4 * rlt_slack_ms();
+  /* margin: the caller's wakeup after its deadline on a loaded box */
+  int64_t margin = 100 + 6 * rlt_slack_ms();
   for (int t = 0; t < l.threads; t++) {
     for (size_t j = 0; j < l.w[t].n; j++) {
       const cl_rec *e = &l.w[t].log[j];
