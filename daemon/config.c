@@ -84,6 +84,7 @@ void rld_config_to_rl(const rld_config *c, rl_policy *policies,
      * seed's pool_size: 100 is honoured as the library's maximum. */
     out->redis.pool_size = c->redis.pool_size > 64 ? 64 : c->redis.pool_size;
     out->redis.timeout_ms = (uint32_t)c->redis.timeout_ms;
+    out->redis.mode = c->redis.mode;
   }
 }
 

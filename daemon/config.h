@@ -61,6 +61,7 @@ typedef struct rld_redis {
   char addrs[RLD_REDIS_ADDRS_MAX][RLD_ADDR_MAX + 1];
   unsigned pool_size;  /* connections per node; 0 = the library's default */
   uint64_t timeout_ms; /* per decision; 0 = the library's default */
+  rl_redis_mode mode;  /* auto (default), standalone or cluster */
 } rld_redis;
 
 typedef struct rld_cache {

@@ -378,13 +378,32 @@ static int p_redis_addrs(ctx *c, yaml_node_t *n, void *dst) {
   return each_item(c, n, "redis.addrs", 0, p_redis_addr, dst);
 }
 
+/* redis.mode: auto | standalone | cluster (docs/Redis.md). */
+static int p_redis_mode(ctx *c, yaml_node_t *n, void *dst) {
+  static const char *const names[] = {"auto", "standalone", "cluster"};
+  size_t len = 0;
+  const char *s = scalar(c, n, "redis mode", &len);
+  for (size_t i = 0; s != NULL && i < 3; i++) {
+    if (strcmp(s, names[i]) == 0) {
+      *(rl_redis_mode *)dst = (rl_redis_mode)i;
+      return 0;
+    }
+  }
+  return s == NULL ? -1
+                   : fail_at(c, n,
+                             "unknown redis mode '%.32s' (auto, standalone, "
+                             "cluster)",
+                             s);
+}
+
 static int p_redis(ctx *c, yaml_node_t *n, void *dst) {
   static const field f[] = {
       {"addrs", p_redis_addrs, 0, 0, 0},
       {"pool_size", p_uint, offsetof(rld_redis, pool_size), 1, 10000},
       {"timeout", p_duration, offsetof(rld_redis, timeout_ms), 1, 60000},
+      {"mode", p_redis_mode, offsetof(rld_redis, mode), 0, 0},
   };
-  return parse_map(c, n, "rate_limiter.redis", f, 3, dst);
+  return parse_map(c, n, "rate_limiter.redis", f, 4, dst);
 }
 
 static int p_cache(ctx *c, yaml_node_t *n, void *dst) {

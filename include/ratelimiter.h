@@ -170,7 +170,7 @@ RL_EXTERN int rl_policy_add_window(rl_policy *policy, uint64_t limit,
 
 typedef enum rl_store_type {
   RL_STORE_MEMORY = 0, /* in-process store: the embedded default */
-  RL_STORE_REDIS = 1,  /* standalone Redis (docs/Redis.md): the state of
+  RL_STORE_REDIS = 1,  /* Redis or Redis Cluster (docs/Redis.md): the state of
                         * every key lives in Redis and each decision is one
                         * atomic Lua script on Redis' clock */
 } rl_store_type;
@@ -179,6 +179,17 @@ typedef enum rl_store_type {
 #define RL_REDIS_TIMEOUT_MS_DEFAULT 100          /* per decision */
 #define RL_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 2000 /* TCP + TLS + handshake */
 #define RL_REDIS_QUEUE_MAX_DEFAULT 4096 /* pending requests per connection */
+
+/* How the Redis store reaches its addresses (rl_config.redis.mode). */
+typedef enum rl_redis_mode {
+  RL_REDIS_MODE_AUTO = 0,       /* asks the first address (CLUSTER SLOTS):
+                                 * a cluster is routed, a server without
+                                 * cluster support is standalone */
+  RL_REDIS_MODE_STANDALONE = 1, /* one server: addrs[0] */
+  RL_REDIS_MODE_CLUSTER = 2,    /* Redis Cluster: addrs are seeds; keys
+                                 * routed by slot, MOVED/ASK followed
+                                 * (docs/Redis.md, "Redis Cluster") */
+} rl_redis_mode;
 
 /* A clock: returns the current time in milliseconds (>= 0). */
 typedef int64_t (*rl_clock_fn)(void *ctx);
@@ -201,8 +212,9 @@ typedef struct rl_config {
    * None of it may change on a live limiter (rl_reconfigure). */
   struct {
     const char *const *addrs; /* "host:port" or "[v6]:port"; standalone
-                               * uses addrs[0] (cluster comes later). The
-                               * host is resolved once, by rl_new(). */
+                               * uses addrs[0], cluster mode takes them
+                               * as seeds. A host is resolved once, when
+                               * its node is created. */
     size_t n_addrs;           /* >= 1 */
     const char *username;     /* ACL user (needs password); NULL = none */
     const char *password;     /* AUTH; NULL = no AUTH */
@@ -214,7 +226,8 @@ typedef struct rl_config {
     unsigned queue_max;          /* requests pending per connection, 1..1048576;
                                   * beyond it decisions fail at once with
                                   * RL_ERR_BACKEND_UNAVAILABLE; default 4096 */
-    int db;                      /* SELECT db when > 0; default 0 */
+    int db;                      /* SELECT db when > 0; default 0
+                                  * (cluster mode: must be 0) */
     struct {
       int enabled;             /* 1 = TLS */
       const char *ca_file;     /* PEM bundle of trusted CAs; with neither
@@ -224,6 +237,8 @@ typedef struct rl_config {
       const char *key_file;    /* its private key (PEM) */
       const char *server_name; /* name to verify (and SNI); NULL = host */
     } tls;
+    /* Redis Cluster (issue 4). */
+    rl_redis_mode mode; /* default RL_REDIS_MODE_AUTO */
   } redis;
   /* Metrics (rl_metrics_write). Counting costs a few ns per decision;
    * disabled = 1 turns it off (the text then shows zeros). May not change

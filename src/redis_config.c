@@ -139,6 +139,11 @@ static int check_ranges(const rl_config *c, char *errbuf, size_t errlen) {
     bad = "redis.username needs a password";
   } else if (c->redis.db < 0) {
     bad = "redis.db must be >= 0";
+  } else if ((unsigned)c->redis.mode > RL_REDIS_MODE_CLUSTER) {
+    bad = "redis.mode must be auto, standalone or cluster";
+  } else if (c->redis.mode == RL_REDIS_MODE_CLUSTER && c->redis.db != 0) {
+    bad = "redis.db must be 0 in cluster mode (Redis Cluster has one "
+          "database)";
   }
   if (bad != NULL) {
     return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen, "%s", bad);

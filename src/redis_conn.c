@@ -110,6 +110,8 @@ typedef struct rl__req {
   int64_t deadline_ns; /* NO_DEADLINE: not in the heap */
   uint32_t heap_idx;   /* index in the deadline heap, or NOT_IN_HEAP */
   uint8_t answered;    /* callback fired early; reply will be dropped */
+  uint8_t skip_reply;  /* an ASKING went out just before: its +OK comes
+                        * first and is dropped (cluster ASK redirection) */
 } rl__req;
 
 typedef struct req_fifo {
@@ -563,6 +565,11 @@ static int hs_reply(rl__conn *c, const rl__redis_reply *rep) {
 static int dispatch(rl__conn *c, const rl__redis_reply *rep) {
   if (c->inflight.head == NULL)
     take_submitted(c); /* sent by its submitter, answered before we woke */
+  if (c->inflight.head != NULL && c->inflight.head->skip_reply) {
+    c->inflight.head->skip_reply = 0; /* ASKING's reply: the command's
+                                       * own reply (or error) follows */
+    return 1;
+  }
   rl__req *r = fifo_pop(&c->inflight);
   if (r == NULL) {
     conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE, "reply without a request");
@@ -1171,9 +1178,12 @@ static void direct_send(rl__conn *c) {
   atomic_fetch_add_explicit(&c->n_direct, 1, memory_order_relaxed);
 }
 
+/* "ASKING", sent in front of a command redirected by an ASK. */
+static const char asking_resp[] = "*1\r\n$6\r\nASKING\r\n";
+
 static int conn_submit(rl__conn *c, const rl__redis_args *args,
                        int64_t deadline_ns, rl__redis_cb cb, void *ud,
-                       uint64_t tag, int lazy) {
+                       uint64_t tag, int lazy, int asking) {
   int sent_all = 0;
   pthread_mutex_lock(&c->mu);
   int rc = c->accept_rc;
@@ -1181,10 +1191,13 @@ static int conn_submit(rl__conn *c, const rl__redis_args *args,
   size_t queued_bytes = c->pend.len;
   if (rc == RL_OK && r == NULL)
     rc = RL_ERR_BACKEND_UNAVAILABLE; /* queue full */
-  if (rc == RL_OK) {
+  if (rc == RL_OK && asking)
+    rc = rl__buf_append(&c->pend, asking_resp, sizeof(asking_resp) - 1);
+  if (rc == RL_OK)
     rc = rl__resp_format(&c->pend, args);
-    if (rc == RL_ERR_NO_MEMORY)
-      rc = RL_ERR_BACKEND_UNAVAILABLE; /* byte cap reached */
+  if (rc == RL_ERR_NO_MEMORY) {
+    c->pend.len = queued_bytes;      /* drop a lone ASKING */
+    rc = RL_ERR_BACKEND_UNAVAILABLE; /* byte cap reached */
   }
   if (rc == RL_OK) {
     c->free = r->next;
@@ -1194,6 +1207,7 @@ static int conn_submit(rl__conn *c, const rl__redis_args *args,
     r->deadline_ns = deadline_ns;
     r->heap_idx = NOT_IN_HEAP;
     r->answered = 0;
+    r->skip_reply = (uint8_t)(asking != 0);
     fifo_push(&c->submitted, r);
     unsigned busy = atomic_fetch_add(&c->outstanding, 1);
     if (queued_bytes == 0 && busy == 0 && c->direct_ok) {
@@ -1209,14 +1223,14 @@ static int conn_submit(rl__conn *c, const rl__redis_args *args,
 
 static int node_submit(rl__redis_node *node, const rl__redis_args *args,
                        int64_t deadline_ns, rl__redis_cb cb, void *ud,
-                       uint64_t tag, int lazy) {
+                       uint64_t tag, int lazy, int asking) {
   if (node == NULL || args == NULL || cb == NULL || args->argc < 1)
     return RL_ERR_INVALID_ARGUMENT;
   unsigned first = thread_slot() % node->n_conns;
   int rc = RL_ERR_BACKEND_UNAVAILABLE;
   for (unsigned k = 0; k < node->n_conns; k++) {
     rl__conn *c = &node->conns[(first + k) % node->n_conns];
-    rc = conn_submit(c, args, deadline_ns, cb, ud, tag, lazy);
+    rc = conn_submit(c, args, deadline_ns, cb, ud, tag, lazy, asking);
     if (rc != RL_ERR_BACKEND_UNAVAILABLE)
       return rc;
   }
@@ -1226,13 +1240,20 @@ static int node_submit(rl__redis_node *node, const rl__redis_args *args,
 int rl__redis_node_submit(rl__redis_node *node, const rl__redis_args *args,
                           int64_t deadline_ns, rl__redis_cb cb, void *ud,
                           uint64_t tag) {
-  return node_submit(node, args, deadline_ns, cb, ud, tag, 0);
+  return node_submit(node, args, deadline_ns, cb, ud, tag, 0, 0);
+}
+
+int rl__redis_node_submit_asking(rl__redis_node *node,
+                                 const rl__redis_args *args,
+                                 int64_t deadline_ns, rl__redis_cb cb, void *ud,
+                                 uint64_t tag) {
+  return node_submit(node, args, deadline_ns, cb, ud, tag, 0, 1);
 }
 
 int rl__redis_node_submit_lazy(rl__redis_node *node, const rl__redis_args *args,
                                int64_t deadline_ns, rl__redis_cb cb, void *ud,
                                uint64_t tag) {
-  return node_submit(node, args, deadline_ns, cb, ud, tag, 1);
+  return node_submit(node, args, deadline_ns, cb, ud, tag, 1, 0);
 }
 
 void rl__redis_node_kick(rl__redis_node *node) {

@@ -131,6 +131,15 @@ int rl__redis_node_submit_lazy(rl__redis_node *node, const rl__redis_args *args,
                                int64_t deadline_ns, rl__redis_cb cb, void *ud,
                                uint64_t tag);
 
+/* As rl__redis_node_submit(), with "ASKING" written on the same
+ * connection right before the command, in the same request (Redis Cluster
+ * ASK redirection: ASKING applies to the next command of the connection).
+ * The callback sees the command's reply; ASKING's own reply is dropped. */
+int rl__redis_node_submit_asking(rl__redis_node *node,
+                                 const rl__redis_args *args,
+                                 int64_t deadline_ns, rl__redis_cb cb, void *ud,
+                                 uint64_t tag);
+
 /* Wakes the loop for every connection of the node, so that it takes (and
  * times out) requests submitted lazily. Any thread. */
 void rl__redis_node_kick(rl__redis_node *node);
@@ -149,6 +158,19 @@ typedef int (*rl__redis_consume_fn)(const rl__redis_reply *reply, void *out);
 int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
                         int64_t deadline_ns, rl__redis_consume_fn consume,
                         void *out);
+
+/* A submission function of the rl__redis_node_submit() shape, for
+ * rl__redis_call_via(): target is the node, router or backend. */
+typedef int (*rl__redis_submit_fn)(void *target, const rl__redis_args *args,
+                                   int64_t deadline_ns, rl__redis_cb cb,
+                                   void *ud, uint64_t tag);
+
+/* rl__redis_node_call() over any submission function (a cluster router's,
+ * say). *abandoned is set to 1 when the call returned RL_ERR_TIMEOUT with
+ * its request still owed a callback (a lazy submitter must then kick). */
+int rl__redis_call_via(rl__redis_submit_fn submit, void *target,
+                       const rl__redis_args *args, int64_t deadline_ns,
+                       rl__redis_consume_fn consume, void *out, int *abandoned);
 
 /* Releases the calling thread's waiter now instead of at thread exit.
  * Optional; for tools that check for leaks at exit. */

@@ -1,6 +1,7 @@
 /*
  * redis_store.c - the Redis store (RL_STORE_REDIS): one EVALSHA of the
- * algorithm's Lua script per decision, on one Redis node.
+ * algorithm's Lua script per decision, on one Redis node or on the node of
+ * the key's slot in a Redis Cluster (redis_backend.h).
  *
  * DESIGN
  *
@@ -39,6 +40,7 @@
 
 #include "lua_scripts.h"
 #include "metrics.h"
+#include "redis_backend.h"
 #include "redis_keys.h"
 #include "redis_store.h"
 
@@ -72,7 +74,7 @@ typedef struct async_chunk {
 
 struct redis_store {
   rl__store base;
-  rl__redis_node *node;
+  rl__redis_backend *be; /* one node, or the cluster router */
   int64_t timeout_ns;
   char *settings; /* canonical text of the redis settings (live check) */
   size_t settings_len;
@@ -241,6 +243,9 @@ static int sync_consume(const rl__redis_reply *r, void *out) {
   return parse_reply(o->st, r, o->d, &o->now);
 }
 
+/* The Redis key of a built command (it picks the cluster slot). */
+#define CMD_KEY(cmd) (cmd)->argv[3], (cmd)->lens[3]
+
 /* Sends cmd; after a NOSCRIPT, once more as EVAL (same deadline). */
 static int sync_call(redis_store *st, rl__redis_cmd *cmd, size_t script,
                      rl_decision *out) {
@@ -249,12 +254,14 @@ static int sync_call(redis_store *st, rl__redis_cmd *cmd, size_t script,
   sync_out o = {st, out, -1};
   rl__redis_args a = args_of(cmd);
   stat_inc(&st->n_decisions);
-  int err = rl__redis_node_call(st->node, &a, deadline, sync_consume, &o);
+  int err = rl__redis_backend_call(st->be, CMD_KEY(cmd), &a, deadline,
+                                   sync_consume, &o);
   if (err == NOSCRIPT) {
     stat_inc(&st->n_retries);
     cmd_to_eval(cmd, script);
     a = args_of(cmd);
-    err = rl__redis_node_call(st->node, &a, deadline, sync_consume, &o);
+    err = rl__redis_backend_call(st->be, CMD_KEY(cmd), &a, deadline,
+                                 sync_consume, &o);
     if (err == NOSCRIPT) { /* cannot happen with EVAL; never loop */
       err = RL_ERR_BACKEND_UNAVAILABLE;
     }
@@ -278,7 +285,7 @@ static int rs_decide(rl__store *s, const rl__policy_table *t, size_t index,
   char key[RL__REDIS_KEY_MAX];
   rl__redis_cmd cmd;
   int err = rl__redis_cmd_build(
-      &cmd, rl__redis_node_script_sha(st->node, script), p, req->key,
+      &cmd, rl__redis_backend_script_sha(st->be, script), p, req->key,
       req->key_len, (uint64_t)req->cost, key, sizeof key);
   rl__guard_exit(token);
   if (err != RL_OK) {
@@ -374,8 +381,8 @@ static void async_cb(int status, const rl__redis_reply *reply, void *ud,
     stat_inc(&a->st->n_retries);
     cmd_to_eval(&a->cmd, a->script);
     rl__redis_args args = args_of(&a->cmd);
-    err = rl__redis_node_submit(a->st->node, &args, a->deadline_ns, async_cb, a,
-                                0);
+    err = rl__redis_backend_submit(a->st->be, CMD_KEY(&a->cmd), &args,
+                                   a->deadline_ns, async_cb, a, 0);
     if (err == RL_OK) {
       return; /* this callback comes again, once */
     }
@@ -398,7 +405,7 @@ static int async_prepare(redis_store *st, async_req *a,
                                 req->key_len);
   if (err == RL_OK) {
     err = rl__redis_cmd_build(
-        &a->cmd, rl__redis_node_script_sha(st->node, a->script), p, req->key,
+        &a->cmd, rl__redis_backend_script_sha(st->be, a->script), p, req->key,
         req->key_len, (uint64_t)req->cost, a->key, a->key_cap);
   }
   return err;
@@ -418,8 +425,8 @@ static int rs_decide_async(rl__store *s, const rl__policy_table *t,
     a->deadline_ns = rl__mono_ns() + st->timeout_ns;
     rl__redis_args args = args_of(&a->cmd);
     stat_inc(&st->n_decisions);
-    err =
-        rl__redis_node_submit(st->node, &args, a->deadline_ns, async_cb, a, 0);
+    err = rl__redis_backend_submit(st->be, CMD_KEY(&a->cmd), &args,
+                                   a->deadline_ns, async_cb, a, 0);
   }
   if (err != RL_OK && a != NULL) {
     req_give(st, a);
@@ -432,20 +439,7 @@ static int rs_decide_async(rl__store *s, const rl__policy_table *t,
 static int rs_wait_ready(rl__store *s, uint32_t timeout_ms, char *errbuf,
                          size_t errlen) {
   redis_store *st = (redis_store *)s;
-  char why[RL__REDIS_ERRSTR_LEN];
-  int err = rl__redis_node_wait_ready(
-      st->node, rl__mono_ns() + (int64_t)timeout_ms * 1000000);
-  rl__redis_node_errstr(st->node, why, sizeof why);
-  if (err == RL_ERR_BACKEND_UNAVAILABLE) {
-    return rl__fail(err, errbuf, errlen, "%s", why);
-  }
-  if (err == RL_ERR_TIMEOUT) {
-    return rl__fail(err, errbuf, errlen,
-                    "%s: no connection ready within %u ms%s%s",
-                    rl__redis_node_addr(st->node), timeout_ms,
-                    why[0] ? "; last error: " : "", why);
-  }
-  return rl__fail(err, errbuf, errlen, "%s", "");
+  return rl__redis_backend_wait_ready(st->be, timeout_ms, errbuf, errlen);
 }
 
 /* Appends s and its NUL (a NULL string as "\001"). */
@@ -468,7 +462,8 @@ static char *settings_text(const rl_config *c, size_t *len) {
                              c->redis.tls.cert_file,  c->redis.tls.key_file,
                              c->redis.tls.server_name};
   char num[160];
-  snprintf(num, sizeof num, "%zu %llu %llu %llu %llu %d %d", c->redis.n_addrs,
+  snprintf(num, sizeof num, "%zu %llu %llu %llu %llu %d %d %d",
+           c->redis.n_addrs,
            (unsigned long long)or_default(c->redis.pool_size,
                                           RL_REDIS_POOL_SIZE_DEFAULT),
            (unsigned long long)or_default(c->redis.timeout_ms,
@@ -477,7 +472,7 @@ static char *settings_text(const rl_config *c, size_t *len) {
                                           RL_REDIS_CONNECT_TIMEOUT_MS_DEFAULT),
            (unsigned long long)or_default(c->redis.queue_max,
                                           RL_REDIS_QUEUE_MAX_DEFAULT),
-           c->redis.db, c->redis.tls.enabled != 0);
+           c->redis.db, c->redis.tls.enabled != 0, (int)c->redis.mode);
   strs[7] = num;
   size_t cap = 0, n = 0;
   for (size_t i = 0; i < c->redis.n_addrs; i++) {
@@ -530,7 +525,7 @@ static void rs_memory_stats(rl__store *s, rl_memory_stats *out) {
 
 static void rs_free(rl__store *s) {
   redis_store *st = (redis_store *)s;
-  rl__redis_node_free(st->node); /* every async callback has run */
+  rl__redis_backend_free(st->be); /* every async callback has run */
   for (async_chunk *c = st->chunks, *next; c != NULL; c = next) {
     next = c->next;
     for (size_t i = 0; i < ASYNC_CHUNK; i++) {
@@ -552,43 +547,18 @@ static const rl__store_ops redis_ops = {
 
 /* ---- creation ----------------------------------------------------------- */
 
-static int node_create(redis_store *st, const rl_config *c, char *errbuf,
-                       size_t errlen) {
+static int backend_create(redis_store *st, const rl_config *c, char *errbuf,
+                          size_t errlen) {
   const char *scripts[RL__REDIS_MAX_SCRIPTS];
   size_t lens[RL__REDIS_MAX_SCRIPTS];
-  char host[RL__REDIS_HOST_MAX];
-  rl__redis_node_opts o;
-  rl__redis_node_opts_init(&o);
-  if (rl__redis_addr_parse(c->redis.addrs[0], host, sizeof host, &o.port) !=
-      RL_OK) {
-    return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen, "bad address");
-  }
   /* The scripts in rl__scripts[] order, so a script's index is its slot;
    * only the per-algorithm ones are used, but all are loaded. */
   for (size_t i = 0; i < rl__n_scripts; i++) {
     scripts[i] = rl__scripts[i].source;
     lens[i] = rl__scripts[i].len;
   }
-  o.host = host;
-  o.scripts = scripts;
-  o.script_lens = lens;
-  o.n_scripts = rl__n_scripts;
-  o.pool_size = c->redis.pool_size ? c->redis.pool_size : o.pool_size;
-  o.queue_max = c->redis.queue_max ? c->redis.queue_max : o.queue_max;
-  if (c->redis.connect_timeout_ms != 0) {
-    o.connect_timeout_ms = c->redis.connect_timeout_ms;
-  }
-  o.username = c->redis.username;
-  o.password = c->redis.password;
-  o.db = c->redis.db;
-  o.tls.enabled = c->redis.tls.enabled;
-  o.tls.ca_file = c->redis.tls.ca_file;
-  o.tls.ca_dir = c->redis.tls.ca_dir;
-  o.tls.cert_file = c->redis.tls.cert_file;
-  o.tls.key_file = c->redis.tls.key_file;
-  o.tls.server_name = c->redis.tls.server_name;
-  int err = rl__redis_node_new(NULL, &o, &st->node, errbuf, errlen);
-  return err == RL_ERR_INVALID_ARGUMENT ? RL_ERR_CONFIG_INVALID : err;
+  return rl__redis_backend_new(c, scripts, lens, rl__n_scripts, &st->be, errbuf,
+                               errlen);
 }
 
 int rl__store_redis_new(const rl_config *config, rl__store **out, char *errbuf,
@@ -603,7 +573,7 @@ int rl__store_redis_new(const rl_config *config, rl__store **out, char *errbuf,
                                               : RL_REDIS_TIMEOUT_MS_DEFAULT;
   st->timeout_ns = (int64_t)timeout * 1000000;
   st->settings = settings_text(config, &st->settings_len);
-  int err = st->settings != NULL ? node_create(st, config, errbuf, errlen)
+  int err = st->settings != NULL ? backend_create(st, config, errbuf, errlen)
                                  : RL_ERR_NO_MEMORY;
   if (err != RL_OK) {
     pthread_mutex_destroy(&st->mu);
@@ -613,6 +583,10 @@ int rl__store_redis_new(const rl_config *config, rl__store **out, char *errbuf,
   }
   *out = &st->base;
   return RL_OK;
+}
+
+struct rl__redis_backend *rl__redis_store_backend(rl__store *s) {
+  return s != NULL && s->ops == &redis_ops ? ((redis_store *)s)->be : NULL;
 }
 
 int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out) {

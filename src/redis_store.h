@@ -66,6 +66,11 @@ typedef struct rl__redis_store_stats {
 /* The store of a limiter (any store type). */
 rl__store *rl__limiter_store(rl_limiter *rl);
 
+/* The backend of a Redis store (the node or cluster router its commands
+ * go through), for layers that send their own scripts, and for tests;
+ * NULL if s is not a Redis store. */
+struct rl__redis_backend *rl__redis_store_backend(rl__store *s);
+
 /* Fills out; RL_ERR_INVALID_ARGUMENT if s is not a Redis store. */
 int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out);
 

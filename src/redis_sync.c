@@ -115,9 +115,11 @@ static int wait_result(rl__waiter *w, int64_t deadline_ns) {
   return w->result;
 }
 
-int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
-                        int64_t deadline_ns, rl__redis_consume_fn consume,
-                        void *out) {
+int rl__redis_call_via(rl__redis_submit_fn submit, void *target,
+                       const rl__redis_args *args, int64_t deadline_ns,
+                       rl__redis_consume_fn consume, void *out,
+                       int *abandoned) {
+  *abandoned = 0;
   if (rl__redis_loop_on_any_thread())
     return RL_ERR_INVALID_ARGUMENT; /* would stall the loop it waits for */
   rl__waiter *w = get_waiter();
@@ -130,7 +132,7 @@ int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
   w->out = out;
   pthread_mutex_unlock(&w->mu);
   atomic_fetch_add(&w->refs, 1);
-  int rc = rl__redis_node_submit_lazy(node, args, deadline_ns, sync_cb, w, gen);
+  int rc = submit(target, args, deadline_ns, sync_cb, w, gen);
   if (rc != RL_OK) /* no callback will come; the thread's ref remains */
     atomic_fetch_sub(&w->refs, 1);
   int submitted = rc == RL_OK;
@@ -139,7 +141,23 @@ int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
     rc = wait_result(w, deadline_ns);
   w->waiting = 0;
   pthread_mutex_unlock(&w->mu);
-  if (submitted && rc == RL_ERR_TIMEOUT)
+  *abandoned = submitted && rc == RL_ERR_TIMEOUT;
+  return rc;
+}
+
+static int submit_node_lazy(void *target, const rl__redis_args *args,
+                            int64_t deadline_ns, rl__redis_cb cb, void *ud,
+                            uint64_t tag) {
+  return rl__redis_node_submit_lazy(target, args, deadline_ns, cb, ud, tag);
+}
+
+int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
+                        int64_t deadline_ns, rl__redis_consume_fn consume,
+                        void *out) {
+  int abandoned = 0;
+  int rc = rl__redis_call_via(submit_node_lazy, node, args, deadline_ns,
+                              consume, out, &abandoned);
+  if (abandoned)
     rl__redis_node_kick(node); /* the loop may not know the request yet */
   return rc;
 }

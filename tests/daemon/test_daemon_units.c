@@ -222,6 +222,14 @@ static void test_config_seed_format(void **state) {
   assert_int_equal(c->cache.ttl_ms, 500);
   assert_int_equal(c->cache.max_bytes, 100u << 20);
   assert_int_equal(c->redis.pool_size, 100);
+  assert_int_equal(c->redis.mode, RL_REDIS_MODE_AUTO);
+  rld_config_free(c);
+  c = parse("rate_limiter:\n"
+            "  redis: {addrs: [\"10.0.0.1:7000\"], mode: cluster}\n"
+            "  windows: [{max_requests: 1, duration: 1s}]\n",
+            err, sizeof err);
+  assert_non_null(c);
+  assert_int_equal(c->redis.mode, RL_REDIS_MODE_CLUSTER);
   rld_config_free(c);
 }
 
@@ -255,6 +263,8 @@ static void test_config_errors_have_positions(void **state) {
        "      windows: [{max_requests: 10, duration: 1m, burst: 1}]\n"
        "      fallback: sideways\n",
        "t.yaml:6:17: unknown fallback mode 'sideways'"},
+      {"rate_limiter:\n  redis: {addrs: [\"a:1\"], mode: sharded}\n",
+       "t.yaml:2:33: unknown redis mode 'sharded'"},
       {"rate_limiter:\n  policies:\n    - name: x\n      key: [ip, cookie]\n",
        "t.yaml:4:17: unknown key part 'cookie'"},
       {"rate_limiter:\n  windows: [{max_requests: 1, duration: 1m}, "

@@ -235,13 +235,17 @@ static void build_argv(const rlt_redis *r, char store[][200],
     ARG("--tls-auth-clients");
     ARG("%s", r->opts.tls_auth_clients ? "yes" : "no");
   }
+  for (size_t i = 0;
+       r->opts.extra != NULL && r->opts.extra[i] != NULL && n < 76 && s < 64;
+       i++)
+    ARG("%s", r->opts.extra[i]);
 #undef ARG
   argv[n] = NULL;
 }
 
 static pid_t spawn(const rlt_redis *r) {
-  char store[48][200];
-  const char *argv[64];
+  char store[64][200];
+  const char *argv[80];
   build_argv(r, store, argv);
   pid_t parent = getpid();
   pid_t pid = fork();

@@ -25,10 +25,12 @@
 #include <sys/types.h>
 
 typedef struct rlt_redis_opts {
-  const char *password; /* requirepass, or NULL */
-  const char *acl;      /* ACL file contents ("user ... \n"), or NULL */
-  int tls;              /* 1: TLS-only port (plain port disabled) */
-  int tls_auth_clients; /* with tls: 1 = client certificate required */
+  const char *password;     /* requirepass, or NULL */
+  const char *acl;          /* ACL file contents ("user ... \n"), or NULL */
+  int tls;                  /* 1: TLS-only port (plain port disabled) */
+  int tls_auth_clients;     /* with tls: 1 = client certificate required */
+  const char *const *extra; /* more redis-server arguments, NULL-ended
+                             * (e.g. cluster options); or NULL */
 } rlt_redis_opts;
 
 typedef struct rlt_redis {
