@@ -30,9 +30,15 @@ struct rl_limiter {
   uint64_t retired[RL__POLICY_IDS / 64]; /* scratch for publish() */
 };
 
-static int store_new(const rl_config *config, rl__store **out) {
+static int store_new(rl_limiter *rl, const rl_config *config,
+                     rl__store **out) {
   if (config->store == RL_STORE_REDIS) {
-    return rl__store_redis_new(config, out, NULL, 0);
+    int err = rl__store_redis_new(config, out, NULL, 0);
+    /* cache layer (issue 5): limiter -> cache -> Redis */
+    if (err == RL_OK && config->cache.enabled) {
+      err = rl__store_cache_new(config, *out, &rl->policies, out);
+    }
+    return err;
   }
   return rl__store_memory_new(config, out);
 }
@@ -55,7 +61,7 @@ int rl_new(const rl_config *config, rl_limiter **out) {
   err = rl__policy_table_new(config, NULL, &rl->ids, &table);
   rl__guard_init(&rl->policies, table);
   if (err == RL_OK) {
-    err = store_new(config, &rl->store);
+    err = store_new(rl, config, &rl->store);
   }
   if (err != RL_OK) {
     rl_free(rl);
@@ -104,6 +110,9 @@ static int check_live_change(const rl_limiter *rl, const rl_config *c,
  * keys of the policy ids no longer used and frees their ids. */
 static void publish(rl_limiter *rl, rl__policy_table *next) {
   rl__policy_table *old = rl__guard_replace(&rl->policies, next);
+  if (rl->store->ops->reconfigured != NULL) { /* cache: leases go back */
+    rl->store->ops->reconfigured(rl->store, old);
+  }
   if (rl__policy_table_retired(old, next, rl->retired) > 0) {
     rl->store->ops->retire(rl->store, rl->retired);
     rl__id_pool_release(&rl->ids, rl->retired);
@@ -191,11 +200,14 @@ int rl_decide(rl_limiter *rl, const rl_request *req, rl_decision *out) {
   size_t index = 0;
   int err = begin(rl, req, &t, &index, &token);
   if (err == RL_OK) {
+    out->source = RL_SOURCE_NONE; /* a layer (cache) may set it */
     err = rl->store->ops->decide(rl->store, t, index, req, out, &token);
   }
   if (err == RL_OK) {
-    out->source =
-        rl->store_type == RL_STORE_REDIS ? RL_SOURCE_REDIS : RL_SOURCE_MEMORY;
+    if (out->source == RL_SOURCE_NONE) {
+      out->source =
+          rl->store_type == RL_STORE_REDIS ? RL_SOURCE_REDIS : RL_SOURCE_MEMORY;
+    }
     out->policy = index;
   }
   return err;

@@ -31,6 +31,8 @@ typedef struct rl__policy_table {
   uint16_t *ids;        /* n; store id of each policy */
   uint16_t *slots;      /* name hash index: policy index + 1, 0 = empty */
   size_t slot_mask;
+  uint64_t serial; /* unique per table made by this process (the cache
+                      layer tells which table an entry was made under) */
 } rl__policy_table;
 
 /* Builds the table for a checked config. Policies whose name exists in prev
