@@ -447,9 +447,9 @@ RL_EXTERN int rl_cache_stats_get(rl_limiter *rl, rl_cache_stats *out);
 typedef struct rl_hot_key {
   char policy[RL_POLICY_NAME_MAX + 1]; /* NUL-terminated */
   unsigned char key[RL_CACHE_KEY_MAX];
-  size_t key_len;
-  uint64_t rate; /* decisions/s on this instance, last full second */
-  int leased;    /* 1 = decided from leases now */
+  int leased;     /* 1 = decided from leases now */
+  size_t key_len; /* bytes of key */
+  uint64_t rate;  /* decisions/s on this instance, last full second */
 } rl_hot_key;
 
 /* The hot keys, hottest first: writes at most cap of them to buf and their

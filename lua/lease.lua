@@ -10,9 +10,10 @@
 --   fixed_window, sliding_counter  valid until the end of the current
 --       aligned window of every window (minus 1 ms), at most hold_ms; units
 --       spent in the window they were counted in.
---   token_bucket  valid for hold_ms. Units leased while the bucket
---       refills to its capacity can exceed it (docs/Cache.md states the
---       bound).
+--   token_bucket  valid for min(hold_ms, TAT - now) with the TAT after
+--       this request: the bucket cannot refill to its capacity while the
+--       lease is out, so spending later than charged changes nothing. A
+--       full bucket (TAT <= now + 1 ms) gets no lease.
 --   sliding_log   never leased (a unit counted at the grant would be
 --       released W after the grant, before W after its real use).
 --
@@ -58,28 +59,38 @@ for i, p in ipairs(windows) do
 end
 local granted, valid = 0, 0
 if allowed then
-  granted, valid = want, hold
   for i, p in ipairs(windows) do
-    granted = math.min(granted, v[i].remaining)
-    if alg ~= gcra then
-      -- states[i].start is now's aligned window after evaluate
+    alg.commit(states[i], p, now, cost)
+  end
+  -- how long the lease may be spent: its hold, the end of every aligned
+  -- window, and for the token bucket as long as the bucket (without the
+  -- lease) stays below its capacity: until its TAT
+  valid = hold
+  for i, p in ipairs(windows) do
+    if alg == gcra then
+      valid = math.min(valid, states[i].ms - now)
+    else
       valid = math.min(valid, states[i].start + p.window - now - 1)
     end
   end
-  if valid < 1 then
-    granted = 0
+  granted = valid >= 1 and want or 0
+  local probes = {}
+  for i, p in ipairs(windows) do
+    if granted > 0 then
+      local probe = alg.load(alg.dump(states[i], p), 1, p)
+      local one = alg.evaluate(probe, p, now, 1)
+      granted = one.allowed and math.min(granted, one.remaining + 1) or 0
+      probes[i] = probe
+    end
   end
   if granted > 0 then
     for i, p in ipairs(windows) do
-      local probe = alg.load(alg.dump(states[i], p), 1, p)
-      if not alg.evaluate(probe, p, now, cost + granted).allowed then
-        granted = 0
-      end
+      alg.commit(probes[i], p, now, granted)
+      states[i] = probes[i]
+      local left = alg.evaluate(alg.load(alg.dump(probes[i], p), 1, p), p,
+        now, 1)
+      v[i].remaining = left.allowed and left.remaining + 1 or left.remaining
     end
-  end
-  for i, p in ipairs(windows) do
-    alg.commit(states[i], p, now, cost + granted)
-    v[i].remaining = v[i].remaining - granted
   end
   policy.write(KEYS[1], alg, windows, states, now)
 end

@@ -5,12 +5,17 @@
 --                    window of the grant
 --   sliding_counter  cur -= units in the grant's window, or prev -= units
 --                    in the window after it
---   token_bucket     TAT -= units * W / L, never below now
+--   token_bucket     TAT -= units * W / L, never below now, and only
+--                    until granted_at, which is the lease's end here: until
+--                    then every decision since the grant found the TAT
+--                    ahead of its time, so the TAT is a sum that the lease's
+--                    units are part of
 -- Anything else (the window moved on, the key expired) has nothing to give
 -- back. Never below zero; the state is written only when it changed.
 --
 -- KEYS[1]  the state key (src/redis_keys.c)
--- ARGV     algorithm, units, granted_at (now_ms of the grant), cost (any
+-- ARGV     algorithm, units, granted_at (now_ms of the grant; token
+--          bucket: now_ms + valid_ms, the lease's end), cost (any
 --          valid value; unused), n_windows, then per window: limit,
 --          duration_ms, burst, log_slots
 -- Reply    1 if units went back, else 0
@@ -37,8 +42,8 @@ if not units then return args.error(err) end
 local granted_at
 granted_at, err = args.int(3, 'granted_at', 0, 9007199254740991)
 if not granted_at then return args.error(err) end
-local _, windows = args.parse(4, name)
-if not _ then return args.error(windows) end
+local ok, windows = args.parse(4, name)
+if not ok then return args.error(windows) end
 
 local now = policy.now()
 local blob = redis.call('GET', KEYS[1])
@@ -63,7 +68,8 @@ for i, p in ipairs(windows) do
       st.prev = math.max(0, st.prev - units)
       changed = true
     end
-  elseif st.ms > now or (st.ms == now and st.frac > 0) then
+  elseif now <= granted_at and
+      (st.ms > now or (st.ms == now and st.frac > 0)) then
     local q, r = num.divmod(num.mul(units, p.window), p.limit)
     local ms, frac = st.ms - q, st.frac - r
     if frac < 0 then

@@ -64,23 +64,24 @@
 #define EPOCH_NS INT64_C(1000000000) /* rates are decisions per second */
 #define SWEEP_MIN_NS (5 * NS_PER_MS)
 #define SWEEP_MAX_NS (100 * NS_PER_MS)
-#define PEERS_ONE 16 /* peers is fixed point, 1/16ths */
-#define PEERS_MAX (64 * PEERS_ONE)
-#define PEERS_FIRST (8 * PEERS_ONE) /* until measured: assume many */
+#define RETURN_SLACK_NS (20 * NS_PER_MS) /* a return's way to Redis */
+#define PEERS_ONE 16                     /* peers is fixed point, 1/16ths */
+#define PEERS_MAX ((uint64_t)64 * PEERS_ONE)
+#define PEERS_FIRST ((uint32_t)8 * PEERS_ONE) /* until measured: many */
 
 #define FLAG_HOT 1     /* in the hot list */
 #define FLAG_PENDING 2 /* a lease request is in flight */
 
 typedef struct slot {
-  uint64_t hash; /* 0 = free */
+  uint64_t hash;   /* 0 = free */
   uint64_t serial; /* policy table the slot's answers belong to */
   uint16_t policy_id;
   uint16_t policy_index; /* in that table */
   uint16_t key_len;
   uint8_t flags;
-  uint8_t window; /* binding window of the last answer */
-  uint32_t epoch; /* second of count */
-  uint32_t count; /* decisions in that second */
+  uint8_t window;      /* binding window of the last answer */
+  uint32_t epoch;      /* second of count */
+  uint32_t count;      /* decisions in that second */
   uint32_t prev_count; /* in the second before */
   uint32_t peers;      /* estimated competing instances, 1/16ths */
   uint64_t limit;      /* of the binding window */
@@ -123,7 +124,8 @@ typedef struct cache {
   unsigned hot_k;
   int leases;
   rl__hot_keys hot;
-  rl__hot_entry *sweep_buf; /* hot_k entries: the sweeper's copy */
+  rl__hot_entry *sweep_buf;        /* hot_k entries: the sweeper's copy */
+  rl__hot_entry *reconf_buf;       /* hot_k entries: reconfigure and free */
   atomic_uint_fast64_t serial_now; /* table that new leases must be for */
   atomic_uint_fast64_t uncached;   /* keys too long to cache */
   atomic_uint_fast64_t hot_count;
@@ -138,7 +140,8 @@ typedef struct cache {
 
 static const rl__store_ops cache_ops;
 
-/* ---- slots ---------------------------------------------------------------- */
+/* ---- slots ----------------------------------------------------------------
+ */
 
 static inline uint32_t stripe_of(const cache *c, uint64_t h) {
   return (uint32_t)(h >> 40) & c->stripe_mask;
@@ -359,13 +362,23 @@ static void send_return(cache *c, stripe *sp, rl__lease_cmd *rc,
   }
 }
 
+/* Whether unspent units can go back: every leasable algorithm (the
+ * token bucket's only until its lease's end, which lease_return.lua
+ * checks). */
+static int returnable(const rl__policy *p) {
+  (void)p;
+  return 1;
+}
+
 /* What a decision that misses does after the stripe is unlocked. */
 typedef struct plan {
-  int lease;           /* ask lease.lua */
-  uint64_t want;       /* extra units */
-  uint64_t ret_units;  /* a lease to give back first */
-  int64_t ret_at;      /* its grant time */
-  uint64_t serial;     /* table the lease is for */
+  int lease;          /* ask lease.lua */
+  uint64_t want;      /* extra units */
+  uint64_t ret_units; /* a lease to give back first */
+  int64_t ret_at;     /* its grant time */
+  uint64_t serial;    /* table the lease is for */
+  int returnable;     /* unspent units may go back */
+  int bucket;         /* token bucket */
 } plan;
 
 static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
@@ -375,12 +388,14 @@ static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
     return;
   }
   if (s->lease_left > 0) { /* expired, or too small for this cost */
-    pl->ret_units = s->lease_left;
+    pl->ret_units = returnable(p) ? s->lease_left : 0;
     pl->ret_at = s->granted_at;
     s->lease_left = 0;
   }
   s->flags |= FLAG_PENDING;
   pl->lease = 1;
+  pl->returnable = returnable(p);
+  pl->bucket = p->shape.algorithm == RL_ALG_TOKEN_BUCKET;
   pl->want = s->over_until > now ? 0 : lease_want(c, s, cost, epoch);
 }
 
@@ -442,8 +457,8 @@ static void after_direct(cache *c, const request_ref *r, const rl_decision *d,
 }
 
 /* After lease.lua: install the grant (or give it straight back). */
-static void after_lease(cache *c, const request_ref *r, const plan *pl,
-                        int err, const rl__lease_reply *rep, int64_t sent,
+static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
+                        const rl__lease_reply *rep, int64_t sent,
                         rl__lease_cmd *lc) {
   stripe *sp = &c->stripes[r->stripe];
   uint64_t cost = (uint64_t)r->req->cost;
@@ -465,19 +480,28 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl,
       sp->leases++;
       sp->lease_units += rep->granted;
       int current = atomic_load(&c->serial_now) == pl->serial;
-      if (s != NULL && current && s->serial == pl->serial) {
+      int long_enough = !pl->bucket || (int64_t)rep->valid_ms * NS_PER_MS >
+                                           c->sweep_ns + RETURN_SLACK_NS;
+      if (s != NULL && current && long_enough && s->serial == pl->serial) {
         s->lease_left = rep->granted;
         s->lease_until = sent + c->ttl_ns;
         s->lease_end = sent + (int64_t)rep->valid_ms * NS_PER_MS;
         s->granted_at = rep->now_ms;
+        if (pl->bucket) {
+          /* Redis takes units back only until the lease's end: stop
+           * spending early enough for the sweeper's return to get there */
+          s->lease_end -= c->sweep_ns + RETURN_SLACK_NS;
+          s->granted_at = rep->now_ms + (int64_t)rep->valid_ms;
+        }
       } else {
         unused = rep->granted;
       }
     }
   }
   pthread_mutex_unlock(&sp->lock);
-  if (unused > 0) {
-    rl__lease_cmd_to_return(lc, unused, rep->now_ms);
+  if (unused > 0 && pl->returnable) {
+    rl__lease_cmd_to_return(
+        lc, unused, rep->now_ms + (pl->bucket ? (int64_t)rep->valid_ms : 0));
     send_return(c, sp, lc, unused);
   }
 }
@@ -492,8 +516,8 @@ static int decide_leased(cache *c, const request_ref *r, const plan *pl,
   uint64_t hold = p->shape.algorithm == RL_ALG_TOKEN_BUCKET
                       ? c->ttl_ms
                       : (uint64_t)RL_CACHE_TTL_MS_MAX;
-  int err = rl__lease_cmd_build(&lc, p, req->key, req->key_len, pl->want,
-                                hold, (uint64_t)req->cost);
+  int err = rl__lease_cmd_build(&lc, p, req->key, req->key_len, pl->want, hold,
+                                (uint64_t)req->cost);
   int ret_err = pl->ret_units > 0
                     ? rl__lease_return_build(&rc, p, req->key, req->key_len,
                                              pl->ret_units, pl->ret_at)
@@ -517,8 +541,8 @@ static int decide_leased(cache *c, const request_ref *r, const plan *pl,
   return err;
 }
 
-static int cache_decide(rl__store *st, const rl__policy_table *t,
-                        size_t index, const rl_request *req, rl_decision *out,
+static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
+                        const rl_request *req, rl_decision *out,
                         rl__guard_token *token) {
   cache *c = (cache *)st;
   if (req->key_len > RL_CACHE_KEY_MAX) {
@@ -539,8 +563,8 @@ static int cache_decide(rl__store *st, const rl__policy_table *t,
   memset(&pl, 0, sizeof pl);
   pl.serial = t->serial;
   pthread_mutex_lock(&sp->lock);
-  slot *s = find_or_insert(sp, r.set, r.hash, r.id, req->key, req->key_len,
-                           t, index, epoch);
+  slot *s = find_or_insert(sp, r.set, r.hash, r.id, req->key, req->key_len, t,
+                           index, epoch);
   if (s != NULL && adopt(s, t, index)) {
     count_decision(s, epoch);
     if (answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, out)) {
@@ -621,11 +645,12 @@ static int take_lease(cache *c, const rl__hot_entry *e,
   pthread_mutex_lock(&sp->lock);
   slot *s = &c->slots[e->slot];
   if (s->hash == e->hash && s->policy_id == e->policy_id &&
-      s->serial == t->serial && s->lease_left > 0 &&
-      s->policy_index < t->n && take(c, s, now, epoch)) {
+      s->serial == t->serial && s->lease_left > 0 && s->policy_index < t->n &&
+      take(c, s, now, epoch)) {
+    const rl__policy *p = &t->policies[s->policy_index];
     *units = s->lease_left;
-    built = rl__lease_return_build(rc, &t->policies[s->policy_index], s->key,
-                                   s->key_len, s->lease_left,
+    built = returnable(p) &&
+            rl__lease_return_build(rc, p, s->key, s->key_len, s->lease_left,
                                    s->granted_at) == RL_OK;
     s->lease_left = 0;
   }
@@ -674,20 +699,21 @@ static void sweep_rate(cache *c, const rl__hot_entry *e, int64_t now) {
 
 /* Returns the leases take() picks among the hot keys, under table t:
  * asynchronously, or waiting for each reply when sync (rl_free). */
-static void return_leases(cache *c, const rl__policy_table *t, take_fn take,
-                          int sync, int demote) {
-  size_t n = rl__hot_keys_copy(&c->hot, c->sweep_buf, c->hot_k);
+static void return_leases(cache *c, rl__hot_entry *buf,
+                          const rl__policy_table *t, take_fn take, int sync,
+                          int demote) {
+  size_t n = rl__hot_keys_copy(&c->hot, buf, c->hot_k);
   n = n < c->hot_k ? n : c->hot_k;
   int64_t now = rl__mono_ns();
   for (size_t i = 0; i < n; i++) {
-    const rl__hot_entry *e = &c->sweep_buf[i];
+    const rl__hot_entry *e = &buf[i];
     rl__lease_cmd rc;
     uint64_t units = 0;
     if (take_lease(c, e, t, take, now, &rc, &units)) {
       stripe *sp = &c->stripes[e->stripe];
       if (sync) {
-        if (c->inner->ops->script_call(c->inner, &rc.cmd, ignore_reply,
-                                       NULL) == RL_OK) {
+        if (c->inner->ops->script_call(c->inner, &rc.cmd, ignore_reply, NULL) ==
+            RL_OK) {
           pthread_mutex_lock(&sp->lock);
           sp->returned_units += units;
           sp->redis_calls++;
@@ -719,7 +745,7 @@ static void *sweeper_main(void *arg) {
     pthread_mutex_unlock(&c->sweep_mu);
     rl__guard_token token;
     const rl__policy_table *t = rl__guard_enter(c->policies, &token);
-    return_leases(c, t, take_stale, 0, 1);
+    return_leases(c, c->sweep_buf, t, take_stale, 0, 1);
     rl__guard_exit(&token);
     pthread_mutex_lock(&c->sweep_mu);
   }
@@ -747,7 +773,10 @@ static int cache_check_live_change(rl__store *s, const rl_config *config,
   was.lease_max = c->lease_max;
   was.hot_threshold = c->threshold;
   was.hot_k = c->hot_k;
-  if (memcmp(&now, &was, sizeof now) != 0) {
+  if (now.ttl_ms != was.ttl_ms || now.max_bytes != was.max_bytes ||
+      now.leases != was.leases || now.lease_max != was.lease_max ||
+      now.hot_threshold != was.hot_threshold || now.hot_k != was.hot_k ||
+      !now.enabled) {
     return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
                     "the cache settings cannot change on a live limiter: "
                     "create a new one");
@@ -782,7 +811,7 @@ static void cache_reconfigured(rl__store *s, const rl__policy_table *old) {
   const rl__policy_table *next = rl__guard_peek(c->policies);
   atomic_store(&c->serial_now, next->serial);
   if (c->leases) {
-    return_leases(c, old, take_always, 0, 0);
+    return_leases(c, c->reconf_buf, old, take_always, 0, 0);
   }
   if (c->inner->ops->reconfigured != NULL) {
     c->inner->ops->reconfigured(c->inner, old);
@@ -798,8 +827,9 @@ static void cache_free(rl__store *s) {
     pthread_mutex_unlock(&c->sweep_mu);
     pthread_join(c->sweeper, NULL);
   }
-  if (c->leases && c->sweep_buf != NULL) {
-    return_leases(c, rl__guard_peek(c->policies), take_always, 1, 0);
+  if (c->leases) {
+    return_leases(c, c->reconf_buf, rl__guard_peek(c->policies), take_always, 1,
+                  0);
   }
   if (c->inner != NULL) {
     c->inner->ops->free(c->inner);
@@ -811,16 +841,18 @@ static void cache_free(rl__store *s) {
   pthread_mutex_destroy(&c->sweep_mu);
   rl__hot_keys_destroy(&c->hot);
   free(c->sweep_buf);
+  free(c->reconf_buf);
   free(c->stripes);
   free(c->slots);
   free(c);
 }
 
 static const rl__store_ops cache_ops = {
-    cache_decide,       cache_decide_async, cache_wait_ready,
-    cache_check_live_change, cache_retire,  cache_memory_stats,
-    cache_free,         cache_script_call,  cache_script_send,
-    cache_reconfigured,
+    cache_decide,      cache_decide_async,
+    cache_wait_ready,  cache_check_live_change,
+    cache_retire,      cache_memory_stats,
+    cache_free,        cache_script_call,
+    cache_script_send, cache_reconfigured,
 };
 
 /* ---- creation ------------------------------------------------------------ */
@@ -828,8 +860,8 @@ static const rl__store_ops cache_ops = {
 void rl__cache_settings_of(const rl_config *config, rl__cache_settings *out) {
   memset(out, 0, sizeof *out);
   out->enabled = config->cache.enabled != 0;
-  out->ttl_ms = config->cache.ttl_ms ? config->cache.ttl_ms
-                                     : RL_CACHE_TTL_MS_DEFAULT;
+  out->ttl_ms =
+      config->cache.ttl_ms ? config->cache.ttl_ms : RL_CACHE_TTL_MS_DEFAULT;
   out->max_bytes = config->cache.max_bytes ? config->cache.max_bytes
                                            : RL_CACHE_MAX_BYTES_DEFAULT;
   out->leases = config->cache.leases != 0;
@@ -838,8 +870,8 @@ void rl__cache_settings_of(const rl_config *config, rl__cache_settings *out) {
   out->hot_threshold = config->cache.hot_threshold
                            ? config->cache.hot_threshold
                            : RL_CACHE_HOT_THRESHOLD_DEFAULT;
-  out->hot_k = config->cache.hot_k ? config->cache.hot_k
-                                   : RL_CACHE_HOT_K_DEFAULT;
+  out->hot_k =
+      config->cache.hot_k ? config->cache.hot_k : RL_CACHE_HOT_K_DEFAULT;
 }
 
 int rl__cache_config_check(const rl_config *c, char *errbuf, size_t errlen) {
@@ -882,8 +914,9 @@ static void geometry(cache *c, size_t budget) {
   size_t fixed = sizeof *c + (size_t)c->hot_k * 2 * sizeof(rl__hot_entry);
   size_t room = budget > fixed ? budget - fixed : 0;
   uint32_t stripes = MAX_STRIPES;
-  while (stripes > 1 &&
-         room / (stripes * (sizeof(stripe) + 4 * WAYS * sizeof(slot))) == 0) {
+  while (stripes > 1 && room / (stripes * (sizeof(stripe) +
+                                           (size_t)4 * WAYS * sizeof(slot))) ==
+                            0) {
     stripes /= 2;
   }
   size_t per_stripe = room / stripes;
@@ -919,14 +952,17 @@ int rl__store_cache_new(const rl_config *config, rl__store *inner,
               inner->ops->script_send != NULL;
   pthread_mutex_init(&c->sweep_mu, NULL);
   pthread_cond_init(&c->sweep_cv, NULL);
-  atomic_store(&c->serial_now, ((rl__policy_table *)rl__guard_peek(policies))->serial);
+  atomic_store(&c->serial_now,
+               ((rl__policy_table *)rl__guard_peek(policies))->serial);
   geometry(c, set.max_bytes);
   int err = rl__hot_keys_init(&c->hot, c->hot_k);
   if (err == RL_OK) {
     c->stripes = calloc((size_t)c->stripe_mask + 1, sizeof *c->stripes);
     c->slots = calloc(c->n_slots, sizeof *c->slots);
     c->sweep_buf = calloc(c->hot_k, sizeof *c->sweep_buf);
-    if (c->stripes == NULL || c->slots == NULL || c->sweep_buf == NULL) {
+    c->reconf_buf = calloc(c->hot_k, sizeof *c->reconf_buf);
+    if (c->stripes == NULL || c->slots == NULL || c->sweep_buf == NULL ||
+        c->reconf_buf == NULL) {
       err = RL_ERR_NO_MEMORY;
     }
   }
@@ -937,6 +973,7 @@ int rl__store_cache_new(const rl_config *config, rl__store *inner,
     pthread_cond_destroy(&c->sweep_cv);
     pthread_mutex_destroy(&c->sweep_mu);
     free(c->sweep_buf);
+    free(c->reconf_buf);
     free(c->stripes);
     free(c->slots);
     free(c);

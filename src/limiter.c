@@ -30,8 +30,7 @@ struct rl_limiter {
   uint64_t retired[RL__POLICY_IDS / 64]; /* scratch for publish() */
 };
 
-static int store_new(rl_limiter *rl, const rl_config *config,
-                     rl__store **out) {
+static int store_new(rl_limiter *rl, const rl_config *config, rl__store **out) {
   if (config->store == RL_STORE_REDIS) {
     int err = rl__store_redis_new(config, out, NULL, 0);
     /* cache layer (issue 5): limiter -> cache -> Redis */

@@ -612,8 +612,10 @@ static int rs_script_send(rl__store *s, rl__script_cmd *cmd) {
 }
 
 static const rl__store_ops redis_ops = {
-    rs_decide,      rs_decide_async, rs_wait_ready, rs_check_live_change,
-    rs_retire,      rs_memory_stats, rs_free,       rs_script_call,
+    rs_decide,      rs_decide_async,
+    rs_wait_ready,  rs_check_live_change,
+    rs_retire,      rs_memory_stats,
+    rs_free,        rs_script_call,
     rs_script_send, NULL,
 };
 

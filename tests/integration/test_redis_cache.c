@@ -419,9 +419,9 @@ static void test_idle_lease_returns_and_cools(void **state) {
   do {
     rlt_sleep_ms(20);
     assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
-  } while ((s.returned_units + s.hits_lease != s.lease_units ||
-            s.hot_keys > 0) &&
-           rlt_now_ms() < until);
+  } while (
+      (s.returned_units + s.hits_lease != s.lease_units || s.hot_keys > 0) &&
+      rlt_now_ms() < until);
   assert_true(s.returned_units > 0);
   assert_int_equal(s.returned_units + s.hits_lease, s.lease_units);
   assert_int_equal(s.hot_keys, 0);
