@@ -446,11 +446,11 @@ static slot *refind(const request_ref *r) {
 
 /* After a direct decision: remember a denial, and Redis' remaining. */
 static void after_direct(cache *c, const request_ref *r, const rl_decision *d,
-                         int64_t sent) {
+                         int64_t sent, uint64_t serial) {
   stripe *sp = &c->stripes[r->stripe];
   pthread_mutex_lock(&sp->lock);
   slot *s = refind(r);
-  if (s != NULL && !(s->flags & FLAG_PENDING)) {
+  if (s != NULL && !(s->flags & FLAG_PENDING) && s->serial == serial) {
     remember_answer(s, d, (uint64_t)r->req->cost, sent);
   }
   pthread_mutex_unlock(&sp->lock);
@@ -470,6 +470,9 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
   }
   if (err == RL_OK) {
     sp->redis_calls++;
+    if (s != NULL && s->serial != pl->serial) {
+      s = NULL; /* reconfigured meanwhile: the answer is the old policy's */
+    }
     if (s != NULL && rep->d.allowed) {
       estimate_peers(s, rep, cost); /* before remaining is overwritten */
     }
@@ -583,7 +586,7 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
   }
   int err = c->inner->ops->decide(c->inner, t, index, req, out, token);
   if (err == RL_OK) {
-    after_direct(c, &r, out, now);
+    after_direct(c, &r, out, now, pl.serial);
   }
   return err;
 }
