@@ -371,7 +371,8 @@ typedef void (*rl_decision_cb)(int err, const rl_decision *d, void *ud);
 /* Decides a request without blocking, for event-loop servers. The contract
  * is libuv's: when it returns an error, cb is never called; when it
  * returns RL_OK, cb is called exactly once:
- *   - memory store: synchronously, before rl_decide_async() returns;
+ *   - memory store, and a cached denial or lease hit of the cache
+ *     (rl_config.cache): synchronously, before rl_decide_async() returns;
  *   - Redis: on the library's loop thread when the reply comes, with
  *     RL_ERR_TIMEOUT at the deadline (timeout_ms), or with RL_ERR_SHUTDOWN
  *     from rl_free() (on the thread calling it).
