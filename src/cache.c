@@ -483,8 +483,9 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
       sp->leases++;
       sp->lease_units += rep->granted;
       int current = atomic_load(&c->serial_now) == pl->serial;
-      int long_enough = !pl->bucket || (int64_t)rep->valid_ms * NS_PER_MS >
-                                           c->sweep_ns + RETURN_SLACK_NS;
+      int64_t valid_ns = (int64_t)rep->valid_ms * NS_PER_MS;
+      int long_enough =
+          !pl->bucket || valid_ns / 2 > c->sweep_ns + RETURN_SLACK_NS;
       if (s != NULL && current && long_enough && s->serial == pl->serial) {
         s->lease_left = rep->granted;
         s->lease_until = sent + c->ttl_ns;
@@ -492,8 +493,9 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
         s->granted_at = rep->now_ms;
         if (pl->bucket) {
           /* Redis takes units back only until the lease's end: stop
-           * spending early enough for the sweeper's return to get there */
-          s->lease_end -= c->sweep_ns + RETURN_SLACK_NS;
+           * spending halfway, which leaves the sweeper (every ttl/4, at
+           * most 100 ms) and the return at least 20 ms more than that */
+          s->lease_end -= valid_ns / 2;
           s->granted_at = rep->now_ms + (int64_t)rep->valid_ms;
         }
       } else {

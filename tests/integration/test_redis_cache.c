@@ -298,7 +298,8 @@ static void lease_round(rl_algorithm alg) {
   assert_int_equal(s.hot_keys, 1);
   assert_true(s.leases > 0);
   assert_int_equal((int)s.hits_lease, lease_hits);
-  assert_true(s.redis_calls < 300 / 5);
+  /* a bucket's lease lives half of how far its TAT is ahead: shorter */
+  assert_true(s.redis_calls < (alg == RL_ALG_TOKEN_BUCKET ? 300 / 2 : 300 / 5));
   rl_hot_key hk[4];
   size_t n = 0;
   assert_int_equal(rl_hot_keys(rl, hk, 4, &n), RL_OK);
