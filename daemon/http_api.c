@@ -333,8 +333,7 @@ static void handle_hot_keys(rld_worker *w, struct evhttp_request *req) {
     return;
   }
   static _Thread_local char buf[ADMIN_HOT_KEYS_MAX * (RL_CACHE_KEY_MAX * 6 +
-                                                      RL_POLICY_NAME_MAX +
-                                                      96) +
+                                                      RL_POLICY_NAME_MAX + 96) +
                                 512];
   rld_text t = {buf, sizeof buf, 0, 0};
   rld_text_str(&t, "{\"hot_keys\":");
@@ -347,7 +346,8 @@ static void handle_hot_keys(rld_worker *w, struct evhttp_request *req) {
     rld_text_json_string(&t, (const char *)keys[i].key, keys[i].key_len);
     rld_text_str(&t, ",\"rate\":");
     rld_text_u64(&t, keys[i].rate);
-    rld_text_str(&t, keys[i].leased ? ",\"leased\":true}" : ",\"leased\":false}");
+    rld_text_str(&t,
+                 keys[i].leased ? ",\"leased\":true}" : ",\"leased\":false}");
   }
   rld_text_str(&t, "],\"cache\":{\"hits_blocked\":");
   rld_text_u64(&t, s.hits_blocked);
