@@ -85,6 +85,10 @@ void rld_config_to_rl(const rld_config *c, rl_policy *policies,
     out->redis.pool_size = c->redis.pool_size > 64 ? 64 : c->redis.pool_size;
     out->redis.timeout_ms = (uint32_t)c->redis.timeout_ms;
     out->redis.mode = c->redis.mode;
+    /* rate_limiter.cache: in front of Redis only (docs/Cache.md) */
+    out->cache.enabled = c->cache.enabled;
+    out->cache.ttl_ms = (uint32_t)c->cache.ttl_ms;
+    out->cache.max_bytes = (size_t)c->cache.max_bytes;
   }
 }
 
@@ -97,6 +101,11 @@ int rld_config_live_compatible(const rld_config *cur, const rld_config *next,
     what = "server.workers";
   } else if (cur->memory_max_bytes != next->memory_max_bytes) {
     what = "rate_limiter.memory.max_size";
+  } else if (cur->redis.n_addrs > 0 &&
+             (cur->cache.enabled != next->cache.enabled ||
+              cur->cache.ttl_ms != next->cache.ttl_ms ||
+              cur->cache.max_bytes != next->cache.max_bytes)) {
+    what = "rate_limiter.cache";
   }
   if (what == NULL) {
     return 0;

@@ -90,7 +90,7 @@ typedef struct rld_config {
   rld_server server;
   rld_tracing tracing;
   rld_redis redis;       /* addrs set: the Redis store */
-  rld_cache cache;       /* parsed and checked; takes effect later */
+  rld_cache cache;       /* with Redis: the library's cache layer */
   rld_fallback fallback; /* parsed and checked; takes effect later */
   size_t memory_max_bytes;
   size_t max_key_len;

@@ -3,6 +3,7 @@
  *
  *   POST /v1/check   {"policy","key","cost"} -> 200 or 429, JSON decision
  *   GET  /v1/check   ?policy=&key=&cost=     -> the same
+ *   GET  /v1/admin/hot-keys                  -> the cache's hot keys
  *   ANY  /v1/auth    ?policy=&key=&cost=     -> 200 or 403 (nginx
  *                                               auth_request)
  *   GET  /health     liveness: the process answers
@@ -346,13 +347,58 @@ static void handle_metrics(rld_worker *w, struct evhttp_request *req) {
   rld_send(w, req, 200, "text/plain; version=0.0.4");
 }
 
+/* GET /v1/admin/hot-keys: the cache's hot keys (rl_hot_keys), hottest
+ * first, and its counters. Key bytes appear here only, never in metric
+ * labels. {"hot_keys":N,"keys":[{"policy","key","rate","leased"}],
+ * "cache":{...}}; N is 0 without a cache. */
+#define ADMIN_HOT_KEYS_MAX 64
+static void handle_hot_keys(rld_worker *w, struct evhttp_request *req) {
+  rl_hot_key keys[ADMIN_HOT_KEYS_MAX];
+  size_t n = 0;
+  rl_cache_stats s;
+  if (rl_hot_keys(w->d->rl, keys, ADMIN_HOT_KEYS_MAX, &n) != RL_OK ||
+      rl_cache_stats_get(w->d->rl, &s) != RL_OK) {
+    rld_reply_error(w, req, 500, "internal", "cannot read the cache");
+    return;
+  }
+  static _Thread_local char buf[ADMIN_HOT_KEYS_MAX * (RL_CACHE_KEY_MAX * 6 +
+                                                      RL_POLICY_NAME_MAX + 96) +
+                                512];
+  rld_text t = {buf, sizeof buf, 0, 0};
+  rld_text_str(&t, "{\"hot_keys\":");
+  rld_text_u64(&t, n);
+  rld_text_str(&t, ",\"keys\":[");
+  for (size_t i = 0; i < n && i < ADMIN_HOT_KEYS_MAX; i++) {
+    rld_text_str(&t, i ? ",{\"policy\":" : "{\"policy\":");
+    rld_text_json_string(&t, keys[i].policy, strlen(keys[i].policy));
+    rld_text_str(&t, ",\"key\":");
+    rld_text_json_string(&t, (const char *)keys[i].key, keys[i].key_len);
+    rld_text_str(&t, ",\"rate\":");
+    rld_text_u64(&t, keys[i].rate);
+    rld_text_str(&t,
+                 keys[i].leased ? ",\"leased\":true}" : ",\"leased\":false}");
+  }
+  rld_text_str(&t, "],\"cache\":{\"hits_blocked\":");
+  rld_text_u64(&t, s.hits_blocked);
+  rld_text_str(&t, ",\"hits_lease\":");
+  rld_text_u64(&t, s.hits_lease);
+  rld_text_str(&t, ",\"misses\":");
+  rld_text_u64(&t, s.misses);
+  rld_text_str(&t, ",\"leases\":");
+  rld_text_u64(&t, s.leases);
+  rld_text_str(&t, ",\"bytes\":");
+  rld_text_u64(&t, s.bytes);
+  rld_text_str(&t, "}}\n");
+  rld_reply(w, req, 200, buf, t.len);
+}
+
 typedef struct route {
   const char *path;
   int methods; /* EVHTTP_REQ_* mask; 0 = any */
   int kind;
 } route;
 
-enum { R_CHECK, R_AUTH, R_HEALTH, R_READY, R_METRICS };
+enum { R_CHECK, R_AUTH, R_HEALTH, R_READY, R_METRICS, R_HOT_KEYS };
 
 static const route routes[] = {
     {"/v1/check", EVHTTP_REQ_POST | EVHTTP_REQ_GET, R_CHECK},
@@ -360,6 +406,7 @@ static const route routes[] = {
     {"/health", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, R_HEALTH},
     {"/ready", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, R_READY},
     {"/metrics", EVHTTP_REQ_GET, R_METRICS},
+    {"/v1/admin/hot-keys", EVHTTP_REQ_GET, R_HOT_KEYS},
 };
 
 static const route *find_route(struct evhttp_request *req) {
@@ -392,6 +439,9 @@ static void dispatch(rld_worker *w, struct evhttp_request *req,
     break;
   case R_READY:
     handle_ready(w, req);
+    break;
+  case R_HOT_KEYS:
+    handle_hot_keys(w, req);
     break;
   default:
     handle_metrics(w, req);

@@ -246,7 +246,35 @@ typedef struct rl_config {
   struct {
     int disabled;
   } metrics;
+  /* Local cache in front of the Redis store (docs/Cache.md): denials are
+   * answered in-process until their retry time (exact), and keys hotter
+   * than hot_threshold decisions/s get quota leases: batches of units
+   * reserved in Redis and spent locally. Redis store only; 0 in a numeric
+   * field means its default. Cannot change on a live limiter. */
+  struct {
+    int enabled;            /* 1 = on; default 0 */
+    uint32_t ttl_ms;        /* lifetime of a lease, 1..3600000; default 500 */
+    size_t max_bytes;       /* memory of the cache, all of it preallocated,
+                             * RL_CACHE_MAX_BYTES_MIN..; default 100 MiB */
+    int leases;             /* 1 = lease hot keys (rl_config_init sets it);
+                             * 0 = only cache denials */
+    uint64_t lease_max;     /* units per lease, 1..RL_LIMIT_MAX; default 1000 */
+    uint32_t hot_threshold; /* decisions/s of one key on this instance that
+                             * make it hot (leased); default 100 */
+    unsigned hot_k;         /* hot keys tracked and listed, 1..1024;
+                             * default 32 */
+  } cache;
 } rl_config;
+
+#define RL_CACHE_TTL_MS_DEFAULT 500
+#define RL_CACHE_TTL_MS_MAX 3600000
+#define RL_CACHE_MAX_BYTES_DEFAULT ((size_t)100 << 20) /* 100 MiB */
+#define RL_CACHE_MAX_BYTES_MIN ((size_t)64 << 10)      /* 64 KiB */
+#define RL_CACHE_LEASE_MAX_DEFAULT 1000
+#define RL_CACHE_HOT_THRESHOLD_DEFAULT 100
+#define RL_CACHE_HOT_K_DEFAULT 32
+#define RL_CACHE_HOT_K_MAX 1024
+#define RL_CACHE_KEY_MAX 64 /* longer keys always go to Redis */
 
 /* Fills defaults (memory store; Redis fields: pool_size 4, timeout_ms 100,
  * connect_timeout_ms 2000, queue_max 4096). The caller then sets policies
@@ -364,7 +392,8 @@ typedef void (*rl_decision_cb)(int err, const rl_decision *d, void *ud);
 /* Decides a request without blocking, for event-loop servers. The contract
  * is libuv's: when it returns an error, cb is never called; when it
  * returns RL_OK, cb is called exactly once:
- *   - memory store: synchronously, before rl_decide_async() returns;
+ *   - memory store, and a cached denial or lease hit of the cache
+ *     (rl_config.cache): synchronously, before rl_decide_async() returns;
  *   - Redis: on the library's loop thread when the reply comes, with
  *     RL_ERR_TIMEOUT at the deadline (timeout_ms), or with RL_ERR_SHUTDOWN
  *     from rl_free() (on the thread calling it).
@@ -441,6 +470,39 @@ RL_EXTERN int rl_metrics_write(rl_limiter *rl, rl_write_fn write, void *ctx);
  * counters move, so leave some slack). RL_OK or RL_ERR_INVALID_ARGUMENT. */
 RL_EXTERN int rl_metrics_render(rl_limiter *rl, char *buf, size_t len,
                                 size_t *needed);
+/* Counters of the local cache (rl_config.cache); all zero when it is off. */
+typedef struct rl_cache_stats {
+  uint64_t hits_blocked;   /* denials answered from the cache */
+  uint64_t hits_lease;     /* admissions spent from a lease */
+  uint64_t misses;         /* decisions that went to Redis */
+  uint64_t bytes;          /* memory of the cache (fixed at rl_new) */
+  uint64_t max_bytes;      /* cache.max_bytes */
+  uint64_t slots;          /* keys it can hold */
+  uint64_t evictions;      /* keys dropped to make room */
+  uint64_t hot_keys;       /* keys hot now (leased) */
+  uint64_t leases;         /* leases granted with at least one unit */
+  uint64_t lease_units;    /* units granted by leases */
+  uint64_t returned_units; /* unspent units sent back to Redis */
+  uint64_t redis_calls;    /* lease and return scripts sent */
+} rl_cache_stats;
+
+RL_EXTERN int rl_cache_stats_get(rl_limiter *rl, rl_cache_stats *out);
+
+/* One hot key (rl_hot_keys). Key bytes are copied as they are: they are
+ * data, never a metric label. */
+typedef struct rl_hot_key {
+  char policy[RL_POLICY_NAME_MAX + 1]; /* NUL-terminated */
+  unsigned char key[RL_CACHE_KEY_MAX];
+  int leased;     /* 1 = decided from leases now */
+  size_t key_len; /* bytes of key */
+  uint64_t rate;  /* decisions/s on this instance, last full second */
+} rl_hot_key;
+
+/* The hot keys, hottest first: writes at most cap of them to buf and their
+ * number to *n (buf may be NULL when cap is 0). RL_OK; 0 keys when the
+ * cache is off. */
+RL_EXTERN int rl_hot_keys(rl_limiter *rl, rl_hot_key *buf, size_t cap,
+                          size_t *n);
 
 /* Library version, e.g. "0.1.0". */
 RL_EXTERN const char *rl_version(void);

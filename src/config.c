@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "cache.h"
 #include "memory_store.h"
 #include "policy.h"
 #include "redis_store.h"
@@ -24,6 +25,12 @@ void rl_config_init(rl_config *config) {
     config->redis.timeout_ms = RL_REDIS_TIMEOUT_MS_DEFAULT;
     config->redis.connect_timeout_ms = RL_REDIS_CONNECT_TIMEOUT_MS_DEFAULT;
     config->redis.queue_max = RL_REDIS_QUEUE_MAX_DEFAULT;
+    config->cache.ttl_ms = RL_CACHE_TTL_MS_DEFAULT;
+    config->cache.max_bytes = RL_CACHE_MAX_BYTES_DEFAULT;
+    config->cache.leases = 1;
+    config->cache.lease_max = RL_CACHE_LEASE_MAX_DEFAULT;
+    config->cache.hot_threshold = RL_CACHE_HOT_THRESHOLD_DEFAULT;
+    config->cache.hot_k = RL_CACHE_HOT_K_DEFAULT;
   }
 }
 
@@ -127,6 +134,9 @@ int rl_config_check(const rl_config *config, char *errbuf, size_t errlen) {
   }
   if (err == RL_OK && config->store == RL_STORE_REDIS) {
     err = rl__redis_config_check(config, errbuf, errlen);
+  }
+  if (err == RL_OK) {
+    err = rl__cache_config_check(config, errbuf, errlen);
   }
   return err;
 }

@@ -37,7 +37,12 @@ struct rl_limiter {
 static int store_new(const rl_config *config, rl__guard *guard,
                      rl__store **out) {
   if (config->store == RL_STORE_REDIS) {
-    return rl__store_redis_new(config, out, NULL, 0);
+    int err = rl__store_redis_new(config, out, NULL, 0);
+    /* cache layer (issue 5): limiter -> cache -> Redis */
+    if (err == RL_OK && config->cache.enabled) {
+      err = rl__store_cache_new(config, *out, guard, out);
+    }
+    return err;
   }
   return rl__store_memory_new(config, guard, out);
 }
@@ -151,6 +156,9 @@ static int check_live_change(const rl_limiter *rl, const rl_config *c,
  * keys of the policy ids no longer used and frees their ids. */
 static void publish(rl_limiter *rl, rl__policy_table *next) {
   rl__policy_table *old = rl__guard_replace(&rl->policies, next);
+  if (rl->store->ops->reconfigured != NULL) { /* cache: leases go back */
+    rl->store->ops->reconfigured(rl->store, old);
+  }
   if (rl__policy_table_retired(old, next, rl->retired) > 0) {
     rl->store->ops->retire(rl->store, rl->retired);
     rl__id_pool_release(&rl->ids, rl->retired);
@@ -241,11 +249,14 @@ int rl_decide(rl_limiter *rl, const rl_request *req, rl_decision *out) {
   unsigned slot = RL__METRIC_SLOT_NONE;
   if (err == RL_OK) {
     slot = t->metric_slots[index]; /* t is not ours after decide */
+    out->source = RL_SOURCE_NONE; /* a layer (cache) may set it */
     err = rl->store->ops->decide(rl->store, t, index, req, out, &token);
   }
   if (err == RL_OK) {
-    out->source =
-        rl->store_type == RL_STORE_REDIS ? RL_SOURCE_REDIS : RL_SOURCE_MEMORY;
+    if (out->source == RL_SOURCE_NONE) {
+      out->source =
+          rl->store_type == RL_STORE_REDIS ? RL_SOURCE_REDIS : RL_SOURCE_MEMORY;
+    }
     out->policy = index;
   }
   count(rl, err, slot, out);

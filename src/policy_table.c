@@ -1,6 +1,7 @@
 /*
  * policy_table.c - see policy_table.h.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +129,8 @@ int rl__policy_table_new(const rl_config *c, const rl__policy_table *prev,
     return err;
   }
   index_names(t);
+  static atomic_uint_fast64_t serials;
+  t->serial = atomic_fetch_add(&serials, 1) + 1;
   *out = t;
   return RL_OK;
 }

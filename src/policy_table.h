@@ -33,6 +33,8 @@ typedef struct rl__policy_table {
                            * set by the limiter before publishing */
   uint16_t *slots;        /* name hash index: policy index + 1, 0 = empty */
   size_t slot_mask;
+  uint64_t serial; /* unique per table made by this process (the cache
+                      layer tells which table an entry was made under) */
 } rl__policy_table;
 
 /* Builds the table for a checked config. Policies whose name exists in prev

@@ -91,6 +91,10 @@ int64_t rl__redis_last_now_ms(void) {
   return last_now_ms;
 }
 
+void rl__redis_note_now_ms(int64_t now_ms) {
+  last_now_ms = now_ms;
+}
+
 /* ---- commands ----------------------------------------------------------- */
 
 size_t rl__redis_script_index(rl_algorithm alg) {
@@ -540,9 +544,95 @@ static void rs_free(rl__store *s) {
   free(st);
 }
 
+/* ---- scripts of the cache layer (lease.lua, lease_return.lua) -------- */
+
+typedef struct script_out {
+  redis_store *st;
+  rl__script_consume_fn consume;
+  void *out;
+} script_out;
+
+/* NOSCRIPT and error replies here; the rest to the caller's consume. */
+static int script_consume(const rl__redis_reply *r, void *out) {
+  script_out *o = out;
+  if (is_noscript(r)) {
+    stat_inc(&o->st->n_noscript);
+    return NOSCRIPT;
+  }
+  if (r->type == RL__REPLY_ERROR) {
+    note_error(o->st, "", r->str);
+    return RL_ERR_BACKEND_UNAVAILABLE;
+  }
+  return o->consume(r, o->out);
+}
+
+/* The one place the cache's scripts reach Redis: the same backend call (and
+ * NOSCRIPT retry) as a decision, routed by the key in argv[3] (standalone
+ * node or cluster router). */
+static int script_node_call(redis_store *st, rl__script_cmd *cmd,
+                            rl__script_consume_fn consume, void *out) {
+  int64_t deadline = rl__mono_ns() + st->timeout_ns;
+  script_out o = {st, consume, out};
+  cmd->argv[0] = "EVALSHA";
+  cmd->lens[0] = 7;
+  cmd->argv[1] = rl__redis_backend_script_sha(st->be, cmd->script);
+  cmd->lens[1] = RL__REDIS_SHA_LEN;
+  rl__redis_args a = {cmd->argc, cmd->argv, cmd->lens};
+  int err = rl__redis_backend_call(st->be, CMD_KEY(cmd), &a, deadline,
+                                   script_consume, &o);
+  if (err == NOSCRIPT) {
+    stat_inc(&st->n_retries);
+    cmd->argv[0] = "EVAL";
+    cmd->lens[0] = 4;
+    cmd->argv[1] = rl__scripts[cmd->script].source;
+    cmd->lens[1] = rl__scripts[cmd->script].len;
+    err = rl__redis_backend_call(st->be, CMD_KEY(cmd), &a, deadline,
+                                 script_consume, &o);
+    if (err == NOSCRIPT) {
+      err = RL_ERR_BACKEND_UNAVAILABLE;
+    }
+  }
+  if (err == RL_ERR_TIMEOUT) {
+    stat_inc(&st->n_timeouts);
+  }
+  return err;
+}
+
+static void script_sent(int status, const rl__redis_reply *reply, void *ud,
+                        uint64_t tag) {
+  (void)reply; /* a lost return only leaves units to expire with the key */
+  (void)tag;
+  if (status != RL_OK) {
+    stat_inc(&((redis_store *)ud)->n_errors);
+  }
+}
+
+static int script_node_send(redis_store *st, rl__script_cmd *cmd) {
+  cmd->argv[0] = "EVALSHA";
+  cmd->lens[0] = 7;
+  cmd->argv[1] = rl__redis_backend_script_sha(st->be, cmd->script);
+  cmd->lens[1] = RL__REDIS_SHA_LEN;
+  rl__redis_args a = {cmd->argc, cmd->argv, cmd->lens};
+  return rl__redis_backend_submit(st->be, CMD_KEY(cmd), &a,
+                                  rl__mono_ns() + st->timeout_ns, script_sent,
+                                  st, 0);
+}
+
+static int rs_script_call(rl__store *s, rl__script_cmd *cmd,
+                          rl__script_consume_fn consume, void *out) {
+  return script_node_call((redis_store *)s, cmd, consume, out);
+}
+
+static int rs_script_send(rl__store *s, rl__script_cmd *cmd) {
+  return script_node_send((redis_store *)s, cmd);
+}
+
 static const rl__store_ops redis_ops = {
-    rs_decide, rs_decide_async, rs_wait_ready, rs_check_live_change,
-    rs_retire, rs_memory_stats, rs_free,
+    rs_decide,      rs_decide_async,
+    rs_wait_ready,  rs_check_live_change,
+    rs_retire,      rs_memory_stats,
+    rs_free,        rs_script_call,
+    rs_script_send, NULL,
 };
 
 /* ---- creation ----------------------------------------------------------- */

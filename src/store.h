@@ -24,6 +24,25 @@
 
 typedef struct rl__store rl__store;
 
+/* One EVALSHA of an embedded script (lua_scripts.h) on one key, built by a
+ * layer above the store (the cache's lease and return scripts). argv[0]
+ * and argv[1] ("EVALSHA", the sha) are set by the store that sends it;
+ * argv[2] is "1", argv[3] the Redis key. */
+#define RL__SCRIPT_ARGS_MAX 48
+typedef struct rl__script_cmd {
+  size_t script; /* index into rl__scripts[] */
+  int argc;
+  const char *argv[RL__SCRIPT_ARGS_MAX];
+  size_t lens[RL__SCRIPT_ARGS_MAX];
+  char nums[RL__SCRIPT_ARGS_MAX][24];
+} rl__script_cmd;
+
+/* Runs on a script's reply (on the loop thread); its result is the call's.
+ * The reply type is redis_conn.h's. */
+struct rl__redis_reply;
+typedef int (*rl__script_consume_fn)(const struct rl__redis_reply *reply,
+                                     void *out);
+
 typedef struct rl__store_ops {
   /* Decides req (already validated) under policy `index` of t. Fills out
    * except source and policy on RL_OK. Ends the guard section. */
@@ -47,6 +66,18 @@ typedef struct rl__store_ops {
   void (*retire)(rl__store *s, const uint64_t *retired);
   void (*memory_stats)(rl__store *s, rl_memory_stats *out);
   void (*free)(rl__store *s);
+  /* ---- cache layer (issue 5) ---- */
+  /* Optional, NULL when no Redis is below: sends cmd the way decisions go
+   * (one key, its node) and waits for the reply until the store's decision
+   * timeout; consume's result is returned. A NOSCRIPT is retried once as
+   * EVAL. */
+  int (*script_call)(rl__store *s, rl__script_cmd *cmd,
+                     rl__script_consume_fn consume, void *out);
+  /* Optional: sends cmd without waiting; the reply is dropped. */
+  int (*script_send)(rl__store *s, rl__script_cmd *cmd);
+  /* Optional: the policy table changed (old is still valid during the
+   * call, nothing decides on it any more). */
+  void (*reconfigured)(rl__store *s, const rl__policy_table *old);
 } rl__store_ops;
 
 struct rl__metrics;
@@ -69,5 +100,12 @@ int rl__store_memory_new(const rl_config *config, rl__guard *guard,
  * thread); errbuf (may be NULL) says why. */
 int rl__store_redis_new(const rl_config *config, rl__store **out, char *errbuf,
                         size_t errlen);
+
+/* The cache layer (cache.c) over inner for a checked config with
+ * cache.enabled; it owns inner from then on (also on error). policies is
+ * the limiter's guard of its policy table (for returning leases).
+ * RL_OK or RL_ERR_NO_MEMORY. */
+int rl__store_cache_new(const rl_config *config, rl__store *inner,
+                        rl__guard *policies, rl__store **out);
 
 #endif /* RL_STORE_H */

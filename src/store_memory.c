@@ -102,8 +102,11 @@ static void mem_free(rl__store *s) {
 }
 
 static const rl__store_ops mem_ops = {
-    mem_decide, mem_decide_async, mem_wait_ready, mem_check_live_change,
-    mem_retire, mem_stats,        mem_free,
+    mem_decide,     mem_decide_async,
+    mem_wait_ready, mem_check_live_change,
+    mem_retire,     mem_stats,
+    mem_free,       NULL,
+    NULL,           NULL, /* no Redis: no cache layer */
 };
 
 int rl__store_memory_new(const rl_config *config, rl__guard *guard,

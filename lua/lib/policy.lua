@@ -33,7 +33,7 @@ end
 -- The states stored at key: all windows back to back. A missing key, a
 -- blob of another size (the policy's shape changed) or a state that has
 -- expired by now are all the all-zero state.
-local function read_states(key, alg, windows, now)
+function policy.read(key, alg, windows, now)
   local size = 0
   for _, p in ipairs(windows) do
     size = size + alg.size(p)
@@ -50,10 +50,21 @@ local function read_states(key, alg, windows, now)
   return states
 end
 
+-- Stores states at key with the TTL of their expiry (lease.lua and
+-- lease_return.lua write through this too).
+function policy.write(key, alg, windows, states, now)
+  local parts = {}
+  for i, p in ipairs(windows) do
+    parts[i] = alg.dump(states[i], p)
+  end
+  local ttl = math.max(1, expiry_all(alg, windows, states) - now + 1)
+  redis.call('SET', key, table.concat(parts), 'PX', string.format('%.0f', ttl))
+end
+
 -- The binding window: denied, the denying one with the largest retry
 -- (never = largest; ties: lowest index); allowed, the one with the fewest
 -- units left (ties: lowest).
-local function binding(v, allowed)
+function policy.binding(v, allowed)
   local best = nil
   for i = 1, #v do
     if allowed then
@@ -75,23 +86,19 @@ end
 -- state only when admitted. Returns the script's reply.
 function policy.run(key, alg, cost, windows)
   local now = policy.now()
-  local states = read_states(key, alg, windows, now)
+  local states = policy.read(key, alg, windows, now)
   local v, allowed = {}, true
   for i, p in ipairs(windows) do
     v[i] = alg.evaluate(states[i], p, now, cost)
     allowed = allowed and v[i].allowed
   end
   if allowed then
-    local parts = {}
     for i, p in ipairs(windows) do
       alg.commit(states[i], p, now, cost)
-      parts[i] = alg.dump(states[i], p)
     end
-    local ttl = math.max(1, expiry_all(alg, windows, states) - now + 1)
-    redis.call('SET', key, table.concat(parts), 'PX',
-      string.format('%.0f', ttl))
+    policy.write(key, alg, windows, states, now)
   end
-  local b = binding(v, allowed)
+  local b = policy.binding(v, allowed)
   return {allowed and 1 or 0, b - 1, windows[b].limit, v[b].remaining,
     v[b].reset, v[b].retry, now}
 end

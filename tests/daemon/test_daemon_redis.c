@@ -1,7 +1,9 @@
 /*
  * test_daemon_redis.c - ratelimitd on the Redis store: two daemons share one
  * real redis-server, so a limit is global across instances; /ready reports
- * the store; the state lives in Redis keys with a TTL.
+ * the store; the state lives in Redis keys with a TTL; with
+ * rate_limiter.cache a denial is answered from the cache and
+ * /v1/admin/hot-keys reports it.
  *
  * usage: test_daemon_redis PATH/TO/ratelimitd
  */
@@ -64,6 +66,22 @@ int main(int argc, char **argv) {
   H_CHECK(rlt_redis_cmd(&redis, out, sizeof out, 1, "DBSIZE", NULL) == 0);
   H_EXPECT(strcmp(out, ":2") == 0, "DBSIZE %s", out);
   printf("ok: two daemons share one Redis limit (5 of 10 admitted)\n");
+  { /* rate_limiter.cache takes effect: the denial is then cached */
+    char cached[640];
+    snprintf(cached, sizeof cached,
+             "%s  cache: {enabled: true, ttl: 500ms, max_size: 1MB}\n", config);
+    h_proc c = h_start_daemon(argv[1], cached);
+    H_CHECK(check(c.port, "user-1") == 429); /* Redis: over the limit */
+    H_CHECK(check(c.port, "user-1") == 429); /* the cache */
+    H_CHECK(h_http(c.port, "GET", "/v1/admin/hot-keys", "", NULL, &r) == 0);
+    H_EXPECT(r.status == 200 && strstr(r.raw, "\"hot_keys\":0") &&
+                 strstr(r.raw, "\"hits_blocked\":1"),
+             "%s", r.raw);
+    H_CHECK(h_http(a.port, "GET", "/v1/admin/hot-keys", "", NULL, &r) == 0);
+    H_EXPECT(r.status == 200 && strstr(r.raw, "\"hot_keys\":0"), "%s", r.raw);
+    H_CHECK(h_stop(&c, 15, 5000) == 0);
+    printf("ok: rate_limiter.cache caches a denial; /v1/admin/hot-keys\n");
+  }
   /* Redis gone: decisions fail fast, /ready says so, /health does not. */
   rlt_redis_stop(&redis);
   H_CHECK(h_http(a.port, "GET", "/health", "", NULL, &r) == 0);

@@ -1,0 +1,90 @@
+-- lease_return.lua - ratelimiter: gives back the unspent units of a lease
+-- (lease.lua) so that other instances can use them (docs/Cache.md).
+--
+--   fixed_window     count -= units, if the state is still in the aligned
+--                    window of the grant
+--   sliding_counter  cur -= units in the grant's window, or prev -= units
+--                    in the window after it
+--   token_bucket     TAT -= units * W / L, never below now, and only
+--                    until granted_at, which is the lease's end here: until
+--                    then every decision since the grant found the TAT
+--                    ahead of its time, so the TAT is a sum that the lease's
+--                    units are part of
+-- Anything else (the window moved on, the key expired) has nothing to give
+-- back. Never below zero; the state is written only when it changed.
+--
+-- KEYS[1]  the state key (src/redis_keys.c)
+-- ARGV     algorithm, units, granted_at (now_ms of the grant; token
+--          bucket: now_ms + valid_ms, the lease's end), cost (any
+--          valid value; unused), n_windows, then per window: limit,
+--          duration_ms, burst, log_slots
+-- Reply    1 if units went back, else 0
+--@include lib/num.lua
+--@include lib/args.lua
+--@include lib/alg_sliding_counter.lua
+--@include lib/alg_gcra.lua
+--@include lib/alg_fixed_window.lua
+--@include lib/policy.lua
+
+local algorithms = {
+  sliding_counter = sliding_counter,
+  token_bucket = gcra,
+  fixed_window = fixed_window,
+}
+local name = ARGV[1] or ''
+local alg = algorithms[name]
+if not alg then
+  return args.error('no lease for algorithm "' ..
+    (string.find(name, '^[%w_]*$') and #name <= 32 and name or '?') .. '"')
+end
+local units, err = args.int(2, 'units', 1, args.COST_MAX)
+if not units then return args.error(err) end
+local granted_at
+granted_at, err = args.int(3, 'granted_at', 0, 9007199254740991)
+if not granted_at then return args.error(err) end
+local ok, windows = args.parse(4, name)
+if not ok then return args.error(windows) end
+
+local now = policy.now()
+local blob = redis.call('GET', KEYS[1])
+if not blob then
+  return 0
+end
+local states = policy.read(KEYS[1], alg, windows, now)
+local changed = false
+for i, p in ipairs(windows) do
+  local st = states[i]
+  local start = granted_at - num.mod(granted_at, p.window)
+  if alg == fixed_window then
+    if st.start == start and st.count > 0 then
+      st.count = math.max(0, st.count - units)
+      changed = true
+    end
+  elseif alg == sliding_counter then
+    if st.start == start and st.cur > 0 then
+      st.cur = math.max(0, st.cur - units)
+      changed = true
+    elseif st.start == start + p.window and st.prev > 0 then
+      st.prev = math.max(0, st.prev - units)
+      changed = true
+    end
+  elseif now <= granted_at and
+      (st.ms > now or (st.ms == now and st.frac > 0)) then
+    local q, r = num.divmod(num.mul(units, p.window), p.limit)
+    local ms, frac = st.ms - q, st.frac - r
+    if frac < 0 then
+      frac = frac + p.limit
+      ms = ms - 1
+    end
+    if ms < now then
+      ms, frac = now, 0
+    end
+    st.ms, st.frac = ms, frac
+    changed = true
+  end
+end
+if not changed then
+  return 0
+end
+policy.write(KEYS[1], alg, windows, states, now)
+return 1

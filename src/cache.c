@@ -1,0 +1,1083 @@
+/*
+ * cache.c - the cache layer (rl_config.cache): a store that wraps the
+ * Redis store (store.h) and answers what it can in-process.
+ *
+ * DESIGN (docs/Cache.md has the guarantees and the figures)
+ *
+ *  - Slots. All memory is one preallocated array of fixed-size slots, sized
+ *    from cache.max_bytes at rl_new(): nothing is allocated afterwards, so
+ *    the cache can never grow past its budget (1M distinct keys only make
+ *    slots change hands). A key (policy id + at most RL_CACHE_KEY_MAX
+ *    bytes) hashes to a stripe (own mutex, own counters, own cache lines)
+ *    and, inside it, to a set of WAYS slots. A new key takes a free slot of
+ *    its set or evicts the coldest one (fewest decisions this second);
+ *    hot slots and slots waiting for a lease are never evicted.
+ *  - Blocked keys. When Redis denies cost c until T (retry_after), the
+ *    slot remembers it and denies any cost >= c locally until T, measured
+ *    from before the request was sent (so never later than Redis' T).
+ *    Exact: other instances can only add load. A lease returned by another
+ *    instance is the one thing that can make such a denial early (counted
+ *    as a false denial by the accuracy test).
+ *  - Hot keys and leases. Every decision counts in its slot (decisions in
+ *    this and the previous second). A key at hot_threshold decisions/s
+ *    enters the bounded hot list (hot_keys.h, at most hot_k keys); a hot
+ *    key of a leasable algorithm (fixed window, sliding counter, token
+ *    bucket) asks Redis with lua/lease.lua instead of the decision script:
+ *    one round trip decides the request and reserves extra units, which
+ *    later decisions spend from the slot. The batch adapts: at most what
+ *    this instance spends in ttl_ms, at most remaining / (2 * peers) where
+ *    peers is estimated from how fast the remaining units fell between two
+ *    grants, at most lease_max; near the limit it is 0 extra units, i.e.
+ *    direct decisions.
+ *  - Returns. Unspent units go back (lua/lease_return.lua) when a lease
+ *    expires or cannot serve a request (sweeper thread, every ttl/4, or the
+ *    next decision), when the key cools down, on reconfiguration and in
+ *    rl_free(). Only hot slots hold leases, so the sweeper only walks the
+ *    hot list.
+ *  - Redis. Lease and return scripts go through the inner store's
+ *    script_call / script_send (store.h), i.e. the decision path of the
+ *    Redis store; without them (a layer that does not forward them) the
+ *    cache only caches denials.
+ *
+ * The hot path (a cached denial or a lease spend) hashes the key, takes
+ * its stripe's mutex and compares at most WAYS slots: no allocation, no
+ * global lock, no atomic shared by stripes.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "hash.h"
+#include "hot_keys.h"
+#include "lease_script.h"
+#include "policy.h"
+#include "redis_loop.h"
+#include "redis_store.h"
+
+#define WAYS 8
+#define MAX_STRIPES 64u
+#define NS_PER_MS INT64_C(1000000)
+#define EPOCH_NS INT64_C(1000000000) /* rates are decisions per second */
+#define SWEEP_MIN_NS (5 * NS_PER_MS)
+#define SWEEP_MAX_NS (100 * NS_PER_MS)
+#define RETURN_SLACK_NS (20 * NS_PER_MS) /* a return's way to Redis */
+#define PEERS_ONE 16                     /* peers is fixed point, 1/16ths */
+#define PEERS_MAX ((uint64_t)64 * PEERS_ONE)
+#define PEERS_FIRST ((uint32_t)8 * PEERS_ONE) /* until measured: many */
+
+#define FLAG_HOT 1     /* in the hot list */
+#define FLAG_PENDING 2 /* a lease request is in flight */
+
+typedef struct slot {
+  uint64_t hash;   /* 0 = free */
+  uint64_t serial; /* policy table the slot's answers belong to */
+  uint16_t policy_id;
+  uint16_t policy_index; /* in that table */
+  uint16_t key_len;
+  uint8_t flags;
+  uint8_t window;      /* binding window of the last answer */
+  uint32_t epoch;      /* second of count */
+  uint32_t count;      /* decisions in that second */
+  uint32_t prev_count; /* in the second before */
+  uint32_t peers;      /* estimated competing instances, 1/16ths */
+  uint64_t limit;      /* of the binding window */
+  uint64_t remaining;  /* Redis' remaining at the last answer */
+  int64_t reset_until; /* mono ns when the binding window is restored */
+  /* blocked */
+  int64_t blocked_until; /* mono ns; 0 = not blocked */
+  uint64_t blocked_cost;
+  int64_t over_until; /* mono ns: leases pause after a denial until then */
+  int64_t span_ns;    /* longest window of the policy, plus ttl */
+  /* lease */
+  uint64_t lease_left;
+  uint64_t last_taken; /* units taken at the last grant (cost + lease) */
+  int64_t lease_until; /* mono ns: idle end, ttl after the last spend */
+  int64_t lease_end;   /* mono ns: hard end (window end, GCRA hold) */
+  int64_t granted_at;  /* Redis ms of the grant */
+  unsigned char key[RL_CACHE_KEY_MAX];
+} slot;
+
+typedef struct stripe {
+  pthread_mutex_t lock;
+  uint64_t hits_blocked, hits_lease, misses, evictions;
+  uint64_t leases, lease_units, returned_units, redis_calls;
+} __attribute__((aligned(64))) stripe;
+
+typedef struct cache {
+  rl__store base;
+  rl__store *inner;
+  rl__guard *policies;
+  rl__hash_key hash_key;
+  stripe *stripes;
+  uint32_t stripe_mask;
+  uint32_t sets; /* per stripe */
+  slot *slots;   /* stripes * sets * WAYS */
+  size_t n_slots;
+  size_t bytes, max_bytes;
+  int64_t ttl_ns;
+  uint64_t ttl_ms, lease_max;
+  uint32_t threshold;
+  unsigned hot_k;
+  int leases;
+  rl__hot_keys hot;
+  rl__hot_entry *sweep_buf;        /* hot_k entries: the sweeper's copy */
+  rl__hot_entry *reconf_buf;       /* hot_k entries: reconfigure and free */
+  atomic_uint_fast64_t serial_now; /* table that new leases must be for */
+  atomic_uint_fast64_t uncached;   /* keys too long to cache */
+  atomic_uint_fast64_t hot_count;
+  /* sweeper */
+  pthread_t sweeper;
+  int sweeper_started;
+  pthread_mutex_t sweep_mu;
+  pthread_cond_t sweep_cv;
+  int stopping;
+  int64_t sweep_ns;
+} cache;
+
+static const rl__store_ops cache_ops;
+
+/* ---- slots ----------------------------------------------------------------
+ */
+
+static inline uint32_t stripe_of(const cache *c, uint64_t h) {
+  return (uint32_t)(h >> 40) & c->stripe_mask;
+}
+
+static inline slot *set_of(const cache *c, uint32_t si, uint64_t h) {
+  uint32_t set = (uint32_t)(((h & 0xffffffffu) * (uint64_t)c->sets) >> 32);
+  return &c->slots[((size_t)si * c->sets + set) * WAYS];
+}
+
+static inline uint64_t key_hash(const cache *c, uint16_t id, const void *key,
+                                size_t len) {
+  return rl__hash(&c->hash_key, id, key, len) | 1; /* 0 marks a free slot */
+}
+
+static slot *lookup(slot *set, uint64_t h, uint16_t id, const void *key,
+                    size_t len) {
+  for (size_t w = 0; w < WAYS; w++) {
+    slot *s = &set[w];
+    if (s->hash == h && s->policy_id == id && s->key_len == len &&
+        memcmp(s->key, key, len) == 0) {
+      return s;
+    }
+  }
+  return NULL;
+}
+
+static uint32_t epoch_of(int64_t now) {
+  return (uint32_t)(now / EPOCH_NS);
+}
+
+/* Decisions per second: the last full second, or this one once it is
+ * busier. */
+static uint64_t rate_of(const slot *s, uint32_t epoch) {
+  if (s->epoch == epoch) {
+    return s->count > s->prev_count ? s->count : s->prev_count;
+  }
+  return s->epoch + 1 == epoch ? s->count : 0;
+}
+
+static void count_decision(slot *s, uint32_t epoch) {
+  if (s->epoch != epoch) {
+    s->prev_count = s->epoch + 1 == epoch ? s->count : 0;
+    s->count = 0;
+    s->epoch = epoch;
+  }
+  if (s->count < UINT32_MAX) {
+    s->count++;
+  }
+}
+
+/* A free slot of the set, or the coldest evictable one (never a hot or
+ * pending one, so never one holding a lease); NULL if every way is hot. */
+static slot *victim(stripe *sp, slot *set, uint32_t epoch) {
+  slot *best = NULL;
+  uint64_t best_rate = UINT64_MAX;
+  for (size_t w = 0; w < WAYS; w++) {
+    slot *s = &set[w];
+    if (s->hash == 0) {
+      return s;
+    }
+    if (s->flags != 0) {
+      continue;
+    }
+    uint64_t r = rate_of(s, epoch);
+    if (r < best_rate) {
+      best = s;
+      best_rate = r;
+    }
+  }
+  if (best != NULL) {
+    sp->evictions++;
+  }
+  return best;
+}
+
+static slot *find_or_insert(stripe *sp, slot *set, uint64_t h, uint16_t id,
+                            const void *key, size_t len,
+                            const rl__policy_table *t, size_t index,
+                            uint32_t epoch) {
+  slot *s = lookup(set, h, id, key, len);
+  if (s != NULL) {
+    return s;
+  }
+  s = victim(sp, set, epoch);
+  if (s == NULL) {
+    return NULL;
+  }
+  memset(s, 0, offsetof(slot, key));
+  s->hash = h;
+  s->policy_id = id;
+  s->key_len = (uint16_t)len;
+  s->serial = t->serial;
+  s->policy_index = (uint16_t)index;
+  s->peers = PEERS_FIRST;
+  s->epoch = epoch;
+  memcpy(s->key, key, len);
+  return s;
+}
+
+/* A slot made under an older policy table: its answers no longer hold. A
+ * lease it still holds is the reconfiguration's to return; until then the
+ * slot is left alone. Returns 1 if the slot now belongs to t. */
+static int adopt(slot *s, const rl__policy_table *t, size_t index) {
+  if (s->serial == t->serial) {
+    return 1;
+  }
+  if (s->lease_left > 0 || (s->flags & FLAG_PENDING)) {
+    return 0;
+  }
+  s->serial = t->serial;
+  s->policy_index = (uint16_t)index;
+  s->blocked_until = 0;
+  s->remaining = 0;
+  s->peers = PEERS_FIRST;
+  return 1;
+}
+
+/* ---- local answers ------------------------------------------------------ */
+
+static uint64_t ms_until(int64_t until, int64_t now) {
+  return until > now ? (uint64_t)((until - now + NS_PER_MS - 1) / NS_PER_MS)
+                     : 0;
+}
+
+/* 1 with out filled if the slot answers the request. */
+static int answer_locally(stripe *sp, slot *s, uint64_t cost, int64_t now,
+                          int64_t ttl_ns, rl_decision *out) {
+  if (s->lease_left >= cost && s->lease_until > now && s->lease_end > now) {
+    s->lease_left -= cost;
+    s->lease_until = now + ttl_ns; /* idle timeout restarts */
+    out->allowed = 1;
+    out->window = s->window;
+    out->limit = s->limit;
+    out->remaining = s->remaining + s->lease_left;
+    out->retry_after_ms = 0;
+    out->reset_after_ms = ms_until(s->reset_until, now);
+    out->source = RL_SOURCE_LEASE;
+    sp->hits_lease++;
+    return 1;
+  }
+  if (s->blocked_until > now && cost >= s->blocked_cost) {
+    out->allowed = 0;
+    out->window = s->window;
+    out->limit = s->limit;
+    out->remaining = 0;
+    out->retry_after_ms = ms_until(s->blocked_until, now);
+    out->reset_after_ms = ms_until(s->reset_until, now);
+    out->source = RL_SOURCE_CACHE;
+    sp->hits_blocked++;
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- leases -------------------------------------------------------------- */
+
+/* Extra units to ask for (docs/Cache.md, "Lease size"). */
+static uint64_t lease_want(const cache *c, const slot *s, uint64_t cost,
+                           uint32_t epoch) {
+  uint64_t rate = rate_of(s, epoch);
+  /* what this instance spends in a quarter of ttl: a lease outlives its
+   * use rarely, and units wait in it at most that long */
+  uint64_t demand = rate * c->ttl_ms / 4000 * cost;
+  uint64_t want = demand < c->lease_max ? demand : c->lease_max;
+  if (s->reset_until != 0) { /* Redis answered this key before */
+    uint64_t share =
+        s->remaining * PEERS_ONE / (2 * (uint64_t)(s->peers ? s->peers : 1));
+    want = share < want ? share : want;
+  }
+  return want;
+}
+
+/* How many instances spend this key, from two consecutive grants: the
+ * units that disappeared between them beyond what this instance took. */
+static void estimate_peers(slot *s, const rl__lease_reply *r, uint64_t cost) {
+  uint64_t now_before = r->d.remaining + r->granted + cost;
+  if (s->last_taken > 0 && s->remaining >= now_before) {
+    uint64_t others = s->remaining - now_before;
+    uint64_t sample = PEERS_ONE + others * PEERS_ONE / s->last_taken;
+    if (sample > PEERS_MAX) {
+      sample = PEERS_MAX;
+    }
+    s->peers = (uint32_t)((3 * (uint64_t)s->peers + sample) / 4);
+  }
+  s->last_taken = cost + r->granted;
+}
+
+static void remember_answer(slot *s, const rl_decision *d, uint64_t cost,
+                            int64_t sent) {
+  s->window = (uint8_t)d->window;
+  s->limit = d->limit;
+  s->remaining = d->remaining;
+  s->reset_until = sent + (int64_t)d->reset_after_ms * NS_PER_MS;
+  if (!d->allowed && d->retry_after_ms != RL_RETRY_NEVER &&
+      d->retry_after_ms > 0 &&
+      d->retry_after_ms < (uint64_t)(INT64_MAX / NS_PER_MS / 2)) {
+    /* sent is before Redis' now_ms + 1 ms: unblock 1 ms early so that
+     * the local end is never after Redis' now_ms + retry */
+    s->blocked_until = sent + ((int64_t)d->retry_after_ms - 1) * NS_PER_MS;
+    s->blocked_cost = cost;
+  }
+  if (!d->allowed) {
+    /* Over its limit: units leased now would sit in one instance while
+     * the others are denied (false denials). Direct decisions until a
+     * whole window has passed without a denial. */
+    s->over_until = sent + s->span_ns;
+  }
+}
+
+static void send_return(cache *c, stripe *sp, rl__lease_cmd *rc,
+                        uint64_t units) {
+  if (c->inner->ops->script_send(c->inner, &rc->cmd) == RL_OK) {
+    pthread_mutex_lock(&sp->lock);
+    sp->returned_units += units;
+    sp->redis_calls++;
+    pthread_mutex_unlock(&sp->lock);
+  }
+}
+
+/* Whether unspent units can go back: every leasable algorithm (the
+ * token bucket's only until its lease's end, which lease_return.lua
+ * checks). */
+static int returnable(const rl__policy *p) {
+  (void)p;
+  return 1;
+}
+
+/* What a decision that misses does after the stripe is unlocked. */
+typedef struct plan {
+  int lease;          /* ask lease.lua */
+  uint64_t want;      /* extra units */
+  uint64_t ret_units; /* a lease to give back first */
+  int64_t ret_at;     /* its grant time */
+  uint64_t serial;    /* table the lease is for */
+  int returnable;     /* unspent units may go back */
+  int bucket;         /* token bucket */
+} plan;
+
+static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
+                       int64_t now, uint32_t epoch, plan *pl) {
+  if (!c->leases || !(s->flags & FLAG_HOT) || (s->flags & FLAG_PENDING) ||
+      !rl__lease_supported(p->shape.algorithm)) {
+    return;
+  }
+  if (s->lease_left > 0) { /* expired, or too small for this cost */
+    pl->ret_units = returnable(p) ? s->lease_left : 0;
+    pl->ret_at = s->granted_at;
+    s->lease_left = 0;
+  }
+  s->flags |= FLAG_PENDING;
+  pl->lease = 1;
+  pl->returnable = returnable(p);
+  pl->bucket = p->shape.algorithm == RL_ALG_TOKEN_BUCKET;
+  pl->want = s->over_until > now ? 0 : lease_want(c, s, cost, epoch);
+}
+
+/* The policy's longest window plus ttl (how long a denial pauses leases). */
+static int64_t span_of(const cache *c, const rl__policy *p) {
+  uint64_t w = 0;
+  for (size_t i = 0; i < p->shape.n_windows; i++) {
+    w = p->shape.windows[i].duration_ms > w ? p->shape.windows[i].duration_ms
+                                            : w;
+  }
+  return (int64_t)w * NS_PER_MS + c->ttl_ns;
+}
+
+/* Puts a fresh slot into the hot list when it crosses the threshold. */
+static void maybe_promote(cache *c, uint32_t si, slot *s, uint32_t epoch) {
+  if ((s->flags & FLAG_HOT) || rate_of(s, epoch) < c->threshold) {
+    return;
+  }
+  rl__hot_entry e;
+  memset(&e, 0, sizeof e);
+  e.stripe = si;
+  e.slot = (uint32_t)(s - c->slots);
+  e.hash = s->hash;
+  e.policy_id = s->policy_id;
+  e.policy_index = s->policy_index;
+  e.rate = rate_of(s, epoch);
+  e.key_len = s->key_len;
+  memcpy(e.key, s->key, s->key_len);
+  if (rl__hot_keys_add(&c->hot, &e)) {
+    s->flags |= FLAG_HOT;
+    atomic_fetch_add_explicit(&c->hot_count, 1, memory_order_relaxed);
+  }
+}
+
+/* ---- deciding ------------------------------------------------------------ */
+
+typedef struct request_ref {
+  uint64_t hash;
+  uint16_t id;
+  uint32_t stripe;
+  slot *set;
+  const rl_request *req;
+} request_ref;
+
+static slot *refind(const request_ref *r) {
+  return lookup(r->set, r->hash, r->id, r->req->key, r->req->key_len);
+}
+
+/* After a direct decision: remember a denial, and Redis' remaining. */
+static void after_direct(cache *c, const request_ref *r, const rl_decision *d,
+                         int64_t sent, uint64_t serial) {
+  stripe *sp = &c->stripes[r->stripe];
+  pthread_mutex_lock(&sp->lock);
+  slot *s = refind(r);
+  if (s != NULL && !(s->flags & FLAG_PENDING) && s->serial == serial) {
+    remember_answer(s, d, (uint64_t)r->req->cost, sent);
+  }
+  pthread_mutex_unlock(&sp->lock);
+}
+
+/* After lease.lua: install the grant (or give it straight back). */
+static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
+                        const rl__lease_reply *rep, int64_t sent,
+                        rl__lease_cmd *lc) {
+  stripe *sp = &c->stripes[r->stripe];
+  uint64_t cost = (uint64_t)r->req->cost;
+  uint64_t unused = 0;
+  pthread_mutex_lock(&sp->lock);
+  slot *s = refind(r);
+  if (s != NULL) {
+    s->flags &= (uint8_t)~FLAG_PENDING;
+  }
+  if (err == RL_OK) {
+    sp->redis_calls++;
+    if (s != NULL && s->serial != pl->serial) {
+      s = NULL; /* reconfigured meanwhile: the answer is the old policy's */
+    }
+    if (s != NULL && rep->d.allowed) {
+      estimate_peers(s, rep, cost); /* before remaining is overwritten */
+    }
+    if (s != NULL) {
+      remember_answer(s, &rep->d, cost, sent);
+    }
+    if (rep->granted > 0) {
+      sp->leases++;
+      sp->lease_units += rep->granted;
+      int current = atomic_load(&c->serial_now) == pl->serial;
+      int64_t valid_ns = (int64_t)rep->valid_ms * NS_PER_MS;
+      int long_enough =
+          !pl->bucket || valid_ns / 2 > c->sweep_ns + RETURN_SLACK_NS;
+      if (s != NULL && current && long_enough && s->serial == pl->serial) {
+        s->lease_left = rep->granted;
+        s->lease_until = sent + c->ttl_ns;
+        s->lease_end = sent + (int64_t)rep->valid_ms * NS_PER_MS;
+        s->granted_at = rep->now_ms;
+        if (pl->bucket) {
+          /* Redis takes units back only until the lease's end: stop
+           * spending halfway, which leaves the sweeper (every ttl/4, at
+           * most 100 ms) and the return at least 20 ms more than that */
+          s->lease_end -= valid_ns / 2;
+          s->granted_at = rep->now_ms + (int64_t)rep->valid_ms;
+        }
+      } else {
+        unused = rep->granted;
+      }
+    }
+  }
+  pthread_mutex_unlock(&sp->lock);
+  if (unused > 0 && pl->returnable) {
+    rl__lease_cmd_to_return(
+        lc, unused, rep->now_ms + (pl->bucket ? (int64_t)rep->valid_ms : 0));
+    send_return(c, sp, lc, unused);
+  }
+}
+
+static int decide_leased(cache *c, const request_ref *r, const plan *pl,
+                         const rl__policy *p, int64_t sent, rl_decision *out,
+                         rl__guard_token *token) {
+  rl__lease_cmd lc, rc;
+  const rl_request *req = r->req;
+  /* the token bucket's lease lives ttl_ms; the windowed algorithms' until
+   * their window ends (the idle timeout returns it earlier) */
+  uint64_t hold = p->shape.algorithm == RL_ALG_TOKEN_BUCKET
+                      ? c->ttl_ms
+                      : (uint64_t)RL_CACHE_TTL_MS_MAX;
+  int err = rl__lease_cmd_build(&lc, p, req->key, req->key_len, pl->want, hold,
+                                (uint64_t)req->cost);
+  int ret_err = pl->ret_units > 0
+                    ? rl__lease_return_build(&rc, p, req->key, req->key_len,
+                                             pl->ret_units, pl->ret_at)
+                    : RL_ERR_INVALID_ARGUMENT;
+  rl__guard_exit(token);
+  if (ret_err == RL_OK) {
+    send_return(c, &c->stripes[r->stripe], &rc, pl->ret_units);
+  }
+  rl__lease_reply rep;
+  memset(&rep, 0, sizeof rep);
+  if (err == RL_OK) {
+    err = c->inner->ops->script_call(c->inner, &lc.cmd, rl__lease_reply_parse,
+                                     &rep);
+  }
+  after_lease(c, r, pl, err, &rep, sent, &lc);
+  if (err == RL_OK) {
+    *out = rep.d;
+    out->source = RL_SOURCE_REDIS;
+    rl__redis_note_now_ms(rep.now_ms);
+  }
+  return err;
+}
+
+static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
+                        const rl_request *req, rl_decision *out,
+                        rl__guard_token *token) {
+  cache *c = (cache *)st;
+  if (req->key_len > RL_CACHE_KEY_MAX) {
+    atomic_fetch_add_explicit(&c->uncached, 1, memory_order_relaxed);
+    return c->inner->ops->decide(c->inner, t, index, req, out, token);
+  }
+  const rl__policy *p = &t->policies[index];
+  request_ref r;
+  r.id = t->ids[index];
+  r.hash = key_hash(c, r.id, req->key, req->key_len);
+  r.stripe = stripe_of(c, r.hash);
+  r.set = set_of(c, r.stripe, r.hash);
+  r.req = req;
+  stripe *sp = &c->stripes[r.stripe];
+  int64_t now = rl__mono_ns();
+  uint32_t epoch = epoch_of(now);
+  plan pl;
+  memset(&pl, 0, sizeof pl);
+  pl.serial = t->serial;
+  pthread_mutex_lock(&sp->lock);
+  slot *s = find_or_insert(sp, r.set, r.hash, r.id, req->key, req->key_len, t,
+                           index, epoch);
+  if (s != NULL && adopt(s, t, index)) {
+    count_decision(s, epoch);
+    if (answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, out)) {
+      pthread_mutex_unlock(&sp->lock);
+      rl__guard_exit(token);
+      return RL_OK;
+    }
+    maybe_promote(c, r.stripe, s, epoch);
+    s->span_ns = span_of(c, p);
+    plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
+  }
+  sp->misses++;
+  pthread_mutex_unlock(&sp->lock);
+  if (pl.lease) {
+    return decide_leased(c, &r, &pl, p, now, out, token);
+  }
+  int err = c->inner->ops->decide(c->inner, t, index, req, out, token);
+  if (err == RL_OK) {
+    after_direct(c, &r, out, now, pl.serial);
+  }
+  return err;
+}
+
+/* Local answers synchronously; everything else goes to the inner store as
+ * it is (denials of asynchronous decisions are not cached). */
+static int cache_decide_async(rl__store *st, const rl__policy_table *t,
+                              size_t index, const rl_request *req,
+                              rl_decision_cb cb, void *ud,
+                              rl__guard_token *token) {
+  cache *c = (cache *)st;
+  if (req->key_len <= RL_CACHE_KEY_MAX) {
+    uint16_t id = t->ids[index];
+    uint64_t h = key_hash(c, id, req->key, req->key_len);
+    uint32_t si = stripe_of(c, h);
+    stripe *sp = &c->stripes[si];
+    int64_t now = rl__mono_ns();
+    rl_decision d;
+    int hit = 0;
+    pthread_mutex_lock(&sp->lock);
+    slot *s = lookup(set_of(c, si, h), h, id, req->key, req->key_len);
+    if (s != NULL && s->serial == t->serial) {
+      count_decision(s, epoch_of(now));
+      hit = answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, &d);
+    }
+    if (!hit) {
+      sp->misses++;
+    }
+    pthread_mutex_unlock(&sp->lock);
+    if (hit) {
+      rl__guard_exit(token);
+      d.policy = index;
+      cb(RL_OK, &d, ud);
+      return RL_OK;
+    }
+  }
+  return c->inner->ops->decide_async(c->inner, t, index, req, cb, ud, token);
+}
+
+/* ---- returning leases ---------------------------------------------------- */
+
+static int ignore_reply(const struct rl__redis_reply *r, void *out) {
+  (void)r;
+  (void)out;
+  return RL_OK;
+}
+
+/* Takes the lease of the hot slot e if `take` says so; builds its return
+ * under table t (which the slot must belong to). 1 if rc is to be sent. */
+typedef int (*take_fn)(const cache *c, const slot *s, int64_t now,
+                       uint32_t epoch);
+
+static int take_lease(cache *c, const rl__hot_entry *e,
+                      const rl__policy_table *t, take_fn take, int64_t now,
+                      rl__lease_cmd *rc, uint64_t *units) {
+  stripe *sp = &c->stripes[e->stripe];
+  uint32_t epoch = epoch_of(now);
+  int built = 0;
+  pthread_mutex_lock(&sp->lock);
+  slot *s = &c->slots[e->slot];
+  if (s->hash == e->hash && s->policy_id == e->policy_id &&
+      s->serial == t->serial && s->lease_left > 0 && s->policy_index < t->n &&
+      take(c, s, now, epoch)) {
+    const rl__policy *p = &t->policies[s->policy_index];
+    *units = s->lease_left;
+    built = returnable(p) &&
+            rl__lease_return_build(rc, p, s->key, s->key_len, s->lease_left,
+                                   s->granted_at) == RL_OK;
+    s->lease_left = 0;
+  }
+  pthread_mutex_unlock(&sp->lock);
+  return built;
+}
+
+static int take_always(const cache *c, const slot *s, int64_t now,
+                       uint32_t epoch) {
+  (void)c, (void)s, (void)now, (void)epoch;
+  return 1;
+}
+
+/* Expired, or the key cooled down. */
+static int take_stale(const cache *c, const slot *s, int64_t now,
+                      uint32_t epoch) {
+  return s->lease_until <= now || s->lease_end <= now ||
+         rate_of(s, epoch) < c->threshold / 2;
+}
+
+/* Demotes the entry's slot when it has cooled down (after its lease went
+ * back); else refreshes its rate in the list. */
+static void sweep_rate(cache *c, const rl__hot_entry *e, int64_t now) {
+  stripe *sp = &c->stripes[e->stripe];
+  uint32_t epoch = epoch_of(now);
+  pthread_mutex_lock(&sp->lock);
+  slot *s = &c->slots[e->slot];
+  uint64_t rate = rate_of(s, epoch);
+  int cold = rate < c->threshold / 2 || rate == 0;
+  if (s->hash != e->hash || s->policy_id != e->policy_id) {
+    cold = 1; /* cannot happen: hot slots are never evicted */
+  } else if (cold && (s->lease_left > 0 || (s->flags & FLAG_PENDING))) {
+    cold = 0; /* next sweep, once its lease is back */
+  }
+  if (cold) {
+    s->flags &= (uint8_t)~FLAG_HOT;
+    atomic_fetch_sub_explicit(&c->hot_count, 1, memory_order_relaxed);
+    rl__hot_keys_remove(&c->hot, e->stripe, e->slot);
+  } else {
+    rl__hot_keys_update(&c->hot, e->stripe, e->slot, rate,
+                        s->lease_left > 0 && s->lease_until > now &&
+                            s->lease_end > now);
+  }
+  pthread_mutex_unlock(&sp->lock);
+}
+
+/* Returns the leases take() picks among the hot keys, under table t:
+ * asynchronously, or waiting for each reply when sync (rl_free). */
+static void return_leases(cache *c, rl__hot_entry *buf,
+                          const rl__policy_table *t, take_fn take, int sync,
+                          int demote) {
+  size_t n = rl__hot_keys_copy(&c->hot, buf, c->hot_k);
+  n = n < c->hot_k ? n : c->hot_k;
+  int64_t now = rl__mono_ns();
+  for (size_t i = 0; i < n; i++) {
+    const rl__hot_entry *e = &buf[i];
+    rl__lease_cmd rc;
+    uint64_t units = 0;
+    if (take_lease(c, e, t, take, now, &rc, &units)) {
+      stripe *sp = &c->stripes[e->stripe];
+      if (sync) {
+        if (c->inner->ops->script_call(c->inner, &rc.cmd, ignore_reply, NULL) ==
+            RL_OK) {
+          pthread_mutex_lock(&sp->lock);
+          sp->returned_units += units;
+          sp->redis_calls++;
+          pthread_mutex_unlock(&sp->lock);
+        }
+      } else {
+        send_return(c, sp, &rc, units);
+      }
+    }
+    if (demote) {
+      sweep_rate(c, e, now);
+    }
+  }
+}
+
+static void *sweeper_main(void *arg) {
+  cache *c = arg;
+  pthread_mutex_lock(&c->sweep_mu);
+  while (!c->stopping) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + c->sweep_ns;
+    ts.tv_sec = at / 1000000000;
+    ts.tv_nsec = at % 1000000000;
+    pthread_cond_timedwait(&c->sweep_cv, &c->sweep_mu, &ts);
+    if (c->stopping) {
+      break;
+    }
+    pthread_mutex_unlock(&c->sweep_mu);
+    rl__guard_token token;
+    const rl__policy_table *t = rl__guard_enter(c->policies, &token);
+    return_leases(c, c->sweep_buf, t, take_stale, 0, 1);
+    rl__guard_exit(&token);
+    pthread_mutex_lock(&c->sweep_mu);
+  }
+  pthread_mutex_unlock(&c->sweep_mu);
+  return NULL;
+}
+
+/* ---- the rest of the store interface ------------------------------------ */
+
+static int cache_wait_ready(rl__store *s, uint32_t timeout_ms, char *errbuf,
+                            size_t errlen) {
+  cache *c = (cache *)s;
+  return c->inner->ops->wait_ready(c->inner, timeout_ms, errbuf, errlen);
+}
+
+static int cache_check_live_change(rl__store *s, const rl_config *config,
+                                   char *errbuf, size_t errlen) {
+  cache *c = (cache *)s;
+  rl__cache_settings now, was;
+  rl__cache_settings_of(config, &now);
+  was.enabled = 1;
+  was.ttl_ms = c->ttl_ms;
+  was.max_bytes = c->max_bytes;
+  was.leases = c->leases || (now.leases && !c->inner->ops->script_call);
+  was.lease_max = c->lease_max;
+  was.hot_threshold = c->threshold;
+  was.hot_k = c->hot_k;
+  if (now.ttl_ms != was.ttl_ms || now.max_bytes != was.max_bytes ||
+      now.leases != was.leases || now.lease_max != was.lease_max ||
+      now.hot_threshold != was.hot_threshold || now.hot_k != was.hot_k ||
+      !now.enabled) {
+    return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
+                    "the cache settings cannot change on a live limiter: "
+                    "create a new one");
+  }
+  return c->inner->ops->check_live_change(c->inner, config, errbuf, errlen);
+}
+
+static void cache_retire(rl__store *s, const uint64_t *retired) {
+  cache *c = (cache *)s;
+  c->inner->ops->retire(c->inner, retired);
+}
+
+static void cache_memory_stats(rl__store *s, rl_memory_stats *out) {
+  cache *c = (cache *)s;
+  c->inner->ops->memory_stats(c->inner, out);
+}
+
+static int cache_script_call(rl__store *s, rl__script_cmd *cmd,
+                             rl__script_consume_fn consume, void *out) {
+  cache *c = (cache *)s;
+  return c->inner->ops->script_call(c->inner, cmd, consume, out);
+}
+
+static int cache_script_send(rl__store *s, rl__script_cmd *cmd) {
+  cache *c = (cache *)s;
+  return c->inner->ops->script_send(c->inner, cmd);
+}
+
+/* New leases are for the new table from now on; the old table's go back. */
+static void cache_reconfigured(rl__store *s, const rl__policy_table *old) {
+  cache *c = (cache *)s;
+  const rl__policy_table *next = rl__guard_peek(c->policies);
+  atomic_store(&c->serial_now, next->serial);
+  if (c->leases) {
+    return_leases(c, c->reconf_buf, old, take_always, 0, 0);
+  }
+  if (c->inner->ops->reconfigured != NULL) {
+    c->inner->ops->reconfigured(c->inner, old);
+  }
+}
+
+static void cache_free(rl__store *s) {
+  cache *c = (cache *)s;
+  if (c->sweeper_started) {
+    pthread_mutex_lock(&c->sweep_mu);
+    c->stopping = 1;
+    pthread_cond_signal(&c->sweep_cv);
+    pthread_mutex_unlock(&c->sweep_mu);
+    pthread_join(c->sweeper, NULL);
+  }
+  if (c->leases) {
+    return_leases(c, c->reconf_buf, rl__guard_peek(c->policies), take_always, 1,
+                  0);
+  }
+  if (c->inner != NULL) {
+    c->inner->ops->free(c->inner);
+  }
+  for (uint32_t i = 0; i <= c->stripe_mask; i++) {
+    pthread_mutex_destroy(&c->stripes[i].lock);
+  }
+  pthread_cond_destroy(&c->sweep_cv);
+  pthread_mutex_destroy(&c->sweep_mu);
+  rl__hot_keys_destroy(&c->hot);
+  free(c->sweep_buf);
+  free(c->reconf_buf);
+  free(c->stripes);
+  free(c->slots);
+  free(c);
+}
+
+static const rl__store_ops cache_ops = {
+    cache_decide,      cache_decide_async,
+    cache_wait_ready,  cache_check_live_change,
+    cache_retire,      cache_memory_stats,
+    cache_free,        cache_script_call,
+    cache_script_send, cache_reconfigured,
+};
+
+/* ---- creation ------------------------------------------------------------ */
+
+void rl__cache_settings_of(const rl_config *config, rl__cache_settings *out) {
+  memset(out, 0, sizeof *out);
+  out->enabled = config->cache.enabled != 0;
+  out->ttl_ms =
+      config->cache.ttl_ms ? config->cache.ttl_ms : RL_CACHE_TTL_MS_DEFAULT;
+  out->max_bytes = config->cache.max_bytes ? config->cache.max_bytes
+                                           : RL_CACHE_MAX_BYTES_DEFAULT;
+  out->leases = config->cache.leases != 0;
+  out->lease_max = config->cache.lease_max ? config->cache.lease_max
+                                           : RL_CACHE_LEASE_MAX_DEFAULT;
+  out->hot_threshold = config->cache.hot_threshold
+                           ? config->cache.hot_threshold
+                           : RL_CACHE_HOT_THRESHOLD_DEFAULT;
+  out->hot_k =
+      config->cache.hot_k ? config->cache.hot_k : RL_CACHE_HOT_K_DEFAULT;
+}
+
+int rl__cache_config_check(const rl_config *c, char *errbuf, size_t errlen) {
+  if (!c->cache.enabled) {
+    return RL_OK;
+  }
+  if (c->store != RL_STORE_REDIS) {
+    return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
+                    "cache.enabled needs the Redis store (the memory store "
+                    "is already in-process)");
+  }
+  rl__cache_settings s;
+  rl__cache_settings_of(c, &s);
+  if (s.ttl_ms > RL_CACHE_TTL_MS_MAX) {
+    return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
+                    "cache.ttl_ms %llu is outside 1..%d",
+                    (unsigned long long)s.ttl_ms, RL_CACHE_TTL_MS_MAX);
+  }
+  if (s.max_bytes < RL_CACHE_MAX_BYTES_MIN) {
+    return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
+                    "cache.max_bytes %zu is below %zu", s.max_bytes,
+                    RL_CACHE_MAX_BYTES_MIN);
+  }
+  if (s.lease_max > RL_LIMIT_MAX) {
+    return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
+                    "cache.lease_max %llu is above RL_LIMIT_MAX",
+                    (unsigned long long)s.lease_max);
+  }
+  if (s.hot_k > RL_CACHE_HOT_K_MAX) {
+    return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
+                    "cache.hot_k %u is outside 1..%d", s.hot_k,
+                    RL_CACHE_HOT_K_MAX);
+  }
+  return RL_OK;
+}
+
+/* Stripes and sets for a budget: as many stripes (up to MAX_STRIPES) as
+ * leave each at least 4 sets. */
+static void geometry(cache *c, size_t budget) {
+  size_t fixed = sizeof *c + (size_t)c->hot_k * 2 * sizeof(rl__hot_entry);
+  size_t room = budget > fixed ? budget - fixed : 0;
+  uint32_t stripes = MAX_STRIPES;
+  while (stripes > 1 && room / (stripes * (sizeof(stripe) +
+                                           (size_t)4 * WAYS * sizeof(slot))) ==
+                            0) {
+    stripes /= 2;
+  }
+  size_t per_stripe = room / stripes;
+  size_t sets = per_stripe > sizeof(stripe)
+                    ? (per_stripe - sizeof(stripe)) / (WAYS * sizeof(slot))
+                    : 0;
+  c->stripe_mask = stripes - 1;
+  c->sets = (uint32_t)(sets > 0 ? (sets < UINT32_MAX ? sets : UINT32_MAX) : 1);
+  c->n_slots = (size_t)stripes * c->sets * WAYS;
+  c->bytes = fixed + stripes * sizeof(stripe) + c->n_slots * sizeof(slot);
+}
+
+int rl__store_cache_new(const rl_config *config, rl__store *inner,
+                        rl__guard *policies, rl__store **out) {
+  rl__cache_settings set;
+  rl__cache_settings_of(config, &set);
+  cache *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    inner->ops->free(inner);
+    return RL_ERR_NO_MEMORY;
+  }
+  c->base.ops = &cache_ops;
+  c->inner = inner;
+  c->policies = policies;
+  rl__hash_key_random(&c->hash_key);
+  c->ttl_ms = set.ttl_ms;
+  c->ttl_ns = (int64_t)set.ttl_ms * NS_PER_MS;
+  c->lease_max = set.lease_max;
+  c->threshold = set.hot_threshold;
+  c->hot_k = set.hot_k;
+  c->max_bytes = set.max_bytes;
+  c->leases = set.leases && inner->ops->script_call != NULL &&
+              inner->ops->script_send != NULL;
+  pthread_mutex_init(&c->sweep_mu, NULL);
+  pthread_cond_init(&c->sweep_cv, NULL);
+  atomic_store(&c->serial_now,
+               ((rl__policy_table *)rl__guard_peek(policies))->serial);
+  geometry(c, set.max_bytes);
+  int err = rl__hot_keys_init(&c->hot, c->hot_k);
+  if (err == RL_OK) {
+    c->stripes = calloc((size_t)c->stripe_mask + 1, sizeof *c->stripes);
+    c->slots = calloc(c->n_slots, sizeof *c->slots);
+    c->sweep_buf = calloc(c->hot_k, sizeof *c->sweep_buf);
+    c->reconf_buf = calloc(c->hot_k, sizeof *c->reconf_buf);
+    if (c->stripes == NULL || c->slots == NULL || c->sweep_buf == NULL ||
+        c->reconf_buf == NULL) {
+      err = RL_ERR_NO_MEMORY;
+    }
+  }
+  if (err != RL_OK) {
+    c->inner = NULL;
+    inner->ops->free(inner);
+    rl__hot_keys_destroy(&c->hot);
+    pthread_cond_destroy(&c->sweep_cv);
+    pthread_mutex_destroy(&c->sweep_mu);
+    free(c->sweep_buf);
+    free(c->reconf_buf);
+    free(c->stripes);
+    free(c->slots);
+    free(c);
+    return err;
+  }
+  for (uint32_t i = 0; i <= c->stripe_mask; i++) {
+    pthread_mutex_init(&c->stripes[i].lock, NULL);
+  }
+  if (err == RL_OK && c->leases) {
+    int64_t sweep = c->ttl_ns / 4;
+    c->sweep_ns = sweep < SWEEP_MIN_NS
+                      ? SWEEP_MIN_NS
+                      : (sweep > SWEEP_MAX_NS ? SWEEP_MAX_NS : sweep);
+    if (pthread_create(&c->sweeper, NULL, sweeper_main, c) == 0) {
+      c->sweeper_started = 1;
+    } else {
+      err = RL_ERR_NO_MEMORY;
+    }
+  }
+  if (err != RL_OK) {
+    c->leases = 0;
+    cache_free(&c->base);
+    return err;
+  }
+  *out = &c->base;
+  return RL_OK;
+}
+
+/* ---- public: stats and hot keys ----------------------------------------- */
+
+static cache *cache_of(rl_limiter *rl) {
+  rl__store *s = rl__limiter_store(rl);
+  return s != NULL && s->ops == &cache_ops ? (cache *)s : NULL;
+}
+
+int rl_cache_stats_get(rl_limiter *rl, rl_cache_stats *out) {
+  if (rl == NULL || out == NULL) {
+    return RL_ERR_INVALID_ARGUMENT;
+  }
+  memset(out, 0, sizeof *out);
+  cache *c = cache_of(rl);
+  if (c == NULL) {
+    return RL_OK;
+  }
+  for (uint32_t i = 0; i <= c->stripe_mask; i++) {
+    stripe *sp = &c->stripes[i];
+    pthread_mutex_lock(&sp->lock);
+    out->hits_blocked += sp->hits_blocked;
+    out->hits_lease += sp->hits_lease;
+    out->misses += sp->misses;
+    out->evictions += sp->evictions;
+    out->leases += sp->leases;
+    out->lease_units += sp->lease_units;
+    out->returned_units += sp->returned_units;
+    out->redis_calls += sp->redis_calls;
+    pthread_mutex_unlock(&sp->lock);
+  }
+  out->misses += atomic_load(&c->uncached);
+  out->bytes = c->bytes;
+  out->max_bytes = c->max_bytes;
+  out->slots = c->n_slots;
+  out->hot_keys = atomic_load(&c->hot_count);
+  return RL_OK;
+}
+
+int rl_hot_keys(rl_limiter *rl, rl_hot_key *buf, size_t cap, size_t *n) {
+  if (rl == NULL || n == NULL || (buf == NULL && cap > 0)) {
+    return RL_ERR_INVALID_ARGUMENT;
+  }
+  *n = 0;
+  cache *c = cache_of(rl);
+  if (c == NULL) {
+    return RL_OK;
+  }
+  rl__hot_entry *tmp = calloc(c->hot_k, sizeof *tmp);
+  if (tmp == NULL) {
+    return RL_ERR_NO_MEMORY;
+  }
+  size_t total = rl__hot_keys_copy(&c->hot, tmp, c->hot_k);
+  size_t k = total < cap ? total : cap;
+  k = k < c->hot_k ? k : c->hot_k;
+  rl__guard_token token;
+  const rl__policy_table *t = rl__guard_enter(c->policies, &token);
+  for (size_t i = 0; i < k; i++) {
+    rl_hot_key *h = &buf[i];
+    memset(h, 0, sizeof *h);
+    for (size_t j = 0; j < t->n; j++) {
+      if (t->ids[j] == tmp[i].policy_id) {
+        memcpy(h->policy, t->policies[j].name, t->policies[j].name_len);
+        break;
+      }
+    }
+    memcpy(h->key, tmp[i].key, tmp[i].key_len);
+    h->key_len = tmp[i].key_len;
+    h->rate = tmp[i].rate;
+    h->leased = tmp[i].leased;
+  }
+  rl__guard_exit(&token);
+  free(tmp);
+  *n = total;
+  return RL_OK;
+}

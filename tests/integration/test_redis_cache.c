@@ -1,0 +1,535 @@
+/*
+ * test_redis_cache.c - the cache layer (rl_config.cache, docs/Cache.md) on
+ * a real redis-server: configuration checks, cached denials, leases and
+ * where their units go (spent, returned at rl_free, on reconfiguration and
+ * when idle), the hot-key list, the asynchronous path, keys too long to
+ * cache, and the memory bound under many distinct keys.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "test_util.h"
+
+#include "harness/redis_server.h"
+#include "redis_conn.h"
+
+static rlt_redis srv;
+static char addr[64];
+static const char *addrs[1] = {addr};
+
+static void base_config(rl_config *c, rl_policy *p, size_t n) {
+  rl_config_init(c);
+  c->policies = p;
+  c->n_policies = n;
+  c->store = RL_STORE_REDIS;
+  c->redis.addrs = addrs;
+  c->redis.n_addrs = 1;
+  c->redis.timeout_ms = 5000;
+  c->cache.enabled = 1;
+  c->cache.max_bytes = 256 << 10;
+}
+
+static rl_limiter *open_rl(const rl_config *c) {
+  rl_limiter *rl = NULL;
+  char err[256] = "";
+  int rc = rl_config_check(c, err, sizeof err);
+  if (rc != RL_OK) {
+    print_message("config: %s\n", err);
+  }
+  assert_int_equal(rc, RL_OK);
+  assert_int_equal(rl_new(c, &rl), RL_OK);
+  assert_int_equal(rl_wait_ready(rl, 5000, NULL, 0), RL_OK);
+  return rl;
+}
+
+static void one_policy(rl_policy *p, const char *name, rl_algorithm alg,
+                       uint64_t limit, uint64_t ms) {
+  rl_policy_init(p);
+  p->name = name;
+  p->algorithm = alg;
+  rl_policy_add_window(p, limit, ms);
+}
+
+static rl_decision decide(rl_limiter *rl, const char *policy, const char *key,
+                          int64_t cost) {
+  rl_request req = {policy, policy ? strlen(policy) : 0, key, strlen(key),
+                    cost};
+  rl_decision d;
+  memset(&d, 0, sizeof d);
+  assert_int_equal(rl_decide(rl, &req, &d), RL_OK);
+  return d;
+}
+
+static void flush(void) {
+  char out[32];
+  assert_int_equal(rlt_redis_cmd(&srv, out, sizeof out, 1, "FLUSHALL", NULL),
+                   0);
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+static void expect_refused(const rl_config *c, const char *needle) {
+  char err[256] = "";
+  assert_int_equal(rl_config_check(c, err, sizeof err), RL_ERR_CONFIG_INVALID);
+  if (strstr(err, needle) == NULL) {
+    fail_msg("'%s' not in '%s'", needle, err);
+  }
+  rl_limiter *rl = NULL;
+  assert_int_equal(rl_new(c, &rl), RL_ERR_CONFIG_INVALID);
+  assert_null(rl);
+}
+
+static void test_config_checks(void **state) {
+  (void)state;
+  rl_policy p;
+  one_policy(&p, "a", RL_ALG_FIXED_WINDOW, 10, 1000);
+  rl_config c;
+  rl_config_init(&c);
+  assert_int_equal(c.cache.enabled, 0);
+  assert_int_equal(c.cache.ttl_ms, RL_CACHE_TTL_MS_DEFAULT);
+  assert_int_equal(c.cache.max_bytes, RL_CACHE_MAX_BYTES_DEFAULT);
+  assert_int_equal(c.cache.leases, 1);
+  assert_int_equal(c.cache.hot_k, RL_CACHE_HOT_K_DEFAULT);
+  c.policies = &p;
+  c.n_policies = 1;
+  c.cache.enabled = 1; /* memory store */
+  expect_refused(&c, "needs the Redis store");
+  base_config(&c, &p, 1);
+  c.cache.ttl_ms = RL_CACHE_TTL_MS_MAX + 1;
+  expect_refused(&c, "cache.ttl_ms");
+  base_config(&c, &p, 1);
+  c.cache.max_bytes = RL_CACHE_MAX_BYTES_MIN - 1;
+  expect_refused(&c, "cache.max_bytes");
+  base_config(&c, &p, 1);
+  c.cache.lease_max = RL_LIMIT_MAX + 1;
+  expect_refused(&c, "cache.lease_max");
+  base_config(&c, &p, 1);
+  c.cache.hot_k = RL_CACHE_HOT_K_MAX + 1;
+  expect_refused(&c, "cache.hot_k");
+  /* zeros mean defaults */
+  base_config(&c, &p, 1);
+  c.cache.ttl_ms = 0;
+  c.cache.max_bytes = 0;
+  c.cache.lease_max = 0;
+  c.cache.hot_threshold = 0;
+  c.cache.hot_k = 0;
+  assert_int_equal(rl_config_check(&c, NULL, 0), RL_OK);
+  /* the cache cannot change live */
+  base_config(&c, &p, 1);
+  rl_limiter *rl = open_rl(&c);
+  rl_config d = c;
+  d.cache.ttl_ms = 100;
+  char err[256] = "";
+  assert_int_equal(rl_reconfigure(rl, &d, err, sizeof err),
+                   RL_ERR_CONFIG_INVALID);
+  assert_non_null(strstr(err, "cache settings"));
+  assert_int_equal(rl_reconfigure(rl, &c, err, sizeof err), RL_OK);
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  assert_true(s.bytes <= s.max_bytes);
+  assert_int_equal(s.max_bytes, 256 << 10);
+  assert_true(s.slots > 0);
+  assert_int_equal(rl_cache_stats_get(NULL, &s), RL_ERR_INVALID_ARGUMENT);
+  size_t n = 1;
+  assert_int_equal(rl_hot_keys(rl, NULL, 0, &n), RL_OK);
+  assert_int_equal(n, 0);
+  assert_int_equal(rl_hot_keys(rl, NULL, 1, &n), RL_ERR_INVALID_ARGUMENT);
+  rl_free(rl);
+}
+
+/* A limiter without a cache reports zeros. */
+static void test_no_cache_stats(void **state) {
+  (void)state;
+  rl_policy p;
+  one_policy(&p, "a", RL_ALG_FIXED_WINDOW, 10, 1000);
+  rl_config c;
+  base_config(&c, &p, 1);
+  c.cache.enabled = 0;
+  rl_limiter *rl = open_rl(&c);
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  assert_int_equal(s.slots, 0);
+  rl_hot_key hk[2];
+  size_t n = 9;
+  assert_int_equal(rl_hot_keys(rl, hk, 2, &n), RL_OK);
+  assert_int_equal(n, 0);
+  rl_free(rl);
+}
+
+/* ---- cached denials --------------------------------------------------- */
+
+static void test_denials_are_cached(void **state) {
+  (void)state;
+  flush();
+  rl_policy p;
+  one_policy(&p, "fw", RL_ALG_FIXED_WINDOW, 3, 600000);
+  rl_config c;
+  base_config(&c, &p, 1);
+  c.cache.leases = 0;
+  rl_limiter *rl = open_rl(&c);
+  for (int i = 0; i < 2; i++) {
+    rl_decision d = decide(rl, NULL, "u", 1);
+    assert_true(d.allowed);
+    assert_int_equal(d.source, RL_SOURCE_REDIS);
+  }
+  rl_decision d = decide(rl, NULL, "u", 2); /* 1 left: denied */
+  assert_false(d.allowed);
+  assert_int_equal(d.source, RL_SOURCE_REDIS);
+  uint64_t retry = d.retry_after_ms;
+  d = decide(rl, NULL, "u", 2);
+  assert_false(d.allowed);
+  assert_int_equal(d.source, RL_SOURCE_CACHE);
+  assert_true(d.retry_after_ms >= 1 && d.retry_after_ms <= retry);
+  assert_int_equal(d.limit, 3);
+  d = decide(rl, NULL, "u", 5); /* more is denied too */
+  assert_int_equal(d.source, RL_SOURCE_CACHE);
+  d = decide(rl, NULL, "u", 1); /* less may fit: asks Redis */
+  assert_true(d.allowed);
+  assert_int_equal(d.source, RL_SOURCE_REDIS);
+  d = decide(rl, NULL, "u", 1);
+  assert_false(d.allowed);
+  assert_int_equal(d.source, RL_SOURCE_REDIS);
+  d = decide(rl, NULL, "u", 1);
+  assert_int_equal(d.source, RL_SOURCE_CACHE);
+  /* cost above the limit: never admitted, never cached */
+  d = decide(rl, NULL, "v", 4);
+  assert_int_equal(d.retry_after_ms, RL_RETRY_NEVER);
+  d = decide(rl, NULL, "v", 4);
+  assert_int_equal(d.source, RL_SOURCE_REDIS);
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  assert_int_equal(s.hits_blocked, 3);
+  assert_int_equal(s.hits_lease, 0);
+  assert_int_equal(s.leases, 0);
+  /* a reconfiguration with another limit invalidates cached denials */
+  rl_policy q = p;
+  q.windows[0].limit = 100;
+  rl_config c2 = c;
+  c2.policies = &q;
+  assert_int_equal(rl_reconfigure(rl, &c2, NULL, 0), RL_OK);
+  d = decide(rl, NULL, "u", 1);
+  assert_int_equal(d.source, RL_SOURCE_REDIS);
+  assert_true(d.allowed);
+  rl_free(rl);
+}
+
+typedef struct got {
+  int calls, err;
+  rl_decision d;
+} got;
+
+/* May run on the library's loop thread: calls is published last. */
+static void on_decision(int err, const rl_decision *d, void *ud) {
+  got *g = ud;
+  g->err = err;
+  if (d != NULL) {
+    g->d = *d;
+  }
+  __atomic_fetch_add(&g->calls, 1, __ATOMIC_RELEASE);
+}
+
+static void test_async_cached(void **state) {
+  (void)state;
+  flush();
+  rl_policy p;
+  one_policy(&p, "fw", RL_ALG_FIXED_WINDOW, 1, 600000);
+  rl_config c;
+  base_config(&c, &p, 1);
+  rl_limiter *rl = open_rl(&c);
+  (void)decide(rl, NULL, "a", 1);
+  (void)decide(rl, NULL, "a", 1); /* denied by Redis, cached */
+  got g = {0, -1, {0}};
+  rl_request req = {NULL, 0, "a", 1, 1};
+  assert_int_equal(rl_decide_async(rl, &req, on_decision, &g), RL_OK);
+  assert_int_equal(g.calls, 1); /* synchronously */
+  assert_int_equal(g.err, RL_OK);
+  assert_false(g.d.allowed);
+  assert_int_equal(g.d.source, RL_SOURCE_CACHE);
+  /* a miss goes to Redis asynchronously */
+  got h = {0, -1, {0}};
+  rl_request other = {NULL, 0, "b", 1, 1};
+  assert_int_equal(rl_decide_async(rl, &other, on_decision, &h), RL_OK);
+  int64_t until = rlt_now_ms() + 5000 + rlt_slack_ms();
+  while (__atomic_load_n(&h.calls, __ATOMIC_ACQUIRE) == 0 &&
+         rlt_now_ms() < until) {
+    rlt_sleep_ms(1);
+  }
+  rlt_sleep_ms(5);
+  assert_int_equal(__atomic_load_n(&h.calls, __ATOMIC_ACQUIRE), 1);
+  assert_int_equal(h.err, RL_OK);
+  assert_int_equal(h.d.source, RL_SOURCE_REDIS);
+  rl_free(rl);
+}
+
+/* ---- leases ----------------------------------------------------------- */
+
+/* Units left in Redis for key under p, seen by a limiter without a cache
+ * (spends one unit). */
+static uint64_t redis_remaining(const rl_policy *p, const char *key) {
+  rl_config c;
+  base_config(&c, (rl_policy *)p, 1);
+  c.cache.enabled = 0;
+  rl_limiter *rl = open_rl(&c);
+  rl_decision d = decide(rl, NULL, key, 1);
+  assert_true(d.allowed);
+  rl_free(rl);
+  return d.remaining + 1;
+}
+
+static void lease_round(rl_algorithm alg) {
+  flush();
+  rl_policy p;
+  one_policy(&p, "lp", alg, 100000, 600000);
+  rl_config c;
+  base_config(&c, &p, 1);
+  c.cache.hot_threshold = 5;
+  c.cache.ttl_ms = 60000;
+  rl_limiter *rl = open_rl(&c);
+  int lease_hits = 0;
+  for (int i = 0; i < 300; i++) {
+    rl_decision d = decide(rl, NULL, "hot", 1);
+    assert_true(d.allowed);
+    assert_int_equal(d.limit, 100000);
+    lease_hits += d.source == RL_SOURCE_LEASE;
+  }
+  assert_true(lease_hits > 200);
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  assert_int_equal(s.hot_keys, 1);
+  assert_true(s.leases > 0);
+  assert_int_equal((int)s.hits_lease, lease_hits);
+  /* a bucket's lease lives half of how far its TAT is ahead: shorter */
+  assert_true(s.redis_calls < (alg == RL_ALG_TOKEN_BUCKET ? 300 / 2 : 300 / 5));
+  rl_hot_key hk[4];
+  size_t n = 0;
+  assert_int_equal(rl_hot_keys(rl, hk, 4, &n), RL_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(hk[0].policy, "lp");
+  assert_int_equal(hk[0].key_len, 3);
+  assert_memory_equal(hk[0].key, "hot", 3);
+  assert_true(hk[0].rate >= 5);
+  /* Redis counts leased units as spent until rl_free gives them back. */
+  uint64_t during = redis_remaining(&p, "hot");
+  if (alg != RL_ALG_TOKEN_BUCKET) { /* the bucket refills meanwhile */
+    assert_true(during < 100000 - 300);
+  }
+  rl_free(rl);
+  uint64_t after = redis_remaining(&p, "hot");
+  if (alg == RL_ALG_TOKEN_BUCKET) { /* refill may add a unit or two */
+    assert_true(after >= 100000 - 301 && after <= 100000);
+  } else {
+    assert_int_equal(after, 100000 - 301);
+  }
+}
+
+static void test_lease_fixed_window(void **state) {
+  (void)state;
+  lease_round(RL_ALG_FIXED_WINDOW);
+}
+
+static void test_lease_sliding_counter(void **state) {
+  (void)state;
+  lease_round(RL_ALG_SLIDING_COUNTER);
+}
+
+static void test_lease_token_bucket(void **state) {
+  (void)state;
+  lease_round(RL_ALG_TOKEN_BUCKET);
+}
+
+/* The sliding log is hot-listed but never leased. */
+static void test_sliding_log_not_leased(void **state) {
+  (void)state;
+  flush();
+  rl_policy p;
+  one_policy(&p, "sl", RL_ALG_SLIDING_LOG, 1000, 600000);
+  rl_config c;
+  base_config(&c, &p, 1);
+  c.cache.hot_threshold = 5;
+  rl_limiter *rl = open_rl(&c);
+  for (int i = 0; i < 50; i++) {
+    rl_decision d = decide(rl, NULL, "k", 1);
+    assert_int_equal(d.source, RL_SOURCE_REDIS);
+  }
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  assert_int_equal(s.hot_keys, 1);
+  assert_int_equal(s.leases, 0);
+  rl_free(rl);
+}
+
+/* Reconfiguration gives the leases back; the new policy starts clean. */
+static void test_reconfigure_returns_leases(void **state) {
+  (void)state;
+  flush();
+  rl_policy p;
+  one_policy(&p, "lp", RL_ALG_FIXED_WINDOW, 100000, 600000);
+  rl_config c;
+  base_config(&c, &p, 1);
+  c.cache.hot_threshold = 5;
+  c.cache.ttl_ms = 60000;
+  rl_limiter *rl = open_rl(&c);
+  for (int i = 0; i < 100; i++) {
+    assert_true(decide(rl, NULL, "hot", 1).allowed);
+  }
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  assert_true(s.lease_units > 0);
+  rl_policy q = p;
+  q.windows[0].limit = 200000; /* same layout: same Redis key */
+  rl_config c2 = c;
+  c2.policies = &q;
+  assert_int_equal(rl_reconfigure(rl, &c2, NULL, 0), RL_OK);
+  /* The return is asynchronous; each probe spends one unit itself. */
+  int64_t until = rlt_now_ms() + 5000 + rlt_slack_ms();
+  uint64_t probes = 0, left = 0;
+  while ((left = redis_remaining(&q, "hot")) != 200000 - 100 - probes &&
+         rlt_now_ms() < until) {
+    probes++;
+    rlt_sleep_ms(5);
+  }
+  assert_int_equal(left, 200000 - 100 - probes);
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  assert_true(s.returned_units > 0);
+  rl_decision d = decide(rl, NULL, "hot", 1);
+  assert_int_equal(d.limit, 200000);
+  rl_free(rl);
+}
+
+/* An idle lease goes back after ttl; a cold key leaves the hot list. */
+static void test_idle_lease_returns_and_cools(void **state) {
+  (void)state;
+  flush();
+  rl_policy p;
+  one_policy(&p, "lp", RL_ALG_FIXED_WINDOW, 100000, 600000);
+  rl_config c;
+  base_config(&c, &p, 1);
+  c.cache.hot_threshold = 5;
+  c.cache.ttl_ms = 2000; /* leases of rate * ttl / 4 units */
+  rl_limiter *rl = open_rl(&c);
+  for (int i = 0; i < 100; i++) {
+    assert_true(decide(rl, NULL, "hot", 1).allowed);
+  }
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  print_message("leases %llu units %llu hot %llu lease hits %llu\n",
+                (unsigned long long)s.leases, (unsigned long long)s.lease_units,
+                (unsigned long long)s.hot_keys,
+                (unsigned long long)s.hits_lease);
+  assert_true(s.lease_units > 0);
+  int64_t until = rlt_now_ms() + 8000 + rlt_slack_ms();
+  do {
+    rlt_sleep_ms(20);
+    assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  } while (
+      (s.returned_units + s.hits_lease != s.lease_units || s.hot_keys > 0) &&
+      rlt_now_ms() < until);
+  assert_true(s.returned_units > 0);
+  assert_int_equal(s.returned_units + s.hits_lease, s.lease_units);
+  assert_int_equal(s.hot_keys, 0);
+  size_t n = 9;
+  assert_int_equal(rl_hot_keys(rl, NULL, 0, &n), RL_OK);
+  assert_int_equal(n, 0);
+  /* all units but the 100 spent are back in Redis */
+  assert_int_equal(redis_remaining(&p, "hot"), 100000 - 100);
+  rl_free(rl);
+}
+
+/* ---- bounds ----------------------------------------------------------- */
+
+/* Keys longer than RL_CACHE_KEY_MAX always go to Redis. */
+static void test_long_keys_uncached(void **state) {
+  (void)state;
+  flush();
+  rl_policy p;
+  one_policy(&p, "fw", RL_ALG_FIXED_WINDOW, 1, 600000);
+  rl_config c;
+  base_config(&c, &p, 1);
+  rl_limiter *rl = open_rl(&c);
+  char key[RL_CACHE_KEY_MAX + 2];
+  memset(key, 'x', sizeof key - 1);
+  key[sizeof key - 1] = '\0';
+  (void)decide(rl, NULL, key, 1);
+  for (int i = 0; i < 3; i++) {
+    rl_decision d = decide(rl, NULL, key, 1);
+    assert_false(d.allowed);
+    assert_int_equal(d.source, RL_SOURCE_REDIS);
+  }
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  assert_int_equal(s.misses, 4);
+  assert_int_equal(s.hits_blocked, 0);
+  rl_free(rl);
+}
+
+/* Many distinct keys (an enumeration): the cache's memory is fixed at
+ * rl_new, slots change hands, hot keys stay. */
+static void test_many_keys_bounded(void **state) {
+  (void)state;
+  flush();
+  rl_policy p;
+  one_policy(&p, "fw", RL_ALG_FIXED_WINDOW, 1, 600000);
+  rl_config c;
+  base_config(&c, &p, 1);
+  c.cache.max_bytes = RL_CACHE_MAX_BYTES_MIN;
+  c.cache.leases = 0;
+  rl_limiter *rl = open_rl(&c);
+  rl_cache_stats s0;
+  assert_int_equal(rl_cache_stats_get(rl, &s0), RL_OK);
+  assert_true(s0.bytes <= RL_CACHE_MAX_BYTES_MIN);
+  (void)decide(rl, NULL, "victim", 1);
+  (void)decide(rl, NULL, "victim", 1); /* denied, cached */
+  const char *env = getenv("RL_CACHE_KEYS");
+  long n = env != NULL && atol(env) > 0 ? atol(env) : 20000;
+  char key[32];
+  for (long i = 0; i < n; i++) {
+    snprintf(key, sizeof key, "enum-%ld", i);
+    (void)decide(rl, NULL, key, 1);
+    if (i % 64 == 0) { /* the victim stays busy: it keeps its slot */
+      (void)decide(rl, NULL, "victim", 1);
+    }
+  }
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  print_message("%ld keys: %llu slots, %llu bytes (max %llu), %llu "
+                "evictions\n",
+                n, (unsigned long long)s.slots, (unsigned long long)s.bytes,
+                (unsigned long long)s.max_bytes,
+                (unsigned long long)s.evictions);
+  assert_int_equal(s.bytes, s0.bytes);
+  assert_true(s.bytes <= s.max_bytes);
+  assert_true(s.evictions >= (uint64_t)n - s.slots);
+  rl_free(rl);
+}
+
+static int setup(void **state) {
+  (void)state;
+  int rc = rlt_redis_start(&srv, NULL);
+  snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)srv.port);
+  return rc;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rlt_redis_stop(&srv);
+  rl__redis_thread_cleanup();
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_config_checks),
+      cmocka_unit_test(test_no_cache_stats),
+      cmocka_unit_test(test_denials_are_cached),
+      cmocka_unit_test(test_async_cached),
+      cmocka_unit_test(test_lease_fixed_window),
+      cmocka_unit_test(test_lease_sliding_counter),
+      cmocka_unit_test(test_lease_token_bucket),
+      cmocka_unit_test(test_sliding_log_not_leased),
+      cmocka_unit_test(test_reconfigure_returns_leases),
+      cmocka_unit_test(test_idle_lease_returns_and_cools),
+      cmocka_unit_test(test_long_keys_uncached),
+      cmocka_unit_test(test_many_keys_bounded),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
