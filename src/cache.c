@@ -54,6 +54,7 @@
 #include "hash.h"
 #include "hot_keys.h"
 #include "lease_script.h"
+#include "metrics.h"
 #include "policy.h"
 #include "redis_loop.h"
 #include "redis_store.h"
@@ -359,6 +360,7 @@ static void send_return(cache *c, stripe *sp, rl__lease_cmd *rc,
     sp->returned_units += units;
     sp->redis_calls++;
     pthread_mutex_unlock(&sp->lock);
+    rl__metrics_lease_returned(c->base.metrics, units);
   }
 }
 
@@ -426,7 +428,10 @@ static void maybe_promote(cache *c, uint32_t si, slot *s, uint32_t epoch) {
   memcpy(e.key, s->key, s->key_len);
   if (rl__hot_keys_add(&c->hot, &e)) {
     s->flags |= FLAG_HOT;
-    atomic_fetch_add_explicit(&c->hot_count, 1, memory_order_relaxed);
+    uint64_t hot =
+        atomic_fetch_add_explicit(&c->hot_count, 1, memory_order_relaxed) + 1;
+    rl__metrics_hot_key_detected(c->base.metrics);
+    rl__metrics_hot_keys_set(c->base.metrics, hot);
   }
 }
 
@@ -482,6 +487,7 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
     if (rep->granted > 0) {
       sp->leases++;
       sp->lease_units += rep->granted;
+      rl__metrics_lease_granted(c->base.metrics, rep->granted);
       int current = atomic_load(&c->serial_now) == pl->serial;
       int64_t valid_ns = (int64_t)rep->valid_ms * NS_PER_MS;
       int long_enough =
@@ -574,6 +580,7 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
     count_decision(s, epoch);
     if (answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, out)) {
       pthread_mutex_unlock(&sp->lock);
+      rl__metrics_cache_hit(c->base.metrics);
       rl__guard_exit(token);
       return RL_OK;
     }
@@ -583,6 +590,7 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
   }
   sp->misses++;
   pthread_mutex_unlock(&sp->lock);
+  rl__metrics_cache_miss(c->base.metrics);
   if (pl.lease) {
     return decide_leased(c, &r, &pl, p, now, out, token);
   }
@@ -618,6 +626,11 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
       sp->misses++;
     }
     pthread_mutex_unlock(&sp->lock);
+    if (hit) {
+      rl__metrics_cache_hit(c->base.metrics);
+    } else {
+      rl__metrics_cache_miss(c->base.metrics);
+    }
     if (hit) {
       rl__guard_exit(token);
       d.policy = index;
@@ -692,7 +705,9 @@ static void sweep_rate(cache *c, const rl__hot_entry *e, int64_t now) {
   }
   if (cold) {
     s->flags &= (uint8_t)~FLAG_HOT;
-    atomic_fetch_sub_explicit(&c->hot_count, 1, memory_order_relaxed);
+    uint64_t hot =
+        atomic_fetch_sub_explicit(&c->hot_count, 1, memory_order_relaxed) - 1;
+    rl__metrics_hot_keys_set(c->base.metrics, hot);
     rl__hot_keys_remove(&c->hot, e->stripe, e->slot);
   } else {
     rl__hot_keys_update(&c->hot, e->stripe, e->slot, rate,
@@ -723,6 +738,7 @@ static void return_leases(cache *c, rl__hot_entry *buf,
           sp->returned_units += units;
           sp->redis_calls++;
           pthread_mutex_unlock(&sp->lock);
+          rl__metrics_lease_returned(c->base.metrics, units);
         }
       } else {
         send_return(c, sp, &rc, units);

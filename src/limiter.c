@@ -34,17 +34,28 @@ struct rl_limiter {
   uint64_t retired[RL__POLICY_IDS / 64]; /* scratch for publish() */
 };
 
-static int store_new(const rl_config *config, rl__guard *guard,
+/* Every layer counts into the limiter's metrics (m may be NULL). */
+static int store_new(const rl_config *config, rl__guard *guard, rl__metrics *m,
                      rl__store **out) {
   if (config->store == RL_STORE_REDIS) {
     int err = rl__store_redis_new(config, out, NULL, 0);
+    if (err == RL_OK) {
+      (*out)->metrics = m;
+    }
     /* cache layer (issue 5): limiter -> cache -> Redis */
     if (err == RL_OK && config->cache.enabled) {
       err = rl__store_cache_new(config, *out, guard, out);
+      if (err == RL_OK) {
+        (*out)->metrics = m;
+      }
     }
     return err;
   }
-  return rl__store_memory_new(config, guard, out);
+  int err = rl__store_memory_new(config, guard, out);
+  if (err == RL_OK) {
+    (*out)->metrics = m;
+  }
+  return err;
 }
 
 /* ---- metrics (metrics.h) ---- */
@@ -103,7 +114,7 @@ int rl_new(const rl_config *config, rl_limiter **out) {
     err = metrics_new(rl, config, table);
   }
   if (err == RL_OK) {
-    err = store_new(config, &rl->policies, &rl->store);
+    err = store_new(config, &rl->policies, rl->metrics, &rl->store);
   }
   if (err == RL_OK) {
     metrics_attach(rl, config);
@@ -249,7 +260,7 @@ int rl_decide(rl_limiter *rl, const rl_request *req, rl_decision *out) {
   unsigned slot = RL__METRIC_SLOT_NONE;
   if (err == RL_OK) {
     slot = t->metric_slots[index]; /* t is not ours after decide */
-    out->source = RL_SOURCE_NONE; /* a layer (cache) may set it */
+    out->source = RL_SOURCE_NONE;  /* a layer (cache) may set it */
     err = rl->store->ops->decide(rl->store, t, index, req, out, &token);
   }
   if (err == RL_OK) {

@@ -158,6 +158,24 @@ static void test_no_cache_stats(void **state) {
 
 /* ---- cached denials --------------------------------------------------- */
 
+/* The value of one sample line of rl_metrics_render's text ("name value"
+ * or "name{labels} value"), or -1 if absent. */
+static long long metric(rl_limiter *rl, const char *sample) {
+  static char text[1 << 16];
+  size_t needed = 0;
+  assert_int_equal(rl_metrics_render(rl, text, sizeof text, &needed), RL_OK);
+  assert_true(needed < sizeof text);
+  size_t n = strlen(sample);
+  for (const char *p = text; p != NULL && *p != '\0';) {
+    if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
+      return atoll(p + n + 1);
+    }
+    p = strchr(p, '\n');
+    p = p != NULL ? p + 1 : NULL;
+  }
+  return -1;
+}
+
 static void test_denials_are_cached(void **state) {
   (void)state;
   flush();
@@ -201,6 +219,11 @@ static void test_denials_are_cached(void **state) {
   assert_int_equal(s.hits_blocked, 3);
   assert_int_equal(s.hits_lease, 0);
   assert_int_equal(s.leases, 0);
+  /* the same counts reach the Prometheus text */
+  assert_int_equal(metric(rl, "ratelimiter_cache_hits_total"), 3);
+  assert_int_equal(metric(rl, "ratelimiter_cache_misses_total"),
+                   (long long)s.misses);
+  assert_int_equal(metric(rl, "ratelimiter_leases_granted_total"), 0);
   /* a reconfiguration with another limit invalidates cached denials */
   rl_policy q = p;
   q.windows[0].limit = 100;
@@ -298,6 +321,14 @@ static void lease_round(rl_algorithm alg) {
   assert_int_equal(s.hot_keys, 1);
   assert_true(s.leases > 0);
   assert_int_equal((int)s.hits_lease, lease_hits);
+  assert_int_equal(metric(rl, "ratelimiter_cache_hits_total"), lease_hits);
+  assert_int_equal(metric(rl, "ratelimiter_leases_granted_total"),
+                   (long long)s.leases);
+  assert_int_equal(
+      metric(rl, "ratelimiter_lease_units_total{event=\"granted\"}"),
+      (long long)s.lease_units);
+  assert_int_equal(metric(rl, "ratelimiter_hot_keys"), 1);
+  assert_int_equal(metric(rl, "ratelimiter_hot_keys_detected_total"), 1);
   /* a bucket's lease lives half of how far its TAT is ahead: shorter */
   assert_true(s.redis_calls < (alg == RL_ALG_TOKEN_BUCKET ? 300 / 2 : 300 / 5));
   rl_hot_key hk[4];
