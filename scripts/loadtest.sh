@@ -13,7 +13,9 @@
 # Usage: scripts/loadtest.sh [sweep|multi|all] [OUT.jsonl]
 #   env: LOAD_SECONDS (10), LOAD_WARMUP (2), LOAD_RATES_MEMORY,
 #        LOAD_RATES_REDIS (space-separated), LOAD_DISTS ("random hot enum"),
-#        LOAD_INSTANCES (4), LOAD_MULTI_RATES, BUILD_DIR (build-bench)
+#        LOAD_INSTANCES (4), LOAD_MULTI_RATES, BUILD_DIR (build-bench),
+#        LOAD_REPEAT (1: runs per point; scripts/plots.sh and the tables in
+#        docs/Performance.md take the run with the median p99)
 # Prints and appends one JSON line per run. Not part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,7 @@ RATES_MEM=${LOAD_RATES_MEMORY:-5000 10000 20000 30000 40000 50000}
 RATES_REDIS=${LOAD_RATES_REDIS:-2000 5000 10000 15000 20000 25000}
 INSTANCES=${LOAD_INSTANCES:-4}
 MULTI_RATES=${LOAD_MULTI_RATES:-10000 20000 30000}
+REPEAT=${LOAD_REPEAT:-1}
 T=$(mktemp -d)
 PIDS=()
 REDIS_PID=""
@@ -135,7 +138,9 @@ sweep() {
       port=$(cat "$T/port.one-$store-$dist")
       RUN_PIDS=("$pid")
       for rate in $rates; do
-        run_load "sweep" "$store" "$dist" "$rate" 128 1 "$port"
+        for _ in $(seq 1 "$REPEAT"); do
+          run_load "sweep" "$store" "$dist" "$rate" 128 1 "$port"
+        done
       done
       kill "$pid"
       wait "$pid" 2>/dev/null || true
@@ -158,7 +163,9 @@ multi() {
   done
   RUN_PIDS=("${pids[@]}")
   for rate in $MULTI_RATES; do
-    run_load "multi" redis random "$rate" 256 1 "${ports[@]}"
+    for _ in $(seq 1 "$REPEAT"); do
+      run_load "multi" redis random "$rate" 256 1 "${ports[@]}"
+    done
   done
   for p in "${pids[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
   kill "$REDIS_PID"
