@@ -95,6 +95,16 @@ start_rld() { # name store workers
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU time (user + system) of the given PIDs, in clock ticks.
+cpu_ticks() {
+  local s=0 p
+  for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$s"
+}
+redis_cpu_us() {
+  redis-cli -p "$REDIS_PORT" info cpu |
+    awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%d\n", s * 1e6}'
+}
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
 # One loadgen run against the given ports; prints the enriched JSON line.
@@ -106,9 +116,22 @@ run_load() { # label store dist rate connections threads ports...
   local calls0="0 0" calls1="0 0" l0 line
   [ -n "$REDIS_PID" ] && calls0=$(redis_calls)
   l0=$(load1)
+  local t0 r0=0 r1=0 hz
+  hz=$(getconf CLK_TCK)
+  t0=$(cpu_ticks "${RUN_PIDS[@]}")
+  [ -n "$REDIS_PID" ] && r0=$(redis_cpu_us)
   line=$("$LOADGEN" "${targets[@]}" --rate "$rate" --duration "$SECS" --warmup "$WARM" \
     --connections "$conns" --threads "$threads" --dist "$dist" --label "$label")
   [ -n "$REDIS_PID" ] && calls1=$(redis_calls)
+  [ -n "$REDIS_PID" ] && r1=$(redis_cpu_us)
+  local t1 n_req cpu_rld cpu_redis
+  t1=$(cpu_ticks "${RUN_PIDS[@]}")
+  # CPU per request over every request sent (warm-up included).
+  local unsent
+  unsent=$(sed -E 's/.*"unsent":([0-9]+).*/\1/' <<<"$line")
+  n_req=$(python3 -c "print(max(1, round($rate * ($SECS + $WARM)) - $unsent))")
+  cpu_rld=$(python3 -c "print(round(($t1 - $t0) * 1e6 / $hz / $n_req, 2))")
+  cpu_redis=$(python3 -c "print(round(($r1 - $r0) / $n_req, 2))")
   local rss="" sep=""
   for pid in "${RUN_PIDS[@]}"; do rss="$rss$sep$(rss_kb "$pid")"; sep=","; done
   local redis_ops redis_client
@@ -116,7 +139,7 @@ run_load() { # label store dist rate connections threads ports...
   read -r a1 c1 <<<"$calls1"
   redis_ops=$(((a1 - a0) / (SECS + WARM)))
   redis_client=$(((c1 - c0) / (SECS + WARM)))
-  line="${line%\}},\"store\":\"$store\",\"instances\":$#,\"rss_kb\":[$rss],\"redis_client_cmds_per_s\":$redis_client,\"redis_cmds_per_s\":$redis_ops,\"load1_before\":$l0,\"load1_after\":$(load1),\"utc\":\"$(date -u +%H:%M:%S)\"}"
+  line="${line%\}},\"store\":\"$store\",\"instances\":$#,\"rss_kb\":[$rss],\"redis_client_cmds_per_s\":$redis_client,\"redis_cmds_per_s\":$redis_ops,\"cpu_us_per_req\":$cpu_rld,\"redis_cpu_us_per_req\":$cpu_redis,\"load1_before\":$l0,\"load1_after\":$(load1),\"utc\":\"$(date -u +%H:%M:%S)\"}"
   echo "$line" | tee -a "$OUT"
 }
 
