@@ -13,8 +13,13 @@ BUILD=${2:-build-image}
 JOBS=${IMAGE_BUILD_JOBS:-$(nproc)}
 [ "$JOBS" -gt 2 ] && JOBS=2 # the CI machine has 2 cores shared by everything
 
+log=$(mktemp)
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRL_BUILD_BENCH=OFF \
-  -DCMAKE_INSTALL_PREFIX=/usr/local >/dev/null
+  -DCMAKE_INSTALL_PREFIX=/usr/local >"$log" 2>&1 || {
+  cat "$log"
+  exit 1
+}
+rm -f "$log"
 cmake --build "$BUILD" -j "$JOBS" --target ratelimitd ratelimiter \
   ratelimiter_static >"$BUILD/image-build.log" 2>&1 || {
   grep -E 'error|warning' "$BUILD/image-build.log" | head -40

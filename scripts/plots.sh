@@ -34,6 +34,22 @@ for store in ("memory", "redis"):
             for r in sorted(sel, key=lambda r: r["target_rps"]):
                 f.write("%d %d %.3f %.3f %.3f\n" % (r["target_rps"], r["achieved_rps"],
                         r["p50_us"] / 1e3, r["p99_us"] / 1e3, r["p999_us"] / 1e3))
+# The tables of docs/Performance.md, on stdout.
+def ms(us):
+    return "%.2f" % (us / 1e3) if us < 1e5 else "%.0f" % (us / 1e3)
+print("| run | store | keys | offered/s | achieved/s | unsent | p50 ms | p99 ms | p99.9 ms | "
+      "RSS MB | ratelimitd CPU µs/req | Redis cmds/s (client / all) | Redis CPU µs/req | load1 |")
+print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+order = {"memory": 0, "redis": 1}
+for r in sorted(rows, key=lambda r: (r["label"] != "sweep", order[r["store"]], r["dist"], r["target_rps"])):
+    rss = "/".join("%.0f" % (k / 1024) for k in r["rss_kb"])
+    redis = "%d / %d" % (r["redis_client_cmds_per_s"], r["redis_cmds_per_s"]) if r["store"] == "redis" else "-"
+    rcpu = "%.1f" % r.get("redis_cpu_us_per_req", 0) if r["store"] == "redis" else "-"
+    print("| %s%s | %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %.1f-%.1f |" % (
+        r["label"], " x%d" % r["instances"] if r["instances"] > 1 else "", r["store"], r["dist"],
+        r["target_rps"], r["achieved_rps"], r["unsent"], ms(r["p50_us"]), ms(r["p99_us"]),
+        ms(r["p999_us"]), rss, r.get("cpu_us_per_req", "n/a"), redis, rcpu,
+        r["load1_before"], r["load1_after"]))
 with open(f"{out}/redis.dat", "w") as f:
     for r in sorted((r for r in rows if r["store"] == "redis"), key=lambda r: r["achieved_rps"]):
         f.write("%d %d %d %s\n" % (r["achieved_rps"], r["redis_client_cmds_per_s"],
@@ -92,4 +108,4 @@ plot "$SOAK" every ::1 u (\$1/60):(\$2/1024) w l lw 2 t "RSS", \
      120 w l lc rgb "red" t "bound 120 MB", 100 w l lc rgb "orange" dt 2 t "seed 100 MB per instance"
 GP
 fi
-ls -la "$OUT"/*.png
+ls -la "$OUT"/*.png >&2
