@@ -156,7 +156,7 @@ typedef struct worker {
   uint64_t total;     /* requests to send, warm-up included */
   uint64_t next;      /* index of the next request to send */
   uint64_t done;      /* answered (recorded or not) */
-  uint64_t s200, s429, sother, errors;
+  uint64_t s200, s429, sother, errors, idle_closed;
   hist h;
 } worker;
 
@@ -282,11 +282,15 @@ static void on_readable(worker *w, conn *c) {
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
       return;
     }
-    w->errors++;
     int was_busy = c->busy;
     conn_reset(w, c);
     if (was_busy) {
+      w->errors++;
       complete(w, c, -1);
+    } else {
+      /* The server closed an idle keep-alive connection (its idle
+       * timeout): not an error; it is reopened when next needed. */
+      w->idle_closed++;
     }
     return;
   }
@@ -473,6 +477,7 @@ int main(int argc, char **argv) {
     pthread_create(&w->thread, NULL, run_worker, w);
   }
   uint64_t s200 = 0, s429 = 0, sother = 0, errors = 0, unsent = 0;
+  uint64_t idle_closed = 0;
   for (int t = 0; t < opt.threads; t++) {
     worker *w = &ws[t];
     pthread_join(w->thread, NULL);
@@ -487,6 +492,7 @@ int main(int argc, char **argv) {
     s429 += w->s429;
     sother += w->sother;
     errors += w->errors;
+    idle_closed += w->idle_closed;
     unsent += w->total - w->next + (uint64_t)(w->n_conns - w->n_free);
     for (int i = 0; i < w->n_conns; i++) {
       conn_reset(w, &w->conns[i]);
@@ -501,17 +507,19 @@ int main(int argc, char **argv) {
   printf("{\"label\":\"%s\",\"dist\":\"%s\",\"targets\":%d,\"threads\":%d,"
          "\"connections\":%d,\"target_rps\":%.0f,\"achieved_rps\":%.0f,"
          "\"completed\":%llu,\"status_200\":%llu,\"status_429\":%llu,"
-         "\"status_other\":%llu,\"errors\":%llu,\"unsent\":%llu,"
+         "\"status_other\":%llu,\"errors\":%llu,\"idle_closed\":%llu,"
+         "\"unsent\":%llu,"
          "\"p50_us\":%.0f,\"p90_us\":%.0f,\"p99_us\":%.0f,\"p999_us\":%.0f,"
          "\"max_us\":%llu,\"seconds\":%.1f}\n",
          opt.label, dist_name(opt.dist), opt.n_targets, opt.threads,
          opt.connections, opt.rate, (double)total->n / opt.duration,
          (unsigned long long)total->n, (unsigned long long)s200,
          (unsigned long long)s429, (unsigned long long)sother,
-         (unsigned long long)errors, (unsigned long long)unsent,
-         hist_percentile(total, 50), hist_percentile(total, 90),
-         hist_percentile(total, 99), hist_percentile(total, 99.9),
-         (unsigned long long)total->max, opt.duration);
+         (unsigned long long)errors, (unsigned long long)idle_closed,
+         (unsigned long long)unsent, hist_percentile(total, 50),
+         hist_percentile(total, 90), hist_percentile(total, 99),
+         hist_percentile(total, 99.9), (unsigned long long)total->max,
+         opt.duration);
   free(ws);
   free(total);
   return 0;

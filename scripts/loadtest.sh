@@ -14,6 +14,8 @@
 #   env: LOAD_SECONDS (10), LOAD_WARMUP (2), LOAD_RATES_MEMORY,
 #        LOAD_RATES_REDIS (space-separated), LOAD_DISTS ("random hot enum"),
 #        LOAD_INSTANCES (4), LOAD_MULTI_RATES, BUILD_DIR (build-bench),
+#        LOAD_NICE (0; e.g. -10 runs ratelimitd, Redis and loadgen ahead of
+#        other work on a shared machine, as root; recorded in each line),
 #        LOAD_REPEAT (1: runs per point; scripts/plots.sh and the tables in
 #        docs/Performance.md take the run with the median p99)
 # Prints and appends one JSON line per run. Not part of `make test`.
@@ -30,6 +32,8 @@ RATES_REDIS=${LOAD_RATES_REDIS:-2000 5000 10000 15000 20000 25000}
 INSTANCES=${LOAD_INSTANCES:-4}
 MULTI_RATES=${LOAD_MULTI_RATES:-10000 20000 30000}
 REPEAT=${LOAD_REPEAT:-1}
+NICE=${LOAD_NICE:-0}
+N=(nice -n "$NICE")
 T=$(mktemp -d)
 PIDS=()
 REDIS_PID=""
@@ -52,7 +56,7 @@ free_port() {
 
 start_redis() {
   REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  "${N[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize no --logfile "$T/redis.log" >/dev/null &
   REDIS_PID=$!
   for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return; sleep 0.05; done
@@ -86,7 +90,7 @@ start_rld() { # name store workers
     echo "      windows: [{max_requests: 1000000000000, duration: 1m}]"
   } >"$T/$name.yaml"
   rm -f "$T/port.$name"
-  "$RLD" --config "$T/$name.yaml" --listen 127.0.0.1:0 --port-file "$T/port.$name" \
+  "${N[@]}" "$RLD" --config "$T/$name.yaml" --listen 127.0.0.1:0 --port-file "$T/port.$name" \
     --quiet >/dev/null 2>>"$T/$name.log" &
   STARTED=$!
   PIDS+=("$STARTED")
@@ -120,7 +124,7 @@ run_load() { # label store dist rate connections threads ports...
   hz=$(getconf CLK_TCK)
   t0=$(cpu_ticks "${RUN_PIDS[@]}")
   [ -n "$REDIS_PID" ] && r0=$(redis_cpu_us)
-  line=$("$LOADGEN" "${targets[@]}" --rate "$rate" --duration "$SECS" --warmup "$WARM" \
+  line=$("${N[@]}" "$LOADGEN" "${targets[@]}" --rate "$rate" --duration "$SECS" --warmup "$WARM" \
     --connections "$conns" --threads "$threads" --dist "$dist" --label "$label")
   [ -n "$REDIS_PID" ] && calls1=$(redis_calls)
   [ -n "$REDIS_PID" ] && r1=$(redis_cpu_us)
@@ -139,7 +143,7 @@ run_load() { # label store dist rate connections threads ports...
   read -r a1 c1 <<<"$calls1"
   redis_ops=$(((a1 - a0) / (SECS + WARM)))
   redis_client=$(((c1 - c0) / (SECS + WARM)))
-  line="${line%\}},\"store\":\"$store\",\"instances\":$#,\"rss_kb\":[$rss],\"redis_client_cmds_per_s\":$redis_client,\"redis_cmds_per_s\":$redis_ops,\"cpu_us_per_req\":$cpu_rld,\"redis_cpu_us_per_req\":$cpu_redis,\"load1_before\":$l0,\"load1_after\":$(load1),\"utc\":\"$(date -u +%H:%M:%S)\"}"
+  line="${line%\}},\"store\":\"$store\",\"instances\":$#,\"rss_kb\":[$rss],\"redis_client_cmds_per_s\":$redis_client,\"redis_cmds_per_s\":$redis_ops,\"cpu_us_per_req\":$cpu_rld,\"redis_cpu_us_per_req\":$cpu_redis,\"nice\":$NICE,\"load1_before\":$l0,\"load1_after\":$(load1),\"utc\":\"$(date -u +%H:%M:%S)\"}"
   echo "$line" | tee -a "$OUT"
 }
 
