@@ -30,7 +30,7 @@ fail() {
 # ---- tools ---------------------------------------------------------------
 if ! cmp -s deploy/tools/package-lock.json "$TOOLS/npm/package-lock.json" ||
   [ ! -d "$TOOLS/npm/node_modules" ]; then
-  command -v npm >/dev/null || fail "npm is missing (scripts/deps.sh installs it)"
+  command -v npm >/dev/null || fail "npm is missing (scripts/deps.sh installs Debian's npm)"
   rm -rf "$TOOLS/npm"
   mkdir -p "$TOOLS/npm"
   cp deploy/tools/package.json deploy/tools/package-lock.json deploy/tools/.npmrc "$TOOLS/npm/"

@@ -39,6 +39,12 @@ case "${1:-all}" in
   *) echo "usage: deps.sh [build|runtime]" >&2; exit 2 ;;
 esac
 
+# npm for the manifest checks (scripts/check_k8s.sh): Debian's, unless a
+# Node.js with its own npm is already installed (issue 9).
+if [ "${1:-all}" = all ] && ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(npm)
+fi
+
 # DEPS_PRINT=1: list the selected packages and install nothing.
 if [ -n "${DEPS_PRINT:-}" ]; then printf '%s\n' "${PACKAGES[@]}"; exit 0; fi
 
