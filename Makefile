@@ -7,13 +7,14 @@
 #                  coverage gate
 #   make bench     benchmarks (JSON lines on stdout)
 #   make bench-daemon  wrk: ratelimitd next to nginx `return 200`
+#   make loadtest  open-loop load tests (load/loadgen), JSON lines in load/results/
 #   make coverage  line coverage of src/ with gcovr; fails below 90%
 #   make lint      clang-tidy, cppcheck, clang-format check
 
 JOBS ?= $(shell nproc)
 BUILD ?= build
 
-.PHONY: all deps build run test bench bench-daemon fuzz coverage lint format clean
+.PHONY: all deps build run test bench bench-daemon loadtest fuzz coverage lint format clean
 
 all: build
 
@@ -39,6 +40,9 @@ bench-daemon: deps
 	@cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build-bench -j $(JOBS) --target ratelimitd
 	@scripts/bench_daemon.sh build-bench
+
+loadtest: deps
+	@scripts/loadtest.sh all
 
 fuzz: deps
 	@scripts/fuzz.sh

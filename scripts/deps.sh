@@ -19,9 +19,37 @@ PACKAGES=(
   # observability (issue 8): promtool checks a real /metrics scrape
   # (prometheus is ~19 MB to download, ~10 s to install; no service runs)
   prometheus
+  # deployment checks (issue 9): manifests lint, performance plots
+  yamllint gnuplot-nox
   # tools the scripts use
   python3 procps iproute2 curl
 )
+
+# ---- the container image (deploy/docker/Dockerfile, issue 9) ----
+# `deps.sh build`: only what the image's builder stage needs to configure
+# and compile (scripts/image_build.sh); `deps.sh runtime`: the shared
+# libraries ratelimitd loads (scripts/check_dockerfile.sh checks this list
+# against `ldd ratelimitd`). No argument: everything above.
+case "${1:-all}" in
+  build)
+    PACKAGES=(build-essential cmake pkg-config libcmocka-dev libhiredis-dev
+      libevent-dev libssl-dev libyaml-dev libmicrohttpd-dev
+      libcurl4-openssl-dev) ;;
+  runtime)
+    PACKAGES=(libhiredis0.14 libssl3 libyaml-0-2 libevent-2.1-7
+      libevent-core-2.1-7 libevent-pthreads-2.1-7 ca-certificates) ;;
+  all) ;;
+  *) echo "usage: deps.sh [build|runtime]" >&2; exit 2 ;;
+esac
+
+# npm for the manifest checks (scripts/check_k8s.sh): Debian's, unless a
+# Node.js with its own npm is already installed (issue 9).
+if [ "${1:-all}" = all ] && ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(npm)
+fi
+
+# DEPS_PRINT=1: list the selected packages and install nothing.
+if [ -n "${DEPS_PRINT:-}" ]; then printf '%s\n' "${PACKAGES[@]}"; exit 0; fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

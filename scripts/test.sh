@@ -61,6 +61,9 @@ stage lint scripts/lint.sh
 stage "tests (gcc, RelWithDebInfo)" ctest_build build-test \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc
 stage "valgrind memcheck (gcc build)" scripts/valgrind.sh build-test
+# Issue 9: Dockerfile build steps, k8s/Helm rendering, 60 s soak (once).
+stage "deploy: Dockerfile, manifests, 60 s soak" scripts/deploy_checks.sh \
+  build-test/load/loadgen
 stage "tests (clang, ASan+UBSan)" ctest_build build-asan \
   -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
   -DRL_SANITIZE=address,undefined
