@@ -85,6 +85,16 @@ void rld_config_to_rl(const rld_config *c, rl_policy *policies,
     out->redis.pool_size = c->redis.pool_size > 64 ? 64 : c->redis.pool_size;
     out->redis.timeout_ms = (uint32_t)c->redis.timeout_ms;
     out->redis.mode = c->redis.mode;
+    out->redis.username = c->redis.username[0] ? c->redis.username : NULL;
+    out->redis.password = c->redis.password[0] ? c->redis.password : NULL;
+    out->redis.tls.enabled = c->redis.tls.enabled;
+#define RLD_TLS_TEXT(f) (c->redis.tls.f[0] ? c->redis.tls.f : NULL)
+    out->redis.tls.ca_file = RLD_TLS_TEXT(ca_file);
+    out->redis.tls.ca_dir = RLD_TLS_TEXT(ca_dir);
+    out->redis.tls.cert_file = RLD_TLS_TEXT(cert_file);
+    out->redis.tls.key_file = RLD_TLS_TEXT(key_file);
+    out->redis.tls.server_name = RLD_TLS_TEXT(server_name);
+#undef RLD_TLS_TEXT
     /* rate_limiter.cache: in front of Redis only (docs/Cache.md) */
     out->cache.enabled = c->cache.enabled;
     out->cache.ttl_ms = (uint32_t)c->cache.ttl_ms;

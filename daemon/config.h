@@ -56,12 +56,26 @@ typedef struct rld_server {
   uint64_t reload_debounce_ms;   /* file change: wait for quiet */
 } rld_server;
 
+#define RLD_REDIS_TEXT_MAX 511 /* a user name, password or file path */
 typedef struct rld_redis {
   size_t n_addrs; /* 0: the embedded memory store serves */
   char addrs[RLD_REDIS_ADDRS_MAX][RLD_ADDR_MAX + 1];
   unsigned pool_size;  /* connections per node; 0 = the library's default */
   uint64_t timeout_ms; /* per decision; 0 = the library's default */
   rl_redis_mode mode;  /* auto (default), standalone or cluster */
+  /* AUTH / ACL and TLS ("" = not set). The password comes from
+   * `password` or, better, `password_file` (e.g. a mounted Kubernetes
+   * Secret); it is never printed by --check-config or the logs. */
+  char username[RLD_REDIS_TEXT_MAX + 1];
+  char password[RLD_REDIS_TEXT_MAX + 1];
+  struct {
+    int enabled;
+    char ca_file[RLD_REDIS_TEXT_MAX + 1];
+    char ca_dir[RLD_REDIS_TEXT_MAX + 1];
+    char cert_file[RLD_REDIS_TEXT_MAX + 1];
+    char key_file[RLD_REDIS_TEXT_MAX + 1];
+    char server_name[RLD_REDIS_TEXT_MAX + 1];
+  } tls;
 } rld_redis;
 
 typedef struct rld_cache {

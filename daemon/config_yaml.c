@@ -13,6 +13,7 @@
  * Semantic checks of policies are delegated to the library
  * (rl_config_check) and reported at the policy's position.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,14 +397,92 @@ static int p_redis_mode(ctx *c, yaml_node_t *n, void *dst) {
                              s);
 }
 
+/* A user name, password or path: 1..RLD_REDIS_TEXT_MAX bytes, no NUL. */
+static int p_redis_text(ctx *c, yaml_node_t *n, void *dst) {
+  size_t len = 0;
+  const char *s = scalar(c, n, "text", &len);
+  if (s == NULL) {
+    return -1;
+  }
+  if (len == 0 || len > RLD_REDIS_TEXT_MAX || memchr(s, '\0', len) != NULL) {
+    return fail_at(c, n, "expected 1..%d bytes of text", RLD_REDIS_TEXT_MAX);
+  }
+  memcpy(dst, s, len);
+  ((char *)dst)[len] = '\0';
+  return 0;
+}
+
+/* password_file: the password is the file's content up to its first line
+ * end (a mounted Secret), read when the configuration is loaded. */
+static int p_redis_password(ctx *c, yaml_node_t *n, void *dst) {
+  if (((char *)dst)[0] != '\0') {
+    return fail_at(c, n, "set password or password_file, not both");
+  }
+  return p_redis_text(c, n, dst);
+}
+
+static int p_redis_password_file(ctx *c, yaml_node_t *n, void *dst) {
+  if (((char *)dst)[0] != '\0') {
+    return fail_at(c, n, "set password or password_file, not both");
+  }
+  char path[RLD_REDIS_TEXT_MAX + 1];
+  if (p_redis_text(c, n, path) != 0) {
+    return -1;
+  }
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    return fail_at(c, n, "cannot read password_file '%.200s': %s", path,
+                   strerror(errno));
+  }
+  char *pw = dst;
+  size_t len = fread(pw, 1, RLD_REDIS_TEXT_MAX + 1, f);
+  int err = ferror(f);
+  fclose(f);
+  if (err) {
+    return fail_at(c, n, "cannot read password_file '%.200s'", path);
+  }
+  char *end = memchr(pw, '\n', len);
+  len = end != NULL ? (size_t)(end - pw) : len;
+  if (len > 0 && pw[len - 1] == '\r') {
+    len--;
+  }
+  if (len == 0 || len > RLD_REDIS_TEXT_MAX || memchr(pw, '\0', len) != NULL) {
+    return fail_at(c, n, "password_file '%.200s' must hold 1..%d bytes", path,
+                   RLD_REDIS_TEXT_MAX);
+  }
+  pw[len] = '\0';
+  return 0;
+}
+
+static int p_redis_tls(ctx *c, yaml_node_t *n, void *dst) {
+#define RLD_TLS_AT(field)                                                      \
+  (offsetof(rld_redis, tls.field) - offsetof(rld_redis, tls))
+  static const field f[] = {
+      {"enabled", p_bool, RLD_TLS_AT(enabled), 0, 0},
+      {"ca_file", p_redis_text, RLD_TLS_AT(ca_file), 0, 0},
+      {"ca_dir", p_redis_text, RLD_TLS_AT(ca_dir), 0, 0},
+      {"cert_file", p_redis_text, RLD_TLS_AT(cert_file), 0, 0},
+      {"key_file", p_redis_text, RLD_TLS_AT(key_file), 0, 0},
+      {"server_name", p_redis_text, RLD_TLS_AT(server_name), 0, 0},
+  };
+#undef RLD_TLS_AT
+  return parse_map(c, n, "rate_limiter.redis.tls", f, sizeof f / sizeof f[0],
+                   dst);
+}
+
 static int p_redis(ctx *c, yaml_node_t *n, void *dst) {
   static const field f[] = {
       {"addrs", p_redis_addrs, 0, 0, 0},
       {"pool_size", p_uint, offsetof(rld_redis, pool_size), 1, 10000},
       {"timeout", p_duration, offsetof(rld_redis, timeout_ms), 1, 60000},
       {"mode", p_redis_mode, offsetof(rld_redis, mode), 0, 0},
+      {"username", p_redis_text, offsetof(rld_redis, username), 0, 0},
+      {"password", p_redis_password, offsetof(rld_redis, password), 0, 0},
+      {"password_file", p_redis_password_file, offsetof(rld_redis, password), 0,
+       0},
+      {"tls", p_redis_tls, offsetof(rld_redis, tls), 0, 0},
   };
-  return parse_map(c, n, "rate_limiter.redis", f, 4, dst);
+  return parse_map(c, n, "rate_limiter.redis", f, sizeof f / sizeof f[0], dst);
 }
 
 static int p_cache(ctx *c, yaml_node_t *n, void *dst) {

@@ -3,7 +3,8 @@
  * real redis-server, so a limit is global across instances; /ready reports
  * the store; the state lives in Redis keys with a TTL; with
  * rate_limiter.cache a denial is answered from the cache and
- * /v1/admin/hot-keys reports it.
+ * /v1/admin/hot-keys reports it; an ACL user whose password comes from
+ * password_file (a mounted Secret) is accepted, a wrong one is not.
  *
  * usage: test_daemon_redis PATH/TO/ratelimitd
  */
@@ -28,6 +29,62 @@ static int check(uint16_t port, const char *key) {
                  "Content-Type: application/json\r\n", body, &r) == 0);
   H_EXPECT(r.status == 200 || r.status == 429, "%d\n%s", r.status, r.raw);
   return r.status;
+}
+
+static rlt_redis acl_redis;
+
+static void stop_acl_redis(void) {
+  rlt_redis_stop(&acl_redis);
+}
+
+static int wait_ready(uint16_t port, int want, int ms) {
+  static h_response r;
+  uint64_t deadline = h_now_ms() + (uint64_t)ms;
+  do {
+    H_CHECK(h_http(port, "GET", "/ready", "", NULL, &r) == 0);
+  } while (r.status != want && h_now_ms() < deadline && (h_sleep_ms(20), 1));
+  return r.status;
+}
+
+/* rate_limiter.redis.username + password_file against an ACL-only server. */
+static void acl_user(const char *ratelimitd) {
+  rlt_redis_opts o = {0};
+  o.acl = "user default off\n"
+          "user limiter on >s3cret-pw ~rl:* +@all\n";
+  H_CHECK(rlt_redis_start(&acl_redis, &o) == 0);
+  atexit(stop_acl_redis);
+  char *pw = h_path("redis-password");
+  h_write_file(pw, "s3cret-pw\n");
+  char *bad = h_path("redis-password-bad");
+  h_write_file(bad, "wrong\n");
+  char config[768];
+  const char *files[] = {pw, bad};
+  for (int i = 0; i < 2; i++) {
+    snprintf(config, sizeof config,
+             "rate_limiter:\n"
+             "  redis: {addrs: [\"127.0.0.1:%u\"], username: limiter, "
+             "password_file: \"%s\", timeout: 500ms}\n"
+             "  windows: [{max_requests: 1000, duration: 1m}]\n"
+             "  policies:\n"
+             "    - name: api\n"
+             "      algorithm: fixed_window\n"
+             "      windows: [{max_requests: 2, duration: 1h}]\n"
+             "      key: [header:X-Unused]\n",
+             (unsigned)acl_redis.port, files[i]);
+    h_proc d = h_start_daemon(ratelimitd, config);
+    if (i == 0) {
+      H_EXPECT(wait_ready(d.port, 200, 5000) == 200, "ACL user not ready");
+      H_CHECK(check(d.port, "acl") == 200);
+      H_CHECK(check(d.port, "acl") == 200);
+      H_CHECK(check(d.port, "acl") == 429);
+    } else { /* the wrong password never gets ready */
+      H_EXPECT(wait_ready(d.port, 200, 1000) == 503, "wrong password ready");
+    }
+    H_CHECK(h_stop(&d, 15, 5000) == 0);
+  }
+  free(pw);
+  free(bad);
+  printf("ok: redis username + password_file (ACL); a wrong one: 503\n");
 }
 
 int main(int argc, char **argv) {
@@ -100,5 +157,6 @@ int main(int argc, char **argv) {
   printf("ok: Redis down -> %d on check, 503 on /ready, 200 on /health\n", 500);
   H_CHECK(h_stop(&a, 15, 5000) == 0);
   H_CHECK(h_stop(&b, 15, 5000) == 0);
+  acl_user(argv[1]);
   return 0;
 }

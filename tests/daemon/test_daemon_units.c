@@ -265,6 +265,17 @@ static void test_config_errors_have_positions(void **state) {
        "t.yaml:6:17: unknown fallback mode 'sideways'"},
       {"rate_limiter:\n  redis: {addrs: [\"a:1\"], mode: sharded}\n",
        "t.yaml:2:33: unknown redis mode 'sharded'"},
+      {"rate_limiter:\n  redis: {addrs: [\"a:1\"], password: x, "
+       "password_file: /nonexistent}\n",
+       "t.yaml:2:55: set password or password_file, not both"},
+      {"rate_limiter:\n  redis: {addrs: [\"a:1\"], "
+       "password_file: /nonexistent/pw}\n",
+       "t.yaml:2:42: cannot read password_file '/nonexistent/pw'"},
+      {"rate_limiter:\n  redis: {addrs: [\"a:1\"], tls: {enabled: true, "
+       "ca: x}}\n",
+       "t.yaml:2:48: unknown key 'ca' in rate_limiter.redis.tls"},
+      {"rate_limiter:\n  redis: {addrs: [\"a:1\"], username: \"\"}\n",
+       "t.yaml:2:37: expected 1..511 bytes of text"},
       {"rate_limiter:\n  policies:\n    - name: x\n      key: [ip, cookie]\n",
        "t.yaml:4:17: unknown key part 'cookie'"},
       {"rate_limiter:\n  windows: [{max_requests: 1, duration: 1m}, "
