@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "fallback.h"
 #include "memory_store.h"
 #include "policy.h"
 #include "redis_store.h"
@@ -24,6 +25,10 @@ void rl_config_init(rl_config *config) {
     config->redis.timeout_ms = RL_REDIS_TIMEOUT_MS_DEFAULT;
     config->redis.connect_timeout_ms = RL_REDIS_CONNECT_TIMEOUT_MS_DEFAULT;
     config->redis.queue_max = RL_REDIS_QUEUE_MAX_DEFAULT;
+    config->fallback.circuit_breaker_threshold = RL_BREAKER_THRESHOLD_DEFAULT;
+    config->fallback.probe_interval_ms = RL_BREAKER_PROBE_MS_DEFAULT;
+    config->fallback.local_instances = 1;
+    config->fallback.reconcile_max_keys = RL_RECONCILE_MAX_KEYS_DEFAULT;
   }
 }
 
@@ -127,6 +132,9 @@ int rl_config_check(const rl_config *config, char *errbuf, size_t errlen) {
   }
   if (err == RL_OK && config->store == RL_STORE_REDIS) {
     err = rl__redis_config_check(config, errbuf, errlen);
+  }
+  if (err == RL_OK) {
+    err = rl__fallback_config_check(config, errbuf, errlen);
   }
   return err;
 }

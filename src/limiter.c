@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fallback.h"
 #include "guard.h"
 #include "policy_table.h"
 #include "redis_store.h"
@@ -32,7 +33,10 @@ struct rl_limiter {
 
 static int store_new(const rl_config *config, rl__store **out) {
   if (config->store == RL_STORE_REDIS) {
-    return rl__store_redis_new(config, out, NULL, 0);
+    rl__store *redis = NULL;
+    int err = rl__store_redis_new(config, &redis, NULL, 0);
+    /* graceful degradation wraps the Redis store (fallback.h) */
+    return err == RL_OK ? rl__store_fallback_new(config, redis, out) : err;
   }
   return rl__store_memory_new(config, out);
 }
@@ -191,11 +195,14 @@ int rl_decide(rl_limiter *rl, const rl_request *req, rl_decision *out) {
   size_t index = 0;
   int err = begin(rl, req, &t, &index, &token);
   if (err == RL_OK) {
+    out->source = RL_SOURCE_NONE; /* a store that knows better sets it */
     err = rl->store->ops->decide(rl->store, t, index, req, out, &token);
   }
   if (err == RL_OK) {
-    out->source =
-        rl->store_type == RL_STORE_REDIS ? RL_SOURCE_REDIS : RL_SOURCE_MEMORY;
+    if (out->source == RL_SOURCE_NONE) {
+      out->source =
+          rl->store_type == RL_STORE_REDIS ? RL_SOURCE_REDIS : RL_SOURCE_MEMORY;
+    }
     out->policy = index;
   }
   return err;

@@ -79,6 +79,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "breaker.h"
 #include "ratelimiter.h"
 
 #define NO_DEADLINE INT64_MAX
@@ -179,6 +180,7 @@ struct rl__redis_node {
   unsigned n_ready;
   unsigned n_down; /* connections whose last attempt failed */
   char errstr[RL__REDIS_ERRSTR_LEN];
+  rl__breaker breaker; /* see breaker_note() and node_submit() */
 };
 
 static void conn_fail(rl__conn *c, int status, const char *why);
@@ -332,8 +334,18 @@ static void flush_freed(rl__conn *c) {
   c->freed = NULL;
 }
 
+/* Feeds the node's breaker with the outcome of one request. A shutdown
+ * says nothing about the server. */
+static void breaker_note(rl__redis_node *node, int status) {
+  if (status == RL_OK)
+    rl__breaker_success(&node->breaker);
+  else if (status != RL_ERR_SHUTDOWN)
+    rl__breaker_failure(&node->breaker, rl__mono_ns());
+}
+
 static void complete(rl__conn *c, rl__req *r, int status,
                      const rl__redis_reply *reply) {
+  breaker_note(c->node, status);
   heap_remove(c, r);
   r->answered = 1;
   r->cb(status, reply, r->ud, r->tag);
@@ -531,6 +543,7 @@ static void conn_ready(rl__conn *c) {
   node->n_ready++;
   pthread_cond_broadcast(&node->cv);
   pthread_mutex_unlock(&node->mu);
+  rl__breaker_probe_soon(&node->breaker); /* the server answers again */
   take_submitted(c);
   conn_write(c);
 }
@@ -1071,6 +1084,7 @@ static int node_alloc(const rl__redis_node_opts *o, rl__redis_node **out) {
   pthread_cond_init(&node->cv, &ca);
   pthread_condattr_destroy(&ca);
   node->o = *o;
+  rl__breaker_init(&node->breaker, o->breaker_threshold, o->breaker_probe_ms);
   node->o.host = NULL;
   node->o.username = node->o.password = NULL;
   node->o.scripts = NULL;
@@ -1212,6 +1226,8 @@ static int node_submit(rl__redis_node *node, const rl__redis_args *args,
                        uint64_t tag, int lazy) {
   if (node == NULL || args == NULL || cb == NULL || args->argc < 1)
     return RL_ERR_INVALID_ARGUMENT;
+  if (!rl__breaker_allow(&node->breaker, rl__mono_ns()))
+    return RL_ERR_BACKEND_UNAVAILABLE; /* open: nobody waits on Redis */
   unsigned first = thread_slot() % node->n_conns;
   int rc = RL_ERR_BACKEND_UNAVAILABLE;
   for (unsigned k = 0; k < node->n_conns; k++) {
@@ -1220,6 +1236,7 @@ static int node_submit(rl__redis_node *node, const rl__redis_args *args,
     if (rc != RL_ERR_BACKEND_UNAVAILABLE)
       return rc;
   }
+  breaker_note(node, rc); /* refused by every connection: a failure */
   return rc;
 }
 
@@ -1294,4 +1311,14 @@ void rl__redis_node_stats_get(rl__redis_node *node, rl__redis_node_stats *out) {
   pthread_mutex_lock(&node->mu);
   out->ready = node->n_ready;
   pthread_mutex_unlock(&node->mu);
+  rl__breaker_stats bs;
+  rl__breaker_stats_get(&node->breaker, &bs);
+  out->breaker_state = bs.state;
+  out->breaker_opened = bs.opened;
+  out->breaker_closed = bs.closed;
+  out->breaker_rejected = bs.rejected;
+}
+
+int rl__redis_node_healthy(rl__redis_node *node) {
+  return atomic_load(&node->breaker.state) == RL__BREAKER_CLOSED;
 }

@@ -31,11 +31,13 @@
  * diagnostics); the deadline is RL_ERR_TIMEOUT; rl_free() with requests in
  * flight is RL_ERR_SHUTDOWN for each of them.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lua_scripts.h"
 #include "redis_keys.h"
@@ -46,6 +48,15 @@
 #define ASYNC_KEY_INLINE 200 /* Redis key bytes kept inside a record */
 
 typedef struct redis_store redis_store;
+
+/* The reconciler's wait for one reconcile.lua reply (generation-tagged,
+ * so a reply after the wait gave up is ignored). */
+typedef struct rc_waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint64_t gen;
+  int done, result;
+} rc_waiter;
 
 /* An asynchronous decision in flight. */
 typedef struct async_req {
@@ -79,7 +90,11 @@ struct redis_store {
   char last_error[RL__REDIS_ERRSTR_LEN];
   async_req *free_reqs;
   async_chunk *chunks;
+  rc_waiter rc; /* rl__redis_store_reconcile (one caller at a time) */
 };
+
+static void rc_waiter_init(rc_waiter *w);
+static void rc_waiter_destroy(rc_waiter *w);
 
 static _Thread_local int64_t last_now_ms = -1;
 
@@ -524,6 +539,7 @@ static void rs_free(rl__store *s) {
     free(c);
   }
   pthread_mutex_destroy(&st->mu);
+  rc_waiter_destroy(&st->rc);
   free(st->settings);
   free(st);
 }
@@ -534,6 +550,16 @@ static const rl__store_ops redis_ops = {
 };
 
 /* ---- creation ----------------------------------------------------------- */
+
+/* The node's circuit breaker (fallback.h): threshold UINT32_MAX = never
+ * opens (the node's 0). */
+static void node_breaker_opts(rl__redis_node_opts *o, const rl_config *c) {
+  uint32_t t = c->fallback.circuit_breaker_threshold;
+  o->breaker_threshold = t == 0           ? RL_BREAKER_THRESHOLD_DEFAULT
+                         : t == UINT32_MAX ? 0
+                                           : t;
+  o->breaker_probe_ms = c->fallback.probe_interval_ms;
+}
 
 static int node_create(redis_store *st, const rl_config *c, char *errbuf,
                        size_t errlen) {
@@ -570,6 +596,7 @@ static int node_create(redis_store *st, const rl_config *c, char *errbuf,
   o.tls.cert_file = c->redis.tls.cert_file;
   o.tls.key_file = c->redis.tls.key_file;
   o.tls.server_name = c->redis.tls.server_name;
+  node_breaker_opts(&o, c);
   int err = rl__redis_node_new(NULL, &o, &st->node, errbuf, errlen);
   return err == RL_ERR_INVALID_ARGUMENT ? RL_ERR_CONFIG_INVALID : err;
 }
@@ -582,6 +609,7 @@ int rl__store_redis_new(const rl_config *config, rl__store **out, char *errbuf,
   }
   st->base.ops = &redis_ops;
   pthread_mutex_init(&st->mu, NULL);
+  rc_waiter_init(&st->rc);
   uint32_t timeout = config->redis.timeout_ms ? config->redis.timeout_ms
                                               : RL_REDIS_TIMEOUT_MS_DEFAULT;
   st->timeout_ns = (int64_t)timeout * 1000000;
@@ -590,6 +618,7 @@ int rl__store_redis_new(const rl_config *config, rl__store **out, char *errbuf,
                                  : RL_ERR_NO_MEMORY;
   if (err != RL_OK) {
     pthread_mutex_destroy(&st->mu);
+    rc_waiter_destroy(&st->rc);
     free(st->settings);
     free(st);
     return err;
@@ -613,4 +642,128 @@ int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out) {
   memcpy(out->last_error, st->last_error, sizeof out->last_error);
   pthread_mutex_unlock(&st->mu);
   return RL_OK;
+}
+
+/* ---- for the fallback store: health and reconciliation ------------------- */
+
+void rl__redis_store_node_stats(rl__store *s, rl__redis_node_stats *out) {
+  rl__redis_node_stats_get(((redis_store *)s)->node, out);
+}
+
+int rl__redis_store_healthy(rl__store *s) {
+  redis_store *st = (redis_store *)s;
+  rl__redis_node_stats ns;
+  rl__redis_node_stats_get(st->node, &ns);
+  return rl__redis_node_healthy(st->node) && ns.ready > 0;
+}
+
+static void rc_waiter_init(rc_waiter *w) {
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&w->cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+static void rc_waiter_destroy(rc_waiter *w) {
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+}
+
+/* Runs on the loop thread: the reply of reconcile.lua. */
+static void rc_cb(int status, const rl__redis_reply *r, void *ud,
+                  uint64_t tag) {
+  rc_waiter *w = ud;
+  int result = status == RL_OK     ? RL_OK
+               : status == RL_ERR_BACKEND_UNAVAILABLE ? RL__REDIS_LOST
+                                                      : status;
+  if (status == RL_OK &&
+      (r->type != RL__REPLY_ARRAY || r->elements != 2)) {
+    result = RL__REDIS_ERROR_REPLY;
+  }
+  pthread_mutex_lock(&w->mu);
+  if (tag == w->gen) {
+    w->result = result;
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+  }
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* `EVALSHA sha 1 key alg units age n (limit duration burst slots) x n`:
+ * one string and three numbers more than a decision's command. */
+#define RC_NUMS (3 + 4 * RL_MAX_WINDOWS)
+typedef struct rc_cmd {
+  int argc;
+  const char *argv[5 + RC_NUMS];
+  size_t lens[5 + RC_NUMS];
+  char nums[RC_NUMS][24];
+} rc_cmd;
+
+static void rc_str(rc_cmd *c, const char *s, size_t len) {
+  c->argv[c->argc] = s;
+  c->lens[c->argc++] = len;
+}
+
+static void rc_num(rc_cmd *c, uint64_t v) {
+  char *buf = c->nums[c->argc - 5];
+  rc_str(c, buf, put_u64(buf, v));
+}
+
+static void rc_build(rc_cmd *c, const char *sha, const char *key,
+                     size_t key_len, const rl__policy_shape *shape,
+                     uint64_t units, uint64_t age_ms) {
+  const char *alg = rl_algorithm_name(shape->algorithm);
+  c->argc = 0;
+  rc_str(c, "EVALSHA", 7);
+  rc_str(c, sha, RL__REDIS_SHA_LEN);
+  rc_str(c, "1", 1);
+  rc_str(c, key, key_len);
+  rc_str(c, alg, strlen(alg));
+  rc_num(c, units);
+  rc_num(c, age_ms);
+  rc_num(c, shape->n_windows);
+  for (size_t i = 0; i < shape->n_windows; i++) {
+    const rl__window_params *w = &shape->windows[i];
+    rc_num(c, w->limit);
+    rc_num(c, w->duration_ms);
+    rc_num(c, w->burst);
+    rc_num(c, w->log_slots);
+  }
+}
+
+int rl__redis_store_reconcile(rl__store *s, const char *key, size_t key_len,
+                              const rl__policy_shape *shape, uint64_t units,
+                              uint64_t age_ms) {
+  redis_store *st = (redis_store *)s;
+  const rl__script *sc = rl__script_find("reconcile");
+  size_t script = (size_t)(sc - rl__scripts);
+  rc_cmd cmd;
+  rc_build(&cmd, rl__redis_node_script_sha(st->node, script), key, key_len,
+           shape, units, age_ms);
+  rl__redis_args a = {cmd.argc, cmd.argv, cmd.lens};
+  rc_waiter *w = &st->rc;
+  pthread_mutex_lock(&w->mu);
+  uint64_t gen = ++w->gen;
+  w->done = 0;
+  pthread_mutex_unlock(&w->mu);
+  int64_t deadline = rl__mono_ns() + st->timeout_ns;
+  int err = rl__redis_node_submit(st->node, &a, deadline, rc_cb, w, gen);
+  if (err != RL_OK) {
+    return err; /* nothing was sent */
+  }
+  /* The loop answers by the deadline; the extra second only guards
+   * against a loop that cannot run at all. */
+  int64_t until = deadline + 1000000000;
+  struct timespec ts = {(time_t)(until / 1000000000),
+                        (long)(until % 1000000000)};
+  pthread_mutex_lock(&w->mu);
+  while (!w->done &&
+         pthread_cond_timedwait(&w->cv, &w->mu, &ts) != ETIMEDOUT) {
+  }
+  err = w->done ? w->result : RL_ERR_TIMEOUT;
+  w->gen++; /* a late reply finds another generation */
+  pthread_mutex_unlock(&w->mu);
+  return err;
 }

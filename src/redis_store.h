@@ -73,4 +73,28 @@ int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out);
  * successful synchronous Redis decision; -1 before the first. */
 int64_t rl__redis_last_now_ms(void);
 
+/* ---- for the fallback store (fallback.h) ---- */
+
+/* The store's node counters, breaker included (s: a Redis store). */
+void rl__redis_store_node_stats(rl__store *s, rl__redis_node_stats *out);
+
+/* 1 when decisions go to Redis as usual: the node's breaker is closed and
+ * a connection is ready. */
+int rl__redis_store_healthy(rl__store *s);
+
+/* reconcile.lua replied with an error: the units were not added. */
+#define RL__REDIS_ERROR_REPLY (-2)
+
+/* Adds units admitted elsewhere to the Redis key `key` (reconcile.lua),
+ * age_ms after the last of them. One caller at a time (the reconciler
+ * thread). Returns RL_OK (added), RL_ERR_BACKEND_UNAVAILABLE when it was
+ * refused before anything was sent (safe to retry), RL_ERR_TIMEOUT or
+ * RL_ERR_SHUTDOWN or RL__REDIS_LOST when it went out and no reply came
+ * (maybe added: never retried, so never counted twice), or
+ * RL__REDIS_ERROR_REPLY. */
+#define RL__REDIS_LOST (-3)
+int rl__redis_store_reconcile(rl__store *s, const char *key, size_t key_len,
+                              const rl__policy_shape *shape, uint64_t units,
+                              uint64_t age_ms);
+
 #endif /* RL_REDIS_STORE_H */
