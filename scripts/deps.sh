@@ -18,6 +18,8 @@ PACKAGES=(
   faketime
   # tools the scripts use
   python3 procps iproute2 curl
+  # chaos tests (issue 6): network partition through nftables drop rules
+  nftables
 )
 
 missing=()

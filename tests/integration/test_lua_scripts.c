@@ -524,10 +524,10 @@ static void flush(void) {
 
 static void test_scripts_embedded(void **state) {
   (void)state;
-  assert_int_equal(rl__n_scripts, 5);
-  const char *names[] = {"sliding_log", "sliding_counter", "gcra",
-                         "fixed_window", "multi_window"};
-  for (size_t i = 0; i < 5; i++) {
+  assert_int_equal(rl__n_scripts, 6);
+  const char *names[] = {"sliding_log",  "sliding_counter", "gcra",
+                         "fixed_window", "multi_window",    "reconcile"};
+  for (size_t i = 0; i < 6; i++) {
     const rl__script *s = rl__script_find(names[i]);
     assert_non_null(s);
     assert_int_equal(strlen(s->source), s->len);
