@@ -552,13 +552,20 @@ static const rl__store_ops redis_ops = {
 /* ---- creation ----------------------------------------------------------- */
 
 /* The node's circuit breaker (fallback.h): threshold UINT32_MAX = never
- * opens (the node's 0). */
+ * opens (the node's 0). A lost connection retries at least once per probe
+ * interval, so a server that is back is found within about one interval
+ * (docs/Degradation.md: back on Redis within 1 s). */
 static void node_breaker_opts(rl__redis_node_opts *o, const rl_config *c) {
   uint32_t t = c->fallback.circuit_breaker_threshold;
+  uint32_t probe = c->fallback.probe_interval_ms;
   o->breaker_threshold = t == 0           ? RL_BREAKER_THRESHOLD_DEFAULT
                          : t == UINT32_MAX ? 0
                                            : t;
-  o->breaker_probe_ms = c->fallback.probe_interval_ms;
+  o->breaker_probe_ms = probe;
+  probe = probe != 0 ? probe : RL_BREAKER_PROBE_MS_DEFAULT;
+  if (probe < o->backoff_max_ms) {
+    o->backoff_max_ms = probe > o->backoff_min_ms ? probe : o->backoff_min_ms;
+  }
 }
 
 static int node_create(redis_store *st, const rl_config *c, char *errbuf,
@@ -678,8 +685,14 @@ static void rc_cb(int status, const rl__redis_reply *r, void *ud,
   int result = status == RL_OK     ? RL_OK
                : status == RL_ERR_BACKEND_UNAVAILABLE ? RL__REDIS_LOST
                                                       : status;
-  if (status == RL_OK &&
-      (r->type != RL__REPLY_ARRAY || r->elements != 2)) {
+  if (status == RL_OK && r->type == RL__REPLY_ERROR) {
+    /* the script refused its arguments (permanent), or Redis refused to
+     * run it (OOM, BUSY, LOADING...: it did not run, so retry later) */
+    result = r->len >= 15 && memcmp(r->str, "ERR ratelimiter", 15) == 0
+                 ? RL__REDIS_ERROR_REPLY
+                 : RL_ERR_BACKEND_UNAVAILABLE;
+  } else if (status == RL_OK &&
+             (r->type != RL__REPLY_ARRAY || r->elements != 2)) {
     result = RL__REDIS_ERROR_REPLY;
   }
   pthread_mutex_lock(&w->mu);

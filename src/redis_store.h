@@ -82,13 +82,14 @@ void rl__redis_store_node_stats(rl__store *s, rl__redis_node_stats *out);
  * a connection is ready. */
 int rl__redis_store_healthy(rl__store *s);
 
-/* reconcile.lua replied with an error: the units were not added. */
+/* reconcile.lua refused its arguments: the units were not added. */
 #define RL__REDIS_ERROR_REPLY (-2)
 
 /* Adds units admitted elsewhere to the Redis key `key` (reconcile.lua),
  * age_ms after the last of them. One caller at a time (the reconciler
  * thread). Returns RL_OK (added), RL_ERR_BACKEND_UNAVAILABLE when it was
- * refused before anything was sent (safe to retry), RL_ERR_TIMEOUT or
+ * refused before anything was sent or Redis refused to run the script
+ * (OOM, BUSY...: safe to retry), RL_ERR_TIMEOUT or
  * RL_ERR_SHUTDOWN or RL__REDIS_LOST when it went out and no reply came
  * (maybe added: never retried, so never counted twice), or
  * RL__REDIS_ERROR_REPLY. */

@@ -343,14 +343,15 @@ static int fb_decide_async(rl__store *s, const rl__policy_table *t,
 
 /* ---- reconciliation ----------------------------------------------------- */
 
-/* Sends one entry; frees it or puts it back. */
-static void reconcile_one(fb_store *f, rl__pending_entry *e) {
+/* Sends one entry; frees it or puts it back. Returns 0 when Redis
+ * refused it (the rest of the batch then waits for the next tick). */
+static int reconcile_one(fb_store *f, rl__pending_entry *e) {
   int64_t age = mono_ms() - e->last_ms;
   int rc = rl__redis_store_reconcile(f->inner, e->key, e->key_len, &e->shape,
                                      e->units, age > 0 ? (uint64_t)age : 0);
   if (rc == RL_ERR_BACKEND_UNAVAILABLE) {
-    rl__pending_put_back(f->pending, e); /* nothing went out: retry later */
-    return;
+    rl__pending_put_back(f->pending, e); /* it did not run: retry later */
+    return 0;
   }
   if (rc == RL_OK) {
     inc(&f->n_reconciled, e->units);
@@ -360,6 +361,7 @@ static void reconcile_one(fb_store *f, rl__pending_entry *e) {
     inc(&f->n_rc_lost, e->units);
   }
   free(e);
+  return 1;
 }
 
 static int should_stop(fb_store *f, int wait) {
@@ -383,12 +385,14 @@ static void *reconciler(void *arg) {
       continue;
     }
     rl__pending_entry *e = rl__pending_take(f->pending);
+    int go = 1;
     while (e != NULL) {
       rl__pending_entry *next = e->next;
-      if (should_stop(f, 0)) {
-        rl__pending_put_back(f->pending, e); /* freed with the table */
+      if (go && !should_stop(f, 0)) {
+        go = reconcile_one(f, e); /* refused: the rest waits a tick */
       } else {
-        reconcile_one(f, e);
+        go = 0;
+        rl__pending_put_back(f->pending, e); /* or freed with the table */
       }
       e = next;
     }
