@@ -204,8 +204,8 @@ typedef enum rl_store_type {
 #define RL_REDIS_TIMEOUT_MS_DEFAULT 100          /* per decision */
 #define RL_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 2000 /* TCP + TLS + handshake */
 #define RL_REDIS_QUEUE_MAX_DEFAULT 4096 /* pending requests per connection */
-#define RL_BREAKER_THRESHOLD_DEFAULT 10    /* consecutive failures */
-#define RL_BREAKER_PROBE_MS_DEFAULT 200    /* half-open probe interval */
+#define RL_BREAKER_THRESHOLD_DEFAULT 10 /* consecutive failures */
+#define RL_BREAKER_PROBE_MS_DEFAULT 200 /* half-open probe interval */
 #define RL_RECONCILE_MAX_KEYS_DEFAULT 65536 /* keys awaiting reconciliation */
 
 /* A clock: returns the current time in milliseconds (>= 0). */
@@ -448,13 +448,13 @@ RL_EXTERN int rl_memory_stats_get(rl_limiter *rl, rl_memory_stats *out);
 /* Counters of graceful degradation (docs/Degradation.md). All zero on the
  * memory store. Counters only grow. */
 typedef struct rl_fallback_stats {
-  uint64_t fallback_open;   /* decisions admitted by RL_FALLBACK_OPEN */
-  uint64_t fallback_closed; /* decisions denied by RL_FALLBACK_CLOSED */
-  uint64_t fallback_local;  /* decisions made locally (RL_FALLBACK_LOCAL) */
-  uint64_t store_errors;    /* store errors returned (RL_FALLBACK_NONE) */
-  int breaker_open;         /* 1 while the breaker is open or half-open */
-  uint64_t breaker_opened;  /* times the breaker opened */
-  uint64_t breaker_closed;  /* times it closed again */
+  uint64_t fallback_open;    /* decisions admitted by RL_FALLBACK_OPEN */
+  uint64_t fallback_closed;  /* decisions denied by RL_FALLBACK_CLOSED */
+  uint64_t fallback_local;   /* decisions made locally (RL_FALLBACK_LOCAL) */
+  uint64_t store_errors;     /* store errors returned (RL_FALLBACK_NONE) */
+  int breaker_open;          /* 1 while the breaker is open or half-open */
+  uint64_t breaker_opened;   /* times the breaker opened */
+  uint64_t breaker_closed;   /* times it closed again */
   uint64_t breaker_rejected; /* decisions refused at once while open */
   uint64_t reconcile_pending_keys;  /* keys waiting now */
   uint64_t reconcile_pending_units; /* their units */

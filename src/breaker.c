@@ -35,8 +35,8 @@ int rl__breaker_allow(rl__breaker *b, int64_t now_ns) {
     return 1;
   }
   int_fast64_t at = atomic_load(&b->next_probe);
-  if (now_ns >= at &&
-      atomic_compare_exchange_strong(&b->next_probe, &at, now_ns + b->probe_ns)) {
+  if (now_ns >= at && atomic_compare_exchange_strong(&b->next_probe, &at,
+                                                     now_ns + b->probe_ns)) {
     int open = RL__BREAKER_OPEN;
     atomic_compare_exchange_strong(&b->state, &open, RL__BREAKER_HALF_OPEN);
     inc(&b->n_probes);

@@ -32,8 +32,7 @@ int rl_fallback_mode_parse(const char *name, size_t len,
   return RL_ERR_CONFIG_INVALID;
 }
 
-int rl__fallback_config_check(const rl_config *c, char *errbuf,
-                              size_t errlen) {
+int rl__fallback_config_check(const rl_config *c, char *errbuf, size_t errlen) {
   if ((unsigned)c->fallback.mode > RL_FALLBACK_LOCAL) {
     return rl__fail(RL_ERR_CONFIG_INVALID, errbuf, errlen,
                     "fallback.mode %d is unknown", (int)c->fallback.mode);
@@ -65,8 +64,8 @@ static uint64_t share(uint64_t v, uint32_t instances) {
 
 void rl__fallback_resolve(rl__policy *out, const rl_policy *in,
                           const rl_config *c) {
-  rl_fallback_mode m = in->fallback != RL_FALLBACK_DEFAULT ? in->fallback
-                                                           : c->fallback.mode;
+  rl_fallback_mode m =
+      in->fallback != RL_FALLBACK_DEFAULT ? in->fallback : c->fallback.mode;
   out->fallback = m != RL_FALLBACK_DEFAULT ? m : RL_FALLBACK_NONE;
   out->local_shape = out->shape;
   out->local_layout = out->layout;

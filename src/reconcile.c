@@ -90,8 +90,8 @@ static rl__pending_entry **find(rl__pending *p, stripe *s, uint64_t h,
   return slot; /* the end of the chain: *slot == NULL */
 }
 
-static rl__pending_entry *entry_new(rl__pending *p, uint64_t h,
-                                    const char *key, size_t len) {
+static rl__pending_entry *entry_new(rl__pending *p, uint64_t h, const char *key,
+                                    size_t len) {
   if (atomic_fetch_add(&p->keys, 1) >= p->max_keys) {
     atomic_fetch_sub(&p->keys, 1);
     return NULL;
@@ -156,8 +156,8 @@ rl__pending_entry *rl__pending_take(rl__pending *p) {
 }
 
 int rl__pending_put_back(rl__pending *p, rl__pending_entry *e) {
-  int kept = rl__pending_add(p, e->key, e->key_len, &e->shape, e->units,
-                             e->last_ms);
+  int kept =
+      rl__pending_add(p, e->key, e->key_len, &e->shape, e->units, e->last_ms);
   free(e);
   return kept;
 }

@@ -558,7 +558,7 @@ static const rl__store_ops redis_ops = {
 static void node_breaker_opts(rl__redis_node_opts *o, const rl_config *c) {
   uint32_t t = c->fallback.circuit_breaker_threshold;
   uint32_t probe = c->fallback.probe_interval_ms;
-  o->breaker_threshold = t == 0           ? RL_BREAKER_THRESHOLD_DEFAULT
+  o->breaker_threshold = t == 0            ? RL_BREAKER_THRESHOLD_DEFAULT
                          : t == UINT32_MAX ? 0
                                            : t;
   o->breaker_probe_ms = probe;
@@ -682,7 +682,7 @@ static void rc_waiter_destroy(rc_waiter *w) {
 static void rc_cb(int status, const rl__redis_reply *r, void *ud,
                   uint64_t tag) {
   rc_waiter *w = ud;
-  int result = status == RL_OK     ? RL_OK
+  int result = status == RL_OK                        ? RL_OK
                : status == RL_ERR_BACKEND_UNAVAILABLE ? RL__REDIS_LOST
                                                       : status;
   if (status == RL_OK && r->type == RL__REPLY_ERROR) {
@@ -772,8 +772,7 @@ int rl__redis_store_reconcile(rl__store *s, const char *key, size_t key_len,
   struct timespec ts = {(time_t)(until / 1000000000),
                         (long)(until % 1000000000)};
   pthread_mutex_lock(&w->mu);
-  while (!w->done &&
-         pthread_cond_timedwait(&w->cv, &w->mu, &ts) != ETIMEDOUT) {
+  while (!w->done && pthread_cond_timedwait(&w->cv, &w->mu, &ts) != ETIMEDOUT) {
   }
   err = w->done ? w->result : RL_ERR_TIMEOUT;
   w->gen++; /* a late reply finds another generation */

@@ -466,7 +466,7 @@ static void fb_free(rl__store *s) {
 }
 
 static const rl__store_ops fallback_ops = {
-    fb_decide, fb_decide_async, fb_wait_ready,   fb_check_live_change,
+    fb_decide, fb_decide_async, fb_wait_ready, fb_check_live_change,
     fb_retire, fb_memory_stats, fb_free,
 };
 

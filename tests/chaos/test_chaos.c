@@ -140,11 +140,13 @@ static void *monitor_thread(void *arg) {
   return NULL;
 }
 
-/* ---- the limiter ---------------------------------------------------------- */
+/* ---- the limiter ----------------------------------------------------------
+ */
 
 static rl_limiter *chaos_limiter(const char *addr) {
   static const rl_fallback_mode modes[] = {RL_FALLBACK_OPEN, RL_FALLBACK_CLOSED,
-                                           RL_FALLBACK_LOCAL, RL_FALLBACK_LOCAL};
+                                           RL_FALLBACK_LOCAL,
+                                           RL_FALLBACK_LOCAL};
   rl_policy p[4];
   for (int i = 0; i < 4; i++) {
     rl_policy_init(&p[i]);
@@ -205,14 +207,15 @@ static int acct_count(rl_limiter *rl) {
   return (int)(ACCT_LIMIT - d.remaining) - 1;
 }
 
-/* ---- scenarios ------------------------------------------------------------ */
+/* ---- scenarios ------------------------------------------------------------
+ */
 
 typedef struct scenario {
   const char *name;
   void (*fault)(void);
   void (*heal)(void);
-  int expect_breaker;  /* Redis silent or unreachable: the breaker opens */
-  int keeps_state;     /* Redis keeps its data through the fault */
+  int expect_breaker; /* Redis silent or unreachable: the breaker opens */
+  int keeps_state;    /* Redis keeps its data through the fault */
   int n_threads;
   int pace_us;
   int64_t outage_ms;
@@ -261,15 +264,14 @@ static void print_figures(const scenario *s, load *l, long rss_before,
          "threads %d\n",
          s->name, (unsigned long long)atomic_load(&l->n),
          (double)atomic_load(&l->max_us) / 1000,
-         brk != 0 ? (long long)(brk - fault) : -1LL,
-         (long long)(back - rec), rss_peak - rss_before, threads_peak);
+         brk != 0 ? (long long)(brk - fault) : -1LL, (long long)(back - rec),
+         rss_peak - rss_before, threads_peak);
   for (int p = 0; p < N_POLICIES; p++) {
     printf("  %-6s", policy_names[p]);
     for (int k = 0; k < 8; k++) {
       uint64_t v = atomic_load(&l->by_source[p][k]);
       if (v != 0) {
-        printf(" %s=%llu", rl_source_name((rl_source)k),
-               (unsigned long long)v);
+        printf(" %s=%llu", rl_source_name((rl_source)k), (unsigned long long)v);
       }
     }
     printf("\n");
@@ -354,7 +356,8 @@ static void run(const scenario *s, rl_limiter *rl) {
   assert_int_equal(acct_count(rl), expect);
 }
 
-/* ---- faults ---------------------------------------------------------------- */
+/* ---- faults ----------------------------------------------------------------
+ */
 
 static void redis_cmd(const char *a, const char *b, const char *c,
                       const char *d) {
@@ -383,9 +386,8 @@ static void client_pause_fault(void) {
 static void debug_sleep_fault(void) {
   char out[64], s[32];
   snprintf(s, sizeof s, "%.3f", (double)outage_ms() / 1000);
-  assert_int_equal(rlt_redis_cmd(&srv, out, sizeof out, 0, "DEBUG", "SLEEP", s,
-                                 NULL),
-                   0);
+  assert_int_equal(
+      rlt_redis_cmd(&srv, out, sizeof out, 0, "DEBUG", "SLEEP", s, NULL), 0);
 }
 static void wait_ping(void) { /* the pause or sleep is over */
   char out[64];
@@ -449,8 +451,8 @@ static void test_client_pause(void **state) {
 
 static void test_debug_sleep(void **state) {
   (void)state;
-  scenario s = {"DEBUG SLEEP", debug_sleep_fault, wait_ping, 1, 1, 4, 500,
-                outage_ms()};
+  scenario s = {"DEBUG SLEEP", debug_sleep_fault, wait_ping, 1, 1, 4,
+                500,           outage_ms()};
   scenario_on_localhost(&s);
 }
 
@@ -465,12 +467,13 @@ static void test_oom(void **state) {
 
 static void test_1000_callers(void **state) {
   (void)state;
-  scenario s = {"1000 callers", stop_fault, stop_heal, 1, 1, 1000, 20000,
-                outage_ms()};
+  scenario s = {"1000 callers", stop_fault, stop_heal,  1, 1,
+                1000,           20000,      outage_ms()};
   scenario_on_localhost(&s);
 }
 
-/* ---- network partition ---------------------------------------------------- */
+/* ---- network partition ----------------------------------------------------
+ */
 
 static char ns_name[32], veth_host[16], veth_ns[16];
 
@@ -526,9 +529,8 @@ static void partition_fault(void) {
 }
 
 static void partition_heal(void) {
-  assert_int_equal(sh("ip netns exec %s nft delete table inet rltchaos",
-                      ns_name),
-                   0);
+  assert_int_equal(
+      sh("ip netns exec %s nft delete table inet rltchaos", ns_name), 0);
 }
 
 /* rl_new on a thread inside the namespace: the library's loop thread is
@@ -569,8 +571,8 @@ static void test_network_partition(void **state) {
   char addr[64];
   snprintf(addr, sizeof addr, "10.213.0.1:%u", (unsigned)srv.port);
   rl_limiter *rl = limiter_in_ns(addr);
-  scenario s = {"partition", partition_fault, partition_heal, 1, 1, 4, 500,
-                outage_ms()};
+  scenario s = {"partition", partition_fault, partition_heal, 1, 1, 4,
+                500,         outage_ms()};
   run(&s, rl);
   rl_free(rl);
   ns_cleanup();

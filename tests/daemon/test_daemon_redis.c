@@ -1,7 +1,10 @@
 /*
  * test_daemon_redis.c - ratelimitd on the Redis store: two daemons share one
  * real redis-server, so a limit is global across instances; /ready reports
- * the store; the state lives in Redis keys with a TTL.
+ * the store; the state lives in Redis keys with a TTL. With Redis down, the
+ * fallback modes take effect through the library: mode none answers 500
+ * and /ready 503; a local policy still decides (source fallback_local); a
+ * daemon whose every policy falls back is ready and answers closed (429).
  *
  * usage: test_daemon_redis PATH/TO/ratelimitd
  */
@@ -18,35 +21,46 @@ static void stop_redis(void) {
   rlt_redis_stop(&redis);
 }
 
-static int check(uint16_t port, const char *key) {
-  static h_response r;
+static h_response r;
+
+static int check_policy(uint16_t port, const char *policy, const char *key) {
   char body[128];
-  snprintf(body, sizeof body, "{\"policy\":\"api\",\"key\":\"%s\"}", key);
+  snprintf(body, sizeof body, "{\"policy\":\"%s\",\"key\":\"%s\"}", policy,
+           key);
   H_CHECK(h_http(port, "POST", "/v1/check",
                  "Content-Type: application/json\r\n", body, &r) == 0);
   H_EXPECT(r.status == 200 || r.status == 429, "%d\n%s", r.status, r.raw);
   return r.status;
 }
 
+static int check(uint16_t port, const char *key) {
+  return check_policy(port, "api", key);
+}
+
 int main(int argc, char **argv) {
   H_EXPECT(argc >= 2, "usage: %s PATH/TO/ratelimitd", argv[0]);
   H_CHECK(rlt_redis_start(&redis, NULL) == 0);
   atexit(stop_redis);
-  char config[512];
+  char config[1024];
   snprintf(config, sizeof config,
            "rate_limiter:\n"
            "  redis: {addrs: [\"127.0.0.1:%u\"], pool_size: 100, "
            "timeout: 500ms}\n"
+           "  fallback: {mode: none, probe_interval: 100ms, "
+           "local_instances: 2}\n"
            "  windows: [{max_requests: 1000, duration: 1m}]\n"
            "  policies:\n"
            "    - name: api\n"
            "      algorithm: fixed_window\n"
            "      windows: [{max_requests: 5, duration: 1h}]\n"
+           "      key: [header:X-Unused]\n"
+           "    - name: lcl\n"
+           "      fallback: local\n"
+           "      windows: [{max_requests: 4, duration: 1h}]\n"
            "      key: [header:X-Unused]\n",
            (unsigned)redis.port);
   h_proc a = h_start_daemon(argv[1], config);
   h_proc b = h_start_daemon(argv[1], config);
-  static h_response r;
   uint64_t deadline = h_now_ms() + 5000;
   do { /* ready once a Redis connection is */
     H_CHECK(h_http(a.port, "GET", "/ready", "", NULL, &r) == 0);
@@ -80,7 +94,37 @@ int main(int argc, char **argv) {
   } while (r.status != 503 && h_now_ms() < deadline && (h_sleep_ms(20), 1));
   H_EXPECT(r.status == 503, "/ready with Redis down: %d", r.status);
   printf("ok: Redis down -> %d on check, 503 on /ready, 200 on /health\n", 500);
+  /* a policy in local mode: the local share (4 / 2) of its limit */
+  int local_ok = 0;
+  for (int i = 0; i < 3; i++) {
+    local_ok += check_policy(a.port, "lcl", "user-4") == 200;
+    H_EXPECT(strstr(r.raw, "\"source\":\"fallback_local\""), "%s", r.raw);
+  }
+  H_EXPECT(local_ok == 2, "local fallback admitted %d of 3", local_ok);
+  printf("ok: Redis down -> local fallback admits the local share (2 of 3)\n");
   H_CHECK(h_stop(&a, 15, 5000) == 0);
   H_CHECK(h_stop(&b, 15, 5000) == 0);
+  /* every policy closed: ready while Redis is down, denials with a retry */
+  char closed[512];
+  snprintf(closed, sizeof closed,
+           "rate_limiter:\n"
+           "  redis: {addrs: [\"127.0.0.1:%u\"], timeout: 500ms}\n"
+           "  fallback: {mode: closed}\n"
+           "  policies:\n"
+           "    - name: api\n"
+           "      windows: [{max_requests: 5, duration: 1h}]\n"
+           "      key: [header:X-Unused]\n",
+           (unsigned)redis.port);
+  h_proc c = h_start_daemon(argv[1], closed);
+  H_CHECK(h_http(c.port, "GET", "/ready", "", NULL, &r) == 0);
+  H_EXPECT(r.status == 200 && strstr(r.raw, "\"serving\":\"fallback\""),
+           "/ready with every policy closed: %d\n%s", r.status, r.raw);
+  t0 = h_now_ms();
+  H_CHECK(check(c.port, "user-5") == 429);
+  H_EXPECT(strstr(r.raw, "\"source\":\"fallback_closed\"") &&
+               h_now_ms() - t0 < 2000,
+           "%s", r.raw);
+  printf("ok: mode closed -> 200 on /ready, 429 from the fallback\n");
+  H_CHECK(h_stop(&c, 15, 5000) == 0);
   return 0;
 }

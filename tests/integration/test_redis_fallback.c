@@ -46,9 +46,9 @@ typedef struct fixture {
 static void fixture_config(fixture *f, rl_fallback_mode global) {
   static const char *const names[] = {"open", "closed", "local", "none",
                                       "dflt"};
-  static const rl_fallback_mode modes[] = {
-      RL_FALLBACK_OPEN, RL_FALLBACK_CLOSED, RL_FALLBACK_LOCAL, RL_FALLBACK_NONE,
-      RL_FALLBACK_DEFAULT};
+  static const rl_fallback_mode modes[] = {RL_FALLBACK_OPEN, RL_FALLBACK_CLOSED,
+                                           RL_FALLBACK_LOCAL, RL_FALLBACK_NONE,
+                                           RL_FALLBACK_DEFAULT};
   for (size_t i = 0; i < 5; i++) {
     f->p[i] = rlt_policy(names[i], RL_ALG_SLIDING_LOG, 1,
                          (rl_window[]){{LIMIT, 60000, 0}});
@@ -163,7 +163,8 @@ static void test_modes_redis_down(void **state) {
     assert_int_equal(decide(f.rl, "local", "k", 1, &d), RL_OK);
     assert_true(d.allowed);
     assert_int_equal(d.source, RL_SOURCE_REDIS);
-    assert_int_equal(d.remaining, (uint64_t)(LIMIT - LIMIT / INSTANCES - 1 - i));
+    assert_int_equal(d.remaining,
+                     (uint64_t)(LIMIT - LIMIT / INSTANCES - 1 - i));
   }
   assert_int_equal(decide(f.rl, "local", "k", 1, &d), RL_OK);
   assert_false(d.allowed);
@@ -174,8 +175,8 @@ static void test_modes_redis_down(void **state) {
 /* ---- reconcile.lua for every algorithm ----------------------------------- */
 
 static void reconcile_alg(rl_algorithm alg, uint64_t burst) {
-  rl_policy p = rlt_policy("rc", alg, 2,
-                           (rl_window[]){{100, 60000, burst}, {1000, 3600000, 0}});
+  rl_policy p = rlt_policy(
+      "rc", alg, 2, (rl_window[]){{100, 60000, burst}, {1000, 3600000, 0}});
   rl_config c;
   rlt_addr addr;
   rlt_redis_config(&c, &addr, &srv, &p, 1);
@@ -189,8 +190,8 @@ static void reconcile_alg(rl_algorithm alg, uint64_t burst) {
   assert_int_equal(rl__policy_compile(&p, 0, &cp, NULL, 0), RL_OK);
   char part[RL__REDIS_POLICY_PART_MAX], key[RL__REDIS_KEY_MAX];
   size_t part_len = rl__redis_policy_part("rc", 2, cp.layout, part), klen = 0;
-  assert_int_equal(rl__redis_key(part, part_len, "k", 1, key, sizeof key, &klen),
-                   RL_OK);
+  assert_int_equal(
+      rl__redis_key(part, part_len, "k", 1, key, sizeof key, &klen), RL_OK);
   rl__store *rs = rl__store_fallback_inner(rl__limiter_store(rl));
   assert_int_equal(rl__redis_store_reconcile(rs, key, klen, &cp.shape, 30, 0),
                    RL_OK);
@@ -227,11 +228,11 @@ static void test_reconcile_script(void **state) {
   assert_int_equal(rl__policy_compile(&p, 0, &cp, NULL, 0), RL_OK);
   char part[RL__REDIS_POLICY_PART_MAX], key[RL__REDIS_KEY_MAX];
   size_t part_len = rl__redis_policy_part("fw", 2, cp.layout, part), klen = 0;
-  assert_int_equal(rl__redis_key(part, part_len, "k", 1, key, sizeof key, &klen),
-                   RL_OK);
+  assert_int_equal(
+      rl__redis_key(part, part_len, "k", 1, key, sizeof key, &klen), RL_OK);
   rl__store *rs = rl__store_fallback_inner(rl__limiter_store(rl));
-  assert_int_equal(rl__redis_store_reconcile(rs, key, klen, &cp.shape, 50, 1500),
-                   RL_OK);
+  assert_int_equal(
+      rl__redis_store_reconcile(rs, key, klen, &cp.shape, 50, 1500), RL_OK);
   rl_decision d;
   assert_int_equal(decide(rl, "fw", "k", 1, &d), RL_OK);
   assert_int_equal(d.remaining, 99);

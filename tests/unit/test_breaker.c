@@ -152,22 +152,18 @@ static void test_fallback_settings(void **state) {
   assert_int_equal(c.fallback.circuit_breaker_threshold, 10);
   char err[128];
   c.fallback.mode = (rl_fallback_mode)5;
-  assert_int_equal(rl_config_check(&c, err, sizeof err),
-                   RL_ERR_CONFIG_INVALID);
+  assert_int_equal(rl_config_check(&c, err, sizeof err), RL_ERR_CONFIG_INVALID);
   assert_non_null(strstr(err, "fallback.mode"));
   c.fallback.mode = RL_FALLBACK_LOCAL;
   p.fallback = (rl_fallback_mode)-1;
-  assert_int_equal(rl_config_check(&c, err, sizeof err),
-                   RL_ERR_CONFIG_INVALID);
+  assert_int_equal(rl_config_check(&c, err, sizeof err), RL_ERR_CONFIG_INVALID);
   assert_non_null(strstr(err, "policy 0"));
   p.fallback = RL_FALLBACK_DEFAULT;
   c.fallback.local_instances = 2000000;
-  assert_int_equal(rl_config_check(&c, err, sizeof err),
-                   RL_ERR_CONFIG_INVALID);
+  assert_int_equal(rl_config_check(&c, err, sizeof err), RL_ERR_CONFIG_INVALID);
   c.fallback.local_instances = 3;
   c.fallback.reconcile_max_keys = (size_t)1 << 30;
-  assert_int_equal(rl_config_check(&c, err, sizeof err),
-                   RL_ERR_CONFIG_INVALID);
+  assert_int_equal(rl_config_check(&c, err, sizeof err), RL_ERR_CONFIG_INVALID);
   c.fallback.reconcile_max_keys = 0;
   assert_int_equal(rl_config_check(&c, err, sizeof err), RL_OK);
   /* the resolved policy: mode inherited, local share limit / 3 */
