@@ -657,11 +657,10 @@ void rl__redis_store_node_stats(rl__store *s, rl__redis_node_stats *out) {
   rl__redis_node_stats_get(((redis_store *)s)->node, out);
 }
 
-int rl__redis_store_healthy(rl__store *s) {
-  redis_store *st = (redis_store *)s;
+int rl__redis_store_connected(rl__store *s) {
   rl__redis_node_stats ns;
-  rl__redis_node_stats_get(st->node, &ns);
-  return rl__redis_node_healthy(st->node) && ns.ready > 0;
+  rl__redis_node_stats_get(((redis_store *)s)->node, &ns);
+  return ns.ready > 0;
 }
 
 static void rc_waiter_init(rc_waiter *w) {
@@ -707,6 +706,8 @@ static void rc_cb(int status, const rl__redis_reply *r, void *ud,
 /* `EVALSHA sha 1 key alg units age n (limit duration burst slots) x n`:
  * one string and three numbers more than a decision's command. */
 #define RC_NUMS (3 + 4 * RL_MAX_WINDOWS)
+#define RC_MIN_NS ((int64_t)1000000000) /* a reconciliation's least deadline   \
+                                         */
 typedef struct rc_cmd {
   int argc;
   const char *argv[5 + RC_NUMS];
@@ -761,7 +762,10 @@ int rl__redis_store_reconcile(rl__store *s, const char *key, size_t key_len,
   uint64_t gen = ++w->gen;
   w->done = 0;
   pthread_mutex_unlock(&w->mu);
-  int64_t deadline = rl__mono_ns() + st->timeout_ns;
+  /* Nobody waits on a reconciliation: a long deadline makes a lost (maybe
+   * applied, never retried) reply rare on a busy server. */
+  int64_t budget = 10 * st->timeout_ns;
+  int64_t deadline = rl__mono_ns() + (budget > RC_MIN_NS ? budget : RC_MIN_NS);
   int err = rl__redis_node_submit(st->node, &a, deadline, rc_cb, w, gen);
   if (err != RL_OK) {
     return err; /* nothing was sent */

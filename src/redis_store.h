@@ -78,9 +78,9 @@ int64_t rl__redis_last_now_ms(void);
 /* The store's node counters, breaker included (s: a Redis store). */
 void rl__redis_store_node_stats(rl__store *s, rl__redis_node_stats *out);
 
-/* 1 when decisions go to Redis as usual: the node's breaker is closed and
- * a connection is ready. */
-int rl__redis_store_healthy(rl__store *s);
+/* 1 when a connection is ready. The breaker may still be open: a call then
+ * is its probe, or is refused at once. */
+int rl__redis_store_connected(rl__store *s);
 
 /* reconcile.lua refused its arguments: the units were not added. */
 #define RL__REDIS_ERROR_REPLY (-2)

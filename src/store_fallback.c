@@ -29,11 +29,12 @@
  * pending table (reconcile.h) under its Redis key. After a timeout Redis
  * may have run the decision already (the command went out), so those
  * units are not reconciled: at most once, never counted twice. A
- * reconciler thread wakes every RECONCILE_TICK_MS; while the Redis store
- * is healthy (breaker closed, a connection ready) it takes the whole
- * table and sends one reconcile.lua per key. An answer adds the units; a
- * refusal before sending puts them back; a lost or timed-out call is not
- * retried (counted as lost); an error reply drops them (counted).
+ * reconciler thread wakes every RECONCILE_TICK_MS; while a connection is
+ * ready it takes the whole table and sends one reconcile.lua per key
+ * (through the node's breaker: while it is open the first call is its
+ * probe, so an instance without traffic still finds Redis back). An answer adds
+ * the units; a refusal before sending puts them back; a lost or timed-out call
+ * is not retried (counted as lost); an error reply drops them (counted).
  *
  * Asynchronous decisions keep the copied policy and the key in a record
  * from a free list that only grows (like the Redis store's), so the
@@ -381,7 +382,7 @@ static void *reconciler(void *arg) {
   while (!should_stop(f, 1)) {
     rl__pending_stats ps;
     rl__pending_stats_get(f->pending, &ps);
-    if (ps.keys == 0 || !rl__redis_store_healthy(f->inner)) {
+    if (ps.keys == 0 || !rl__redis_store_connected(f->inner)) {
       continue;
     }
     rl__pending_entry *e = rl__pending_take(f->pending);
