@@ -663,6 +663,19 @@ int rl__redis_store_connected(rl__store *s) {
   return ns.ready > 0;
 }
 
+int rl__redis_store_healthy(rl__store *s) {
+  return rl__redis_node_healthy(((redis_store *)s)->node);
+}
+
+int rl__redis_store_probe(rl__store *s) {
+  redis_store *st = (redis_store *)s;
+  const char *argv[1] = {"PING"};
+  size_t lens[1] = {4};
+  rl__redis_args a = {1, argv, lens};
+  return rl__redis_node_call(st->node, &a, rl__mono_ns() + st->timeout_ns, NULL,
+                             NULL);
+}
+
 static void rc_waiter_init(rc_waiter *w) {
   pthread_mutex_init(&w->mu, NULL);
   pthread_condattr_t ca;
@@ -706,8 +719,9 @@ static void rc_cb(int status, const rl__redis_reply *r, void *ud,
 /* `EVALSHA sha 1 key alg units age n (limit duration burst slots) x n`:
  * one string and three numbers more than a decision's command. */
 #define RC_NUMS (3 + 4 * RL_MAX_WINDOWS)
-#define RC_MIN_NS ((int64_t)1000000000) /* a reconciliation's least deadline   \
-                                         */
+#define RC_MIN_NS                                                              \
+  ((int64_t)1000000000) /* a reconciliation's least deadline                   \
+                         */
 typedef struct rc_cmd {
   int argc;
   const char *argv[5 + RC_NUMS];

@@ -82,6 +82,14 @@ void rl__redis_store_node_stats(rl__store *s, rl__redis_node_stats *out);
  * is its probe, or is refused at once. */
 int rl__redis_store_connected(rl__store *s);
 
+/* 1 when the node's breaker is closed: decisions go to Redis. */
+int rl__redis_store_healthy(rl__store *s);
+
+/* A PING through the node's breaker (blocking, the decision deadline):
+ * while the breaker is open it is refused at once unless a probe is due,
+ * and then its reply closes the breaker. RL_OK or the call's error. */
+int rl__redis_store_probe(rl__store *s);
+
 /* reconcile.lua refused its arguments: the units were not added. */
 #define RL__REDIS_ERROR_REPLY (-2)
 

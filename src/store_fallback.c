@@ -29,10 +29,11 @@
  * pending table (reconcile.h) under its Redis key. After a timeout Redis
  * may have run the decision already (the command went out), so those
  * units are not reconciled: at most once, never counted twice. A
- * reconciler thread wakes every RECONCILE_TICK_MS; while a connection is
- * ready it takes the whole table and sends one reconcile.lua per key
- * (through the node's breaker: while it is open the first call is its
- * probe, so an instance without traffic still finds Redis back). An answer adds
+ * reconciler thread wakes every RECONCILE_TICK_MS; while the node's
+ * breaker is closed it takes the whole table and sends one reconcile.lua
+ * per key. While the breaker is open but a connection is ready it sends a
+ * PING, which is the breaker's probe when one is due: an instance without
+ * traffic still finds Redis back. An answer adds
  * the units; a refusal before sending puts them back; a lost or timed-out call
  * is not retried (counted as lost); an error reply drops them (counted).
  *
@@ -98,6 +99,7 @@ struct fb_store {
   size_t reconcile_max_keys;
   atomic_uint_fast64_t n_open, n_closed, n_local, n_errors;
   atomic_uint_fast64_t n_reconciled, n_rc_dropped, n_rc_lost;
+  atomic_uint_fast64_t rc_keys, rc_units; /* taken by the reconciler now */
   /* reconciler thread */
   pthread_t thread;
   int thread_started;
@@ -344,6 +346,30 @@ static int fb_decide_async(rl__store *s, const rl__policy_table *t,
 
 /* ---- reconciliation ----------------------------------------------------- */
 
+/* The reconciler is done with e (sent, dropped or put back). */
+static void rc_done(fb_store *f, uint64_t units) {
+  atomic_fetch_sub(&f->rc_units, units);
+  atomic_fetch_sub(&f->rc_keys, 1);
+}
+
+/* Puts e back into the table, then stops counting it as in flight (in
+ * that order, so a drain never sees it nowhere). */
+static void rc_put_back(fb_store *f, rl__pending_entry *e) {
+  uint64_t units = e->units;
+  rl__pending_put_back(f->pending, e);
+  rc_done(f, units);
+}
+
+/* Takes the whole table, counting it as in flight. */
+static rl__pending_entry *rc_take(fb_store *f) {
+  rl__pending_entry *all = rl__pending_take(f->pending);
+  for (rl__pending_entry *e = all; e != NULL; e = e->next) {
+    atomic_fetch_add(&f->rc_keys, 1);
+    atomic_fetch_add(&f->rc_units, e->units);
+  }
+  return all;
+}
+
 /* Sends one entry; frees it or puts it back. Returns 0 when Redis
  * refused it (the rest of the batch then waits for the next tick). */
 static int reconcile_one(fb_store *f, rl__pending_entry *e) {
@@ -351,7 +377,7 @@ static int reconcile_one(fb_store *f, rl__pending_entry *e) {
   int rc = rl__redis_store_reconcile(f->inner, e->key, e->key_len, &e->shape,
                                      e->units, age > 0 ? (uint64_t)age : 0);
   if (rc == RL_ERR_BACKEND_UNAVAILABLE) {
-    rl__pending_put_back(f->pending, e); /* it did not run: retry later */
+    rc_put_back(f, e); /* it did not run: retry later */
     return 0;
   }
   if (rc == RL_OK) {
@@ -361,6 +387,7 @@ static int reconcile_one(fb_store *f, rl__pending_entry *e) {
   } else {
     inc(&f->n_rc_lost, e->units);
   }
+  rc_done(f, e->units);
   free(e);
   return 1;
 }
@@ -385,7 +412,13 @@ static void *reconciler(void *arg) {
     if (ps.keys == 0 || !rl__redis_store_connected(f->inner)) {
       continue;
     }
-    rl__pending_entry *e = rl__pending_take(f->pending);
+    if (!rl__redis_store_healthy(f->inner)) {
+      /* breaker open: a PING is its probe when one is due (a timed-out
+       * reconciliation could not be retried; a PING costs nothing) */
+      rl__redis_store_probe(f->inner);
+      continue;
+    }
+    rl__pending_entry *e = rc_take(f);
     int go = 1;
     while (e != NULL) {
       rl__pending_entry *next = e->next;
@@ -393,7 +426,7 @@ static void *reconciler(void *arg) {
         go = reconcile_one(f, e); /* refused: the rest waits a tick */
       } else {
         go = 0;
-        rl__pending_put_back(f->pending, e); /* or freed with the table */
+        rc_put_back(f, e); /* or freed with the table */
       }
       e = next;
     }
@@ -542,8 +575,8 @@ void rl__store_fallback_stats(rl__store *s, rl_fallback_stats *out) {
   out->breaker_rejected = ns.breaker_rejected;
   rl__pending_stats ps;
   rl__pending_stats_get(f->pending, &ps);
-  out->reconcile_pending_keys = ps.keys;
-  out->reconcile_pending_units = ps.units;
+  out->reconcile_pending_keys = ps.keys + atomic_load(&f->rc_keys);
+  out->reconcile_pending_units = ps.units + atomic_load(&f->rc_units);
   out->reconciled_units = atomic_load(&f->n_reconciled);
   out->reconcile_dropped_units =
       ps.dropped_units + atomic_load(&f->n_rc_dropped);
