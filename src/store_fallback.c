@@ -594,7 +594,7 @@ int rl__store_fallback_drain(rl__store *s, uint32_t timeout_ms) {
     if (mono_ms() >= until) {
       return RL_ERR_TIMEOUT;
     }
-    struct timespec ts = {0, 5 * 1000000};
+    struct timespec ts = {0, 5L * 1000000};
     nanosleep(&ts, NULL);
   }
 }
