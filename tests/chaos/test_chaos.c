@@ -25,7 +25,8 @@
  * maxmemory + noeviction (OOM error replies), a network partition (network
  * namespace + veth + nftables drop rules; skipped without CAP_NET_ADMIN),
  * and 1000 concurrent callers during a SIGSTOP (threads and memory stay
- * bounded). CHAOS_OUTAGE_MS sets the outage length (default 2000).
+ * bounded). CHAOS_OUTAGE_MS sets the outage length (default 2000);
+ * CHAOS_LOG=FILE logs every decision of the load threads.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -89,8 +90,30 @@ static int source_ok(int policy, rl_source s) {
   return s == RL_SOURCE_REDIS || s == fb[policy];
 }
 
+/* CHAOS_LOG=FILE: every decision, one line each: ms since the start,
+ * scenario, policy, key, error, source, allowed, latency in us. */
+static FILE *decision_log;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char *scenario_name = "";
+static int64_t log_t0;
+
+static void log_decision(int policy, unsigned key, int err,
+                         const rl_decision *d, int64_t dt_us) {
+  if (decision_log == NULL) {
+    return;
+  }
+  pthread_mutex_lock(&log_mu);
+  fprintf(decision_log, "%lld %s %s k%u %s %s %d %lld\n",
+          (long long)(rlt_now_ms() - log_t0), scenario_name,
+          policy_names[policy], key, rl_err_name(err),
+          err == RL_OK ? rl_source_name(d->source) : "-",
+          err == RL_OK ? d->allowed : 0, (long long)dt_us);
+  pthread_mutex_unlock(&log_mu);
+}
+
 static void note(load *l, int policy, unsigned key, int err,
                  const rl_decision *d, int64_t dt_us) {
+  log_decision(policy, key, err, d, dt_us);
   atomic_fetch_add(&l->n, 1);
   int64_t max = atomic_load(&l->max_us);
   while (dt_us > max && !atomic_compare_exchange_weak(&l->max_us, &max, dt_us))
@@ -360,6 +383,7 @@ static int64_t margin_ms(int scale) {
 static void run(const scenario *s, rl_limiter *rl) {
   static load l; /* large; one scenario at a time */
   memset(&l, 0, sizeof l);
+  scenario_name = s->name;
   l.rl = rl;
   l.pace_us = s->pace_us;
   l.margin_ms = margin_ms(s->margin_scale > 0 ? s->margin_scale : 1);
@@ -740,6 +764,11 @@ static void test_network_partition(void **state) {
 
 static int setup(void **state) {
   (void)state;
+  const char *path = getenv("CHAOS_LOG");
+  if (path != NULL && path[0] != '\0') {
+    decision_log = fopen(path, "w");
+    log_t0 = rlt_now_ms();
+  }
   return rlt_redis_start(&srv, NULL);
 }
 
@@ -748,6 +777,9 @@ static int teardown(void **state) {
   rlt_redis_stop(&srv);
   ns_cleanup();
   rl__redis_thread_cleanup();
+  if (decision_log != NULL) {
+    fclose(decision_log);
+  }
   return 0;
 }
 
