@@ -26,6 +26,10 @@ typedef struct rl__pending_entry {
   uint64_t hash;
   uint64_t units;
   int64_t last_ms; /* mono ms of the last admission */
+  /* Set by the reconciler when it first sends the entry: the id that
+   * makes a retry after a lost reply apply at most once. */
+  uint64_t rc_id;
+  int64_t first_sent_ms;
   rl__policy_shape shape;
   size_t key_len;
   char key[]; /* the Redis key */

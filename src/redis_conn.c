@@ -770,6 +770,13 @@ static int open_socket(rl__conn *c, char *why, size_t whylen) {
   }
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+#ifdef TCP_THIN_LINEAR_TIMEOUTS
+  /* Few packets in flight: retransmit at a linear, not exponential, pace
+   * for the first retries, so a healed network partition is noticed
+   * within a few hundred ms instead of the next doubled timeout (seconds;
+   * docs/Degradation.md). */
+  setsockopt(c->fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &one, sizeof(one));
+#endif
   c->rd_ev = event_new(base, c->fd, EV_READ | EV_PERSIST, on_readable, c);
   c->wr_ev = event_new(base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
   if (c->rd_ev == NULL || c->wr_ev == NULL) {

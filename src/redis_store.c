@@ -716,17 +716,20 @@ static void rc_cb(int status, const rl__redis_reply *r, void *ud,
   pthread_mutex_unlock(&w->mu);
 }
 
-/* `EVALSHA sha 1 key alg units age n (limit duration burst slots) x n`:
- * one string and three numbers more than a decision's command. */
+/* `EVALSHA sha 2 key marker alg units age n (limit duration burst slots)
+ * x n`: two strings and three numbers more than a decision's command. */
 #define RC_NUMS (3 + 4 * RL_MAX_WINDOWS)
-#define RC_MIN_NS                                                              \
-  ((int64_t)1000000000) /* a reconciliation's least deadline                   \
-                         */
+#define RC_STRS 6
+#define RC_MARKER_TAG ":rc:"
+/* A reconciliation's least deadline. */
+#define RC_MIN_NS ((int64_t)1000000000)
+
 typedef struct rc_cmd {
   int argc;
-  const char *argv[5 + RC_NUMS];
-  size_t lens[5 + RC_NUMS];
+  const char *argv[RC_STRS + RC_NUMS];
+  size_t lens[RC_STRS + RC_NUMS];
   char nums[RC_NUMS][24];
+  char marker[RL__REDIS_KEY_MAX + sizeof RC_MARKER_TAG + RL__REDIS_RC_ID_LEN];
 } rc_cmd;
 
 static void rc_str(rc_cmd *c, const char *s, size_t len) {
@@ -735,19 +738,33 @@ static void rc_str(rc_cmd *c, const char *s, size_t len) {
 }
 
 static void rc_num(rc_cmd *c, uint64_t v) {
-  char *buf = c->nums[c->argc - 5];
+  char *buf = c->nums[c->argc - RC_STRS];
   rc_str(c, buf, put_u64(buf, v));
 }
 
+/* The marker of one reconciliation: the key (so the same hash slot), the
+ * tag and the id. */
+static size_t rc_marker(rc_cmd *c, const char *key, size_t key_len,
+                        const char *id) {
+  size_t tag = sizeof RC_MARKER_TAG - 1;
+  size_t id_len = strnlen(id, RL__REDIS_RC_ID_LEN);
+  memcpy(c->marker, key, key_len);
+  memcpy(c->marker + key_len, RC_MARKER_TAG, tag);
+  memcpy(c->marker + key_len + tag, id, id_len);
+  return key_len + tag + id_len;
+}
+
 static void rc_build(rc_cmd *c, const char *sha, const char *key,
-                     size_t key_len, const rl__policy_shape *shape,
-                     uint64_t units, uint64_t age_ms) {
+                     size_t key_len, const char *id,
+                     const rl__policy_shape *shape, uint64_t units,
+                     uint64_t age_ms) {
   const char *alg = rl_algorithm_name(shape->algorithm);
   c->argc = 0;
   rc_str(c, "EVALSHA", 7);
   rc_str(c, sha, RL__REDIS_SHA_LEN);
-  rc_str(c, "1", 1);
+  rc_str(c, "2", 1);
   rc_str(c, key, key_len);
+  rc_str(c, c->marker, rc_marker(c, key, key_len, id));
   rc_str(c, alg, strlen(alg));
   rc_num(c, units);
   rc_num(c, age_ms);
@@ -762,13 +779,16 @@ static void rc_build(rc_cmd *c, const char *sha, const char *key,
 }
 
 int rl__redis_store_reconcile(rl__store *s, const char *key, size_t key_len,
-                              const rl__policy_shape *shape, uint64_t units,
-                              uint64_t age_ms) {
+                              const char *id, const rl__policy_shape *shape,
+                              uint64_t units, uint64_t age_ms) {
   redis_store *st = (redis_store *)s;
   const rl__script *sc = rl__script_find("reconcile");
   size_t script = (size_t)(sc - rl__scripts);
   rc_cmd cmd;
-  rc_build(&cmd, rl__redis_node_script_sha(st->node, script), key, key_len,
+  if (key_len > RL__REDIS_KEY_MAX) {
+    return RL__REDIS_ERROR_REPLY;
+  }
+  rc_build(&cmd, rl__redis_node_script_sha(st->node, script), key, key_len, id,
            shape, units, age_ms);
   rl__redis_args a = {cmd.argc, cmd.argv, cmd.lens};
   rc_waiter *w = &st->rc;

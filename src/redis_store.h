@@ -94,16 +94,20 @@ int rl__redis_store_probe(rl__store *s);
 #define RL__REDIS_ERROR_REPLY (-2)
 
 /* Adds units admitted elsewhere to the Redis key `key` (reconcile.lua),
- * age_ms after the last of them. One caller at a time (the reconciler
- * thread). Returns RL_OK (added), RL_ERR_BACKEND_UNAVAILABLE when it was
- * refused before anything was sent or Redis refused to run the script
- * (OOM, BUSY...: safe to retry), RL_ERR_TIMEOUT or
- * RL_ERR_SHUTDOWN or RL__REDIS_LOST when it went out and no reply came
- * (maybe added: never retried, so never counted twice), or
- * RL__REDIS_ERROR_REPLY. */
+ * age_ms after the last of them. id (RL__REDIS_RC_ID_LEN characters,
+ * NUL-terminated, unique per reconciliation) makes it idempotent: Redis
+ * applies one id at most once (a marker key next to `key`, kept 10
+ * minutes), so a call whose reply was lost may be sent again with the
+ * same id and units. One caller at a time (the reconciler thread).
+ * Returns RL_OK (added now or already), RL_ERR_BACKEND_UNAVAILABLE when
+ * it was refused before anything was sent or Redis refused to run the
+ * script (OOM, BUSY...), RL_ERR_TIMEOUT, RL_ERR_SHUTDOWN or RL__REDIS_LOST
+ * when it went out and no reply came (maybe added), or
+ * RL__REDIS_ERROR_REPLY when the script refused its arguments. */
 #define RL__REDIS_LOST (-3)
+#define RL__REDIS_RC_ID_LEN 32
 int rl__redis_store_reconcile(rl__store *s, const char *key, size_t key_len,
-                              const rl__policy_shape *shape, uint64_t units,
-                              uint64_t age_ms);
+                              const char *id, const rl__policy_shape *shape,
+                              uint64_t units, uint64_t age_ms);
 
 #endif /* RL_REDIS_STORE_H */

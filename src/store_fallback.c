@@ -44,11 +44,13 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "fallback.h"
+#include "hash.h"
 #include "memory_store.h"
 #include "reconcile.h"
 #include "redis_keys.h"
@@ -56,6 +58,8 @@
 #include "redis_store.h"
 
 #define RECONCILE_TICK_MS 20
+#define RECONCILE_RETRY_MS 60000 /* a lost reconciliation is retried so long   \
+                                  */
 #define REQ_CHUNK 32
 #define REQ_KEY_INLINE 256
 #define LAYOUT_BYTES 4
@@ -100,6 +104,10 @@ struct fb_store {
   atomic_uint_fast64_t n_open, n_closed, n_local, n_errors;
   atomic_uint_fast64_t n_reconciled, n_rc_dropped, n_rc_lost;
   atomic_uint_fast64_t rc_keys, rc_units; /* taken by the reconciler now */
+  /* reconciler thread only */
+  uint64_t rc_instance;     /* random: this limiter's reconciliation ids */
+  uint64_t rc_seq;          /* the last id handed out */
+  rl__pending_entry *retry; /* sent, no answer yet: same id next tick */
   /* reconciler thread */
   pthread_t thread;
   int thread_started;
@@ -370,26 +378,56 @@ static rl__pending_entry *rc_take(fb_store *f) {
   return all;
 }
 
-/* Sends one entry; frees it or puts it back. Returns 0 when Redis
- * refused it (the rest of the batch then waits for the next tick). */
-static int reconcile_one(fb_store *f, rl__pending_entry *e) {
-  int64_t age = mono_ms() - e->last_ms;
-  int rc = rl__redis_store_reconcile(f->inner, e->key, e->key_len, &e->shape,
-                                     e->units, age > 0 ? (uint64_t)age : 0);
-  if (rc == RL_ERR_BACKEND_UNAVAILABLE) {
-    rc_put_back(f, e); /* it did not run: retry later */
-    return 0;
+/* Keeps e for a later tick: an entry that went out once keeps its id and
+ * its units (a retry must be the same reconciliation); one never sent
+ * merges back into the table. */
+static void rc_keep(fb_store *f, rl__pending_entry *e) {
+  if (e->rc_id == 0) {
+    rc_put_back(f, e);
+    return;
   }
-  if (rc == RL_OK) {
-    inc(&f->n_reconciled, e->units);
-  } else if (rc == RL__REDIS_ERROR_REPLY) {
-    inc(&f->n_rc_dropped, e->units);
-  } else {
-    inc(&f->n_rc_lost, e->units);
-  }
+  e->next = f->retry;
+  f->retry = e;
+}
+
+static void rc_finish(fb_store *f, rl__pending_entry *e,
+                      atomic_uint_fast64_t *counter) {
+  inc(counter, e->units);
   rc_done(f, e->units);
   free(e);
-  return 1;
+}
+
+/* Sends one entry (with its id, so that Redis applies it at most once);
+ * frees it or keeps it. Returns 0 when it did not get through (the rest
+ * of the batch then waits for the next tick). */
+static int reconcile_one(fb_store *f, rl__pending_entry *e) {
+  int64_t now = mono_ms();
+  if (e->rc_id == 0) {
+    e->rc_id = ++f->rc_seq;
+    e->first_sent_ms = now;
+  }
+  char id[RL__REDIS_RC_ID_LEN + 1];
+  snprintf(id, sizeof id, "%016llx%016llx", (unsigned long long)f->rc_instance,
+           (unsigned long long)e->rc_id);
+  int64_t age = now - e->last_ms;
+  int rc =
+      rl__redis_store_reconcile(f->inner, e->key, e->key_len, id, &e->shape,
+                                e->units, age > 0 ? (uint64_t)age : 0);
+  if (rc == RL_OK) {
+    rc_finish(f, e, &f->n_reconciled);
+    return 1;
+  }
+  if (rc == RL__REDIS_ERROR_REPLY) {
+    rc_finish(f, e, &f->n_rc_dropped);
+    return 1;
+  }
+  if (rc != RL_ERR_BACKEND_UNAVAILABLE &&
+      now - e->first_sent_ms > RECONCILE_RETRY_MS) {
+    rc_finish(f, e, &f->n_rc_lost); /* no answer for a minute: give up */
+    return 1;
+  }
+  rc_keep(f, e); /* not run, or no answer yet: the same call next tick */
+  return 0;
 }
 
 static int should_stop(fb_store *f, int wait) {
@@ -404,32 +442,43 @@ static int should_stop(fb_store *f, int wait) {
   return stop;
 }
 
+/* One pass: the entries being retried first, then the whole table. */
+static void reconcile_all(fb_store *f) {
+  rl__pending_entry *e = f->retry;
+  f->retry = NULL;
+  rl__pending_entry **tail = &e;
+  while (*tail != NULL) {
+    tail = &(*tail)->next;
+  }
+  *tail = rc_take(f);
+  int go = 1;
+  while (e != NULL) {
+    rl__pending_entry *next = e->next;
+    if (go && !should_stop(f, 0)) {
+      go = reconcile_one(f, e);
+    } else {
+      go = 0;
+      rc_keep(f, e); /* at rl_free: freed with the table or the list */
+    }
+    e = next;
+  }
+}
+
 static void *reconciler(void *arg) {
   fb_store *f = arg;
   while (!should_stop(f, 1)) {
     rl__pending_stats ps;
     rl__pending_stats_get(f->pending, &ps);
-    if (ps.keys == 0 || !rl__redis_store_connected(f->inner)) {
+    if ((ps.keys == 0 && f->retry == NULL) ||
+        !rl__redis_store_connected(f->inner)) {
       continue;
     }
     if (!rl__redis_store_healthy(f->inner)) {
-      /* breaker open: a PING is its probe when one is due (a timed-out
-       * reconciliation could not be retried; a PING costs nothing) */
+      /* breaker open: a PING is its probe when one is due */
       rl__redis_store_probe(f->inner);
       continue;
     }
-    rl__pending_entry *e = rc_take(f);
-    int go = 1;
-    while (e != NULL) {
-      rl__pending_entry *next = e->next;
-      if (go && !should_stop(f, 0)) {
-        go = reconcile_one(f, e); /* refused: the rest waits a tick */
-      } else {
-        go = 0;
-        rc_put_back(f, e); /* or freed with the table */
-      }
-      e = next;
-    }
+    reconcile_all(f);
   }
   rl__redis_thread_cleanup();
   return NULL;
@@ -483,6 +532,10 @@ static void fb_free(rl__store *s) {
   if (f->inner != NULL) {
     f->inner->ops->free(f->inner); /* every async callback has run */
   }
+  for (rl__pending_entry *e = f->retry, *next; e != NULL; e = next) {
+    next = e->next;
+    free(e);
+  }
   rl__pending_free(f->pending);
   rl__memstore_free(f->local);
   for (fb_chunk *c = f->chunks, *next; c != NULL; c = next) {
@@ -533,6 +586,9 @@ int rl__store_fallback_new(const rl_config *config, rl__store *inner,
   pthread_cond_init(&f->cv, &ca);
   pthread_condattr_destroy(&ca);
   fb_settings(f, config);
+  rl__hash_key rnd;
+  rl__hash_key_random(&rnd);
+  f->rc_instance = rnd.k0 ^ rnd.k1;
   unsigned stripes = 0;
   int err = rl__memory_stripes(config, &stripes, NULL, 0);
   if (err == RL_OK) {

@@ -193,15 +193,21 @@ static void reconcile_alg(rl_algorithm alg, uint64_t burst) {
   assert_int_equal(
       rl__redis_key(part, part_len, "k", 1, key, sizeof key, &klen), RL_OK);
   rl__store *rs = rl__store_fallback_inner(rl__limiter_store(rl));
-  assert_int_equal(rl__redis_store_reconcile(rs, key, klen, &cp.shape, 30, 0),
-                   RL_OK);
+  assert_int_equal(
+      rl__redis_store_reconcile(rs, key, klen, "id-1", &cp.shape, 30, 0),
+      RL_OK);
+  /* the same reconciliation again (a lost reply retried): applied once */
+  assert_int_equal(
+      rl__redis_store_reconcile(rs, key, klen, "id-1", &cp.shape, 30, 0),
+      RL_OK);
   /* capped at the limit: a full window is full */
   assert_int_equal(decide(rl, "rc", "k", 1, &d), RL_OK);
   assert_true(d.allowed);
   /* 5 + 30 + 1 spent of 100 (the token bucket refills a little) */
   assert_true(d.remaining <= 64 && d.remaining >= 63);
   assert_int_equal(
-      rl__redis_store_reconcile(rs, key, klen, &cp.shape, 1000000, 0), RL_OK);
+      rl__redis_store_reconcile(rs, key, klen, "id-2", &cp.shape, 1000000, 0),
+      RL_OK);
   assert_int_equal(decide(rl, "rc", "k", 1, &d), RL_OK);
   assert_false(d.allowed);
   rl_free(rl);
@@ -232,14 +238,16 @@ static void test_reconcile_script(void **state) {
       rl__redis_key(part, part_len, "k", 1, key, sizeof key, &klen), RL_OK);
   rl__store *rs = rl__store_fallback_inner(rl__limiter_store(rl));
   assert_int_equal(
-      rl__redis_store_reconcile(rs, key, klen, &cp.shape, 50, 1500), RL_OK);
+      rl__redis_store_reconcile(rs, key, klen, "id-3", &cp.shape, 50, 1500),
+      RL_OK);
   rl_decision d;
   assert_int_equal(decide(rl, "fw", "k", 1, &d), RL_OK);
   assert_int_equal(d.remaining, 99);
   /* a refused script (bad arguments) is an error reply */
   cp.shape.windows[0].limit = 0;
-  assert_int_equal(rl__redis_store_reconcile(rs, key, klen, &cp.shape, 1, 0),
-                   RL__REDIS_ERROR_REPLY);
+  assert_int_equal(
+      rl__redis_store_reconcile(rs, key, klen, "id-4", &cp.shape, 1, 0),
+      RL__REDIS_ERROR_REPLY);
   rl_free(rl);
 }
 
