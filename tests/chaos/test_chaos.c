@@ -606,10 +606,14 @@ static void test_oom(void **state) {
   scenario_on_localhost(&s);
 }
 
+/* 1000 callers time out together when Redis stops: 1000 runnable threads,
+ * and CFS serves them in a period of about 1000 x 0.75 ms, so a caller
+ * woken at its deadline may wait that long for a CPU. The margin is 20x
+ * (1 s; 4 s under sanitizers); the figures print the tail. */
 static void test_1000_callers(void **state) {
   (void)state;
   scenario s = {"1000 callers", stop_fault, stop_heal,   1, 1,
-                1000,           20000,      outage_ms(), 4};
+                1000,           20000,      outage_ms(), 20};
   scenario_on_localhost(&s);
 }
 
