@@ -4,12 +4,14 @@
 # chaos-table markers) from their results: each row's pass/fail and figures
 # come from this run, never from the document.
 #
-# usage: scripts/chaos_table.sh [BUILD_DIR]   (default build-test; the
+# usage: scripts/chaos_table.sh [BUILD_DIR [DOC]]   (default build-test and
+#        docs/Degradation.md; DOC must hold the chaos-table markers; the
 #        tests must be built: test_chaos, test_redis_fallback,
 #        test_redis_accuracy, test_reconfigure)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-test}
+DOC=${2:-docs/Degradation.md}
 OUT=$BUILD/chaos-table # the logs stay there
 mkdir -p "$OUT"
 
@@ -30,7 +32,7 @@ run fallback test_redis_fallback
 run accuracy test_redis_accuracy
 run reconfigure test_reconfigure
 
-python3 - "$OUT" docs/Degradation.md <<'EOF'
+python3 - "$OUT" "$DOC" <<'EOF'
 import re, sys, platform, datetime, os
 out, doc = sys.argv[1], sys.argv[2]
 logs = {n: open(os.path.join(out, n + '.log'), errors='replace').read()
