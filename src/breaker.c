@@ -46,7 +46,7 @@ int rl__breaker_allow(rl__breaker *b, int64_t now_ns) {
   return 0;
 }
 
-void rl__breaker_success(rl__breaker *b) {
+int rl__breaker_success(rl__breaker *b) {
   if (atomic_load_explicit(&b->failures, memory_order_relaxed) != 0) {
     atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
   }
@@ -54,7 +54,9 @@ void rl__breaker_success(rl__breaker *b) {
           RL__BREAKER_CLOSED &&
       atomic_exchange(&b->state, RL__BREAKER_CLOSED) != RL__BREAKER_CLOSED) {
     inc(&b->n_closed);
+    return 1;
   }
+  return 0;
 }
 
 void rl__breaker_failure(rl__breaker *b, int64_t now_ns) {

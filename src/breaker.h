@@ -54,8 +54,9 @@ void rl__breaker_init(rl__breaker *b, uint32_t threshold, uint32_t probe_ms);
  * the probe), 0 = refused (counted). */
 int rl__breaker_allow(rl__breaker *b, int64_t now_ns);
 
-/* The backend answered: closes the breaker. */
-void rl__breaker_success(rl__breaker *b);
+/* The backend answered: closes the breaker. Returns 1 when this call
+ * closed it (one caller per recovery). */
+int rl__breaker_success(rl__breaker *b);
 
 /* A call failed or timed out: may open the breaker. */
 void rl__breaker_failure(rl__breaker *b, int64_t now_ns);

@@ -180,7 +180,9 @@ struct rl__redis_node {
   unsigned n_ready;
   unsigned n_down; /* connections whose last attempt failed */
   char errstr[RL__REDIS_ERRSTR_LEN];
-  rl__breaker breaker; /* see breaker_note() and node_submit() */
+  rl__breaker breaker;  /* see breaker_note() and node_submit() */
+  int64_t recovered_ns; /* loop thread: when the breaker last closed */
+  int resetting;        /* loop thread: a stuck connection is being reset */
 };
 
 static void conn_fail(rl__conn *c, int status, const char *why);
@@ -293,8 +295,11 @@ static void heap_remove(rl__conn *c, rl__req *r) {
 static int64_t stall_at(const rl__conn *c) {
   const rl__req *head = c->inflight.head;
   int64_t stall = (int64_t)c->node->o.stall_timeout_ms * 1000000;
-  if (stall == 0 || head == NULL || !head->answered || c->state != ST_READY ||
-      head->deadline_ns > NO_DEADLINE - stall)
+  if (head == NULL || !head->answered || c->state != ST_READY)
+    return NO_DEADLINE;
+  if (head->deadline_ns < c->node->recovered_ns)
+    return c->node->recovered_ns; /* stuck: see node_recovered() */
+  if (stall == 0 || head->deadline_ns > NO_DEADLINE - stall)
     return NO_DEADLINE;
   return head->deadline_ns + stall;
 }
@@ -334,13 +339,27 @@ static void flush_freed(rl__conn *c) {
   c->freed = NULL;
 }
 
+/* The node's breaker just closed (loop thread): the server answers again.
+ * A connection whose oldest request timed out before now, while another
+ * connection got its reply, has a stuck path (after a healed network
+ * partition it would wait for TCP's next retransmission, seconds): it is
+ * reset now (its owed callbacks get RL_ERR_TIMEOUT: their commands may
+ * still reach Redis) instead of after stall_timeout_ms. */
+static void node_recovered(rl__redis_node *node) {
+  node->recovered_ns = rl__mono_ns();
+  for (unsigned i = 0; i < node->n_conns; i++)
+    arm_deadline(&node->conns[i]);
+}
+
 /* Feeds the node's breaker with the outcome of one request. A shutdown
- * says nothing about the server. */
+ * says nothing about the server. Successes come only from the loop. */
 static void breaker_note(rl__redis_node *node, int status) {
-  if (status == RL_OK)
-    rl__breaker_success(&node->breaker);
-  else if (status != RL_ERR_SHUTDOWN)
+  if (status == RL_OK) {
+    if (rl__breaker_success(&node->breaker))
+      node_recovered(node);
+  } else if (status != RL_ERR_SHUTDOWN && !node->resetting) {
     rl__breaker_failure(&node->breaker, rl__mono_ns());
+  }
 }
 
 static void complete(rl__conn *c, rl__req *r, int status,
@@ -362,8 +381,15 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
     complete(c, c->heap[0], RL_ERR_TIMEOUT, NULL);
   }
   if (now >= stall_at(c)) {
-    conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE,
-              "no reply within stall_timeout_ms");
+    const rl__req *head = c->inflight.head;
+    if (head->deadline_ns < c->node->recovered_ns) {
+      c->node->resetting = 1; /* its requests say nothing of the server */
+      conn_fail(c, RL_ERR_TIMEOUT,
+                "no reply while the server answered on another connection");
+      c->node->resetting = 0;
+    } else
+      conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE,
+                "no reply within stall_timeout_ms");
     return;
   }
   arm_deadline(c);
