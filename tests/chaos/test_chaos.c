@@ -576,14 +576,14 @@ static void scenario_on_localhost(const scenario *s) {
 static void test_kill_and_restart(void **state) {
   (void)state;
   scenario s = {"kill -9/restart", kill_fault, kill_heal, 1, 0, 4, 500,
-                outage_ms(),       1};
+                outage_ms(),       1,          0};
   scenario_on_localhost(&s);
 }
 
 static void test_sigstop(void **state) {
   (void)state;
   scenario s = {"SIGSTOP/SIGCONT", stop_fault, stop_heal, 1, 1, 4, 500,
-                outage_ms(),       1};
+                outage_ms(),       1,          0};
   scenario_on_localhost(&s);
 }
 
@@ -597,14 +597,15 @@ static void test_client_pause(void **state) {
                 4,
                 500,
                 outage_ms(),
-                1};
+                1,
+                0};
   scenario_on_localhost(&s);
 }
 
 static void test_debug_sleep(void **state) {
   (void)state;
   scenario s = {"DEBUG SLEEP", debug_sleep_fault, wait_ping, 1, 1, 4,
-                500,           outage_ms(),       1};
+                500,           outage_ms(),       1,         0};
   scenario_on_localhost(&s);
 }
 
@@ -613,7 +614,7 @@ static void test_oom(void **state) {
   /* error replies are answers: the breaker stays closed, every decision
    * asks Redis and falls back on its refusal */
   scenario s = {"OOM noeviction", oom_fault, oom_heal, 0, 1, 4, 500,
-                outage_ms(),      1};
+                outage_ms(),      1,         0};
   scenario_on_localhost(&s);
 }
 
@@ -623,8 +624,8 @@ static void test_oom(void **state) {
  * (1 s; 4 s under sanitizers); the figures print the tail. */
 static void test_1000_callers(void **state) {
   (void)state;
-  scenario s = {"1000 callers", stop_fault, stop_heal,   1, 1,
-                1000,           20000,      outage_ms(), 20};
+  scenario s = {"1000 callers", stop_fault, stop_heal,   1,  1,
+                1000,           20000,      outage_ms(), 20, 0};
   scenario_on_localhost(&s);
 }
 
