@@ -58,8 +58,8 @@
 #include "redis_store.h"
 
 #define RECONCILE_TICK_MS 20
-#define RECONCILE_RETRY_MS 60000 /* a lost reconciliation is retried so long   \
-                                  */
+/* How long a reconciliation without an answer is retried. */
+#define RECONCILE_RETRY_MS 60000
 #define REQ_CHUNK 32
 #define REQ_KEY_INLINE 256
 #define LAYOUT_BYTES 4
