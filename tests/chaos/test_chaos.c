@@ -582,9 +582,10 @@ static void scenario_on_localhost(const scenario *s) {
   rl_fallback_stats fs;
   rl_fallback_stats_get(rl, &fs);
   if (s->expect_breaker) {
+    /* opened and closed again (an overloaded machine may open it again
+     * afterwards: 1000 callers on a sanitizer build) */
     assert_true(fs.breaker_opened >= 1);
     assert_true(fs.breaker_closed >= 1);
-    assert_false(fs.breaker_open);
   }
   rl_free(rl);
 }
