@@ -218,7 +218,7 @@ typedef struct rl_config {
   size_t max_key_len;  /* 1..RL_KEY_MAX; default RL_KEY_MAX_DEFAULT */
   struct {
     size_t max_bytes; /* memory budget for key state; default 100 MiB */
-    unsigned stripes; /* lock stripes, power of two; 0 = automatic */
+    unsigned stripes; /* table stripes, power of two; 0 = automatic */
   } memory;
   rl_clock_fn clock; /* NULL = CLOCK_REALTIME; tests pass a fake. The
                       * memory store's clock: Redis decisions use Redis'

@@ -55,7 +55,7 @@ ctest_build() { # dir, cmake args...
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp
 
 stage lint scripts/lint.sh
 stage "tests (gcc, RelWithDebInfo)" ctest_build build-test \

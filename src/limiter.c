@@ -5,8 +5,10 @@
  * The decision path is: enter the policy table's read-side guard (no lock,
  * see guard.h), validate the request (no state touched on error), find the
  * policy, and hand it to the store (store.h: memory or Redis), which ends
- * the guard section as soon as it no longer needs the table. Nothing on it
- * allocates except the first decision of a key in memory.
+ * the guard section as soon as it no longer needs the table (the memory
+ * store also reclaims its nodes with this guard, so it decides inside the
+ * section). Nothing on it allocates except the first decision of a key in
+ * memory.
  *
  * rl_reconfigure() replaces the policy table whole; see policy_table.h for
  * which keys keep their state.
@@ -31,14 +33,15 @@ struct rl_limiter {
   uint64_t retired[RL__POLICY_IDS / 64]; /* scratch for publish() */
 };
 
-static int store_new(const rl_config *config, rl__store **out) {
+static int store_new(const rl_config *config, rl__guard *guard,
+                     rl__store **out) {
   if (config->store == RL_STORE_REDIS) {
     rl__store *redis = NULL;
     int err = rl__store_redis_new(config, &redis, NULL, 0);
     /* graceful degradation wraps the Redis store (fallback.h) */
     return err == RL_OK ? rl__store_fallback_new(config, redis, out) : err;
   }
-  return rl__store_memory_new(config, out);
+  return rl__store_memory_new(config, guard, out);
 }
 
 int rl_new(const rl_config *config, rl_limiter **out) {
@@ -59,7 +62,7 @@ int rl_new(const rl_config *config, rl_limiter **out) {
   err = rl__policy_table_new(config, NULL, &rl->ids, &table);
   rl__guard_init(&rl->policies, table);
   if (err == RL_OK) {
-    err = store_new(config, &rl->store);
+    err = store_new(config, &rl->policies, &rl->store);
   }
   if (err != RL_OK) {
     rl_free(rl);

@@ -56,7 +56,8 @@ struct rl__store {
 
 /* The memory store for a checked config (its budget, stripes and clock).
  * RL_OK or RL_ERR_NO_MEMORY. */
-int rl__store_memory_new(const rl_config *config, rl__store **out);
+int rl__store_memory_new(const rl_config *config, rl__guard *guard,
+                         rl__store **out);
 
 /* The Redis store for a checked config: starts connecting in the
  * background. RL_OK, RL_ERR_CONFIG_INVALID (unresolvable host, unusable

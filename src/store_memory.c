@@ -103,7 +103,8 @@ static const rl__store_ops mem_ops = {
     mem_retire, mem_stats,        mem_free,
 };
 
-int rl__store_memory_new(const rl_config *config, rl__store **out) {
+int rl__store_memory_new(const rl_config *config, rl__guard *guard,
+                         rl__store **out) {
   mem_store *m = calloc(1, sizeof *m);
   if (m == NULL) {
     return RL_ERR_NO_MEMORY;
@@ -114,7 +115,7 @@ int rl__store_memory_new(const rl_config *config, rl__store **out) {
   m->max_bytes = config->memory.max_bytes;
   int err = rl__memory_stripes(config, &m->stripes, NULL, 0);
   if (err == RL_OK) {
-    err = rl__memstore_new(m->max_bytes, m->stripes, &m->ms);
+    err = rl__memstore_new(m->max_bytes, m->stripes, guard, &m->ms);
   }
   if (err != RL_OK) {
     free(m);

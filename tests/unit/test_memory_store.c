@@ -20,19 +20,38 @@ static rl__policy compile(rl_algorithm alg, uint64_t limit, uint64_t ms) {
   return out;
 }
 
+/* The guard the stores under test reclaim with; every decision runs in a
+ * read section of it, as rl_decide's do. */
+static rl__guard g_guard;
+
+static rl__memstore *store_new(size_t max_bytes, unsigned stripes) {
+  rl__memstore *ms = NULL;
+  assert_int_equal(rl__memstore_new(max_bytes, stripes, &g_guard, &ms), RL_OK);
+  return ms;
+}
+
+static int decide_bytes(rl__memstore *ms, uint16_t policy, const rl__policy *p,
+                        const char *key, size_t len, int64_t now,
+                        rl_decision *d) {
+  rl__guard_token token;
+  rl__guard_enter(&g_guard, &token);
+  int err = rl__memstore_decide(ms, policy, &p->shape, key, len, now, 1, d);
+  rl__guard_exit(&token);
+  return err;
+}
+
 static int decide(rl__memstore *ms, const rl__policy *p, unsigned key,
                   int64_t now, rl_decision *d) {
   char buf[32];
   int n = snprintf(buf, sizeof buf, "key:%u", key);
-  return rl__memstore_decide(ms, 0, &p->shape, buf, (size_t)n, now, 1, d);
+  return decide_bytes(ms, 0, p, buf, (size_t)n, now, d);
 }
 
 static void test_budget_is_never_exceeded(void **state) {
   (void)state;
   rl__policy p = compile(RL_ALG_FIXED_WINDOW, 5, 60000);
-  rl__memstore *ms = NULL;
   size_t budget = 64 << 10;
-  assert_int_equal(rl__memstore_new(budget, 4, &ms), RL_OK);
+  rl__memstore *ms = store_new(budget, 4);
   rl_decision d;
   rl_memory_stats st;
   for (unsigned k = 0; k < 20000; k++) {
@@ -54,8 +73,7 @@ static void test_budget_is_never_exceeded(void **state) {
 static void test_expired_keys_go_before_live_ones(void **state) {
   (void)state;
   rl__policy shortp = compile(RL_ALG_FIXED_WINDOW, 5, 10);
-  rl__memstore *ms = NULL;
-  assert_int_equal(rl__memstore_new(64 << 10, 1, &ms), RL_OK);
+  rl__memstore *ms = store_new(64 << 10, 1);
   rl_decision d;
   rl_memory_stats st;
   unsigned k = 0;
@@ -80,8 +98,7 @@ static void test_expired_keys_go_before_live_ones(void **state) {
 static void test_clock_spares_recently_used_keys(void **state) {
   (void)state;
   rl__policy p = compile(RL_ALG_FIXED_WINDOW, 1000000, 60000);
-  rl__memstore *ms = NULL;
-  assert_int_equal(rl__memstore_new(64 << 10, 1, &ms), RL_OK);
+  rl__memstore *ms = store_new(64 << 10, 1);
   rl_decision d;
   for (unsigned k = 0; k < 5000; k++) {
     assert_int_equal(decide(ms, &p, 7, 0, &d), RL_OK); /* the hot key */
@@ -98,8 +115,7 @@ static void test_clock_spares_recently_used_keys(void **state) {
 static void test_growth_keeps_every_state(void **state) {
   (void)state;
   rl__policy p = compile(RL_ALG_SLIDING_COUNTER, 3, 60000);
-  rl__memstore *ms = NULL;
-  assert_int_equal(rl__memstore_new(64 << 20, 2, &ms), RL_OK);
+  rl__memstore *ms = store_new(64 << 20, 2);
   rl_decision d;
   for (unsigned k = 0; k < 50000; k++) {
     assert_int_equal(decide(ms, &p, k, 5, &d), RL_OK);
@@ -119,8 +135,7 @@ static void test_growth_keeps_every_state(void **state) {
 static void test_sweep_reclaims_expired(void **state) {
   (void)state;
   rl__policy p = compile(RL_ALG_TOKEN_BUCKET, 10, 100);
-  rl__memstore *ms = NULL;
-  assert_int_equal(rl__memstore_new(1 << 20, 8, &ms), RL_OK);
+  rl__memstore *ms = store_new(1 << 20, 8);
   rl_decision d;
   /* one unit of 10 per 100 ms: the state expires 10 ms after it */
   for (unsigned k = 0; k < 1000; k++) {
@@ -140,22 +155,19 @@ static void test_sweep_reclaims_expired(void **state) {
 static void test_same_bytes_under_two_policies(void **state) {
   (void)state;
   rl__policy p = compile(RL_ALG_FIXED_WINDOW, 1, 1000);
-  rl__memstore *ms = NULL;
-  assert_int_equal(rl__memstore_new(1 << 20, 1, &ms), RL_OK);
+  rl__memstore *ms = store_new(1 << 20, 1);
   rl_decision d;
-  assert_int_equal(rl__memstore_decide(ms, 0, &p.shape, "k", 1, 0, 1, &d),
-                   RL_OK);
+  assert_int_equal(decide_bytes(ms, 0, &p, "k", 1, 0, &d), RL_OK);
   assert_true(d.allowed);
-  assert_int_equal(rl__memstore_decide(ms, 1, &p.shape, "k", 1, 0, 1, &d),
-                   RL_OK);
+  assert_int_equal(decide_bytes(ms, 1, &p, "k", 1, 0, &d), RL_OK);
   assert_true(d.allowed);
-  assert_int_equal(rl__memstore_decide(ms, 0, &p.shape, "k", 1, 0, 1, &d),
-                   RL_OK);
+  assert_int_equal(decide_bytes(ms, 0, &p, "k", 1, 0, &d), RL_OK);
   assert_false(d.allowed);
   rl__memstore_free(ms);
 }
 
 int main(void) {
+  rl__guard_init(&g_guard, NULL);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_budget_is_never_exceeded),
       cmocka_unit_test(test_expired_keys_go_before_live_ones),
