@@ -95,6 +95,8 @@ struct fb_store {
   rl__store base;
   rl__store *inner; /* the Redis store */
   rl__memstore *local;
+  rl__guard local_guard; /* the local store's reclamation (memory_store.h):
+                          * local decisions run in its read sections */
   rl__pending *pending;
   rl_clock_fn clock;
   void *clock_ctx;
@@ -179,9 +181,12 @@ static int decide_local(fb_store *f, const fb_policy *fp, const void *key,
   memcpy(lkey, &layout, LAYOUT_BYTES);
   memcpy(lkey + LAYOUT_BYTES, key, key_len);
   int64_t now = f->clock(f->clock_ctx);
+  rl__guard_token token;
+  rl__guard_enter(&f->local_guard, &token);
   int err = rl__memstore_decide(f->local, fp->id, &fp->p.local_shape, lkey,
                                 LAYOUT_BYTES + key_len, now < 0 ? 0 : now,
                                 (uint64_t)cost, out);
+  rl__guard_exit(&token);
   if (err == RL_OK) {
     out->source = RL_SOURCE_FALLBACK_LOCAL;
     if (out->allowed && reconcile) {
@@ -579,6 +584,7 @@ int rl__store_fallback_new(const rl_config *config, rl__store *inner,
   }
   f->base.ops = &fallback_ops;
   f->inner = inner;
+  rl__guard_init(&f->local_guard, NULL);
   pthread_mutex_init(&f->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -592,7 +598,8 @@ int rl__store_fallback_new(const rl_config *config, rl__store *inner,
   unsigned stripes = 0;
   int err = rl__memory_stripes(config, &stripes, NULL, 0);
   if (err == RL_OK) {
-    err = rl__memstore_new(config->memory.max_bytes, stripes, &f->local);
+    err = rl__memstore_new(config->memory.max_bytes, stripes, &f->local_guard,
+                           &f->local);
   }
   if (err == RL_OK) {
     err = rl__pending_new(f->reconcile_max_keys, &f->pending);
