@@ -106,6 +106,7 @@ struct fb_store {
   atomic_uint_fast64_t n_open, n_closed, n_local, n_errors;
   atomic_uint_fast64_t n_reconciled, n_rc_dropped, n_rc_lost;
   atomic_uint_fast64_t rc_keys, rc_units; /* taken by the reconciler now */
+  atomic_uint_fast64_t rc_seq_take;       /* odd while rc_take() runs */
   /* reconciler thread only */
   uint64_t rc_instance;     /* random: this limiter's reconciliation ids */
   uint64_t rc_seq;          /* the last id handed out */
@@ -373,13 +374,17 @@ static void rc_put_back(fb_store *f, rl__pending_entry *e) {
   rc_done(f, units);
 }
 
-/* Takes the whole table, counting it as in flight. */
+/* Takes the whole table, counting it as in flight. rc_seq_take is odd
+ * meanwhile: the entries are then neither in the table nor counted, and
+ * rl__store_fallback_drain() must not take that for empty. */
 static rl__pending_entry *rc_take(fb_store *f) {
+  atomic_fetch_add(&f->rc_seq_take, 1);
   rl__pending_entry *all = rl__pending_take(f->pending);
   for (rl__pending_entry *e = all; e != NULL; e = e->next) {
     atomic_fetch_add(&f->rc_keys, 1);
     atomic_fetch_add(&f->rc_units, e->units);
   }
+  atomic_fetch_add(&f->rc_seq_take, 1);
   return all;
 }
 
@@ -646,12 +651,24 @@ void rl__store_fallback_stats(rl__store *s, rl_fallback_stats *out) {
   out->reconcile_lost_units = atomic_load(&f->n_rc_lost);
 }
 
+/* Nothing awaits reconciliation: checked between two equal, even values
+ * of rc_seq_take, so not in the middle of a take. */
+static int drained(rl__store *s) {
+  if (s == NULL || s->ops != &fallback_ops) {
+    return 1;
+  }
+  fb_store *f = (fb_store *)s;
+  uint64_t seq = atomic_load(&f->rc_seq_take);
+  rl_fallback_stats st;
+  rl__store_fallback_stats(s, &st);
+  return seq % 2 == 0 && st.reconcile_pending_keys == 0 &&
+         atomic_load(&f->rc_seq_take) == seq;
+}
+
 int rl__store_fallback_drain(rl__store *s, uint32_t timeout_ms) {
   int64_t until = mono_ms() + timeout_ms;
   for (;;) {
-    rl_fallback_stats st;
-    rl__store_fallback_stats(s, &st);
-    if (st.reconcile_pending_keys == 0) {
+    if (drained(s)) {
       return RL_OK;
     }
     if (mono_ms() >= until) {
