@@ -182,7 +182,8 @@ struct rl__redis_node {
   char errstr[RL__REDIS_ERRSTR_LEN];
   rl__breaker breaker;  /* see breaker_note() and node_submit() */
   int64_t recovered_ns; /* loop thread: when the breaker last closed */
-  int resetting;        /* loop thread: a stuck connection is being reset */
+  atomic_int resetting; /* set by the loop thread while it resets a stuck
+                         * connection; read by breaker_note() anywhere */
 };
 
 static void conn_fail(rl__conn *c, int status, const char *why);
@@ -357,7 +358,8 @@ static void breaker_note(rl__redis_node *node, int status) {
   if (status == RL_OK) {
     if (rl__breaker_success(&node->breaker))
       node_recovered(node);
-  } else if (status != RL_ERR_SHUTDOWN && !node->resetting) {
+  } else if (status != RL_ERR_SHUTDOWN &&
+             !atomic_load_explicit(&node->resetting, memory_order_relaxed)) {
     rl__breaker_failure(&node->breaker, rl__mono_ns());
   }
 }
@@ -383,10 +385,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
   if (now >= stall_at(c)) {
     const rl__req *head = c->inflight.head;
     if (head->deadline_ns < c->node->recovered_ns) {
-      c->node->resetting = 1; /* its requests say nothing of the server */
+      /* its requests say nothing of the server */
+      atomic_store_explicit(&c->node->resetting, 1, memory_order_relaxed);
       conn_fail(c, RL_ERR_TIMEOUT,
                 "no reply while the server answered on another connection");
-      c->node->resetting = 0;
+      atomic_store_explicit(&c->node->resetting, 0, memory_order_relaxed);
     } else
       conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE,
                 "no reply within stall_timeout_ms");
