@@ -95,8 +95,9 @@ struct fb_store {
   rl__store base;
   rl__store *inner; /* the Redis store */
   rl__memstore *local;
-  rl__guard local_guard; /* the local store's reclamation (memory_store.h):
-                          * local decisions run in its read sections */
+  rl__guard *local_guard; /* the local store's reclamation (memory_store.h):
+                           * local decisions run in its read sections; its
+                           * own allocation (cache-line aligned slots) */
   rl__pending *pending;
   rl_clock_fn clock;
   void *clock_ctx;
@@ -183,7 +184,7 @@ static int decide_local(fb_store *f, const fb_policy *fp, const void *key,
   memcpy(lkey + LAYOUT_BYTES, key, key_len);
   int64_t now = f->clock(f->clock_ctx);
   rl__guard_token token;
-  rl__guard_enter(&f->local_guard, &token);
+  rl__guard_enter(f->local_guard, &token);
   int err = rl__memstore_decide(f->local, fp->id, &fp->p.local_shape, lkey,
                                 LAYOUT_BYTES + key_len, now < 0 ? 0 : now,
                                 (uint64_t)cost, out);
@@ -548,6 +549,7 @@ static void fb_free(rl__store *s) {
   }
   rl__pending_free(f->pending);
   rl__memstore_free(f->local);
+  free(f->local_guard); /* after the store it reclaims for */
   for (fb_chunk *c = f->chunks, *next; c != NULL; c = next) {
     next = c->next;
     for (size_t i = 0; i < REQ_CHUNK; i++) {
@@ -589,7 +591,6 @@ int rl__store_fallback_new(const rl_config *config, rl__store *inner,
   }
   f->base.ops = &fallback_ops;
   f->inner = inner;
-  rl__guard_init(&f->local_guard, NULL);
   pthread_mutex_init(&f->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -603,7 +604,12 @@ int rl__store_fallback_new(const rl_config *config, rl__store *inner,
   unsigned stripes = 0;
   int err = rl__memory_stripes(config, &stripes, NULL, 0);
   if (err == RL_OK) {
-    err = rl__memstore_new(config->memory.max_bytes, stripes, &f->local_guard,
+    f->local_guard = aligned_alloc(64, sizeof *f->local_guard);
+    err = f->local_guard != NULL ? RL_OK : RL_ERR_NO_MEMORY;
+  }
+  if (err == RL_OK) {
+    rl__guard_init(f->local_guard, NULL);
+    err = rl__memstore_new(config->memory.max_bytes, stripes, f->local_guard,
                            &f->local);
   }
   if (err == RL_OK) {
