@@ -16,7 +16,7 @@
 
 # The scripts, in table order (src/lua_scripts.h).
 set(RL_LUA_SCRIPTS sliding_log sliding_counter gcra fixed_window multi_window
-    lease lease_return)
+    lease lease_return reconcile)
 
 if(NOT CMAKE_SCRIPT_MODE_FILE)
   set(RL_LUA_OUT ${CMAKE_BINARY_DIR}/generated)

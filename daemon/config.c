@@ -44,6 +44,8 @@ rld_config *rld_config_new(void) {
   c->cache.max_bytes = 100u << 20;
   c->fallback.mode = RLD_FALLBACK_OPEN;
   c->fallback.circuit_breaker_threshold = 10;
+  c->fallback.probe_interval_ms = RL_BREAKER_PROBE_MS_DEFAULT;
+  c->fallback.local_instances = 1;
   c->memory_max_bytes = RL_MEMORY_MAX_BYTES_DEFAULT;
   c->max_key_len = RL_KEY_MAX_DEFAULT;
   c->tracing.sample_ratio = 0.01;
@@ -57,6 +59,33 @@ void rld_config_free(rld_config *config) {
   if (config != NULL) {
     free(config->policies);
     free(config);
+  }
+}
+
+static rl_fallback_mode fallback_mode(rld_fallback_mode m) {
+  switch (m) {
+  case RLD_FALLBACK_OPEN:
+    return RL_FALLBACK_OPEN;
+  case RLD_FALLBACK_CLOSED:
+    return RL_FALLBACK_CLOSED;
+  case RLD_FALLBACK_LOCAL:
+    return RL_FALLBACK_LOCAL;
+  default:
+    return RL_FALLBACK_NONE;
+  }
+}
+
+/* The fallback section and each policy's mode (already defaulted to the
+ * section's by the parser) as the library's settings. */
+static void fallback_to_rl(const rld_config *c, rl_policy *policies,
+                           rl_config *out) {
+  out->fallback.mode = fallback_mode(c->fallback.mode);
+  out->fallback.circuit_breaker_threshold =
+      c->fallback.circuit_breaker_threshold;
+  out->fallback.probe_interval_ms = (uint32_t)c->fallback.probe_interval_ms;
+  out->fallback.local_instances = c->fallback.local_instances;
+  for (size_t i = 0; i < c->n_policies; i++) {
+    policies[i].fallback = fallback_mode(c->policies[i].fallback);
   }
 }
 
@@ -100,6 +129,7 @@ void rld_config_to_rl(const rld_config *c, rl_policy *policies,
     out->cache.ttl_ms = (uint32_t)c->cache.ttl_ms;
     out->cache.max_bytes = (size_t)c->cache.max_bytes;
   }
+  fallback_to_rl(c, policies, out);
 }
 
 int rld_config_live_compatible(const rld_config *cur, const rld_config *next,
@@ -116,6 +146,11 @@ int rld_config_live_compatible(const rld_config *cur, const rld_config *next,
               cur->cache.ttl_ms != next->cache.ttl_ms ||
               cur->cache.max_bytes != next->cache.max_bytes)) {
     what = "rate_limiter.cache";
+  } else if (cur->fallback.circuit_breaker_threshold !=
+                 next->fallback.circuit_breaker_threshold ||
+             cur->fallback.probe_interval_ms !=
+                 next->fallback.probe_interval_ms) {
+    what = "rate_limiter.fallback.circuit_breaker_threshold/probe_interval";
   }
   if (what == NULL) {
     return 0;

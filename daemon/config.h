@@ -24,8 +24,10 @@
 #define RLD_ADDR_MAX 255               /* bytes of host:port */
 #define RLD_CONFIG_FILE_MAX (1u << 20) /* bytes of a configuration file */
 
-/* X(NAME, label): what to do when the store is unavailable. */
-#define RLD_FALLBACK_MAP(X) X(OPEN, open) X(CLOSED, closed) X(LOCAL, local)
+/* X(NAME, label): what to do when the store is unavailable (none: answer
+ * 500 backend_unavailable, as before fallback modes existed). */
+#define RLD_FALLBACK_MAP(X)                                                    \
+  X(OPEN, open) X(CLOSED, closed) X(LOCAL, local) X(NONE, none)
 
 typedef enum rld_fallback_mode {
 #define RLD__FB_ENUM(name, label) RLD_FALLBACK_##name,
@@ -87,6 +89,8 @@ typedef struct rld_cache {
 typedef struct rld_fallback {
   rld_fallback_mode mode;
   unsigned circuit_breaker_threshold; /* consecutive failures */
+  uint64_t probe_interval_ms;         /* open breaker: one probe per */
+  unsigned local_instances;           /* local mode: each admits limit / this */
 } rld_fallback;
 
 /* OpenTelemetry traces (daemon/trace.h); read at start, the OTEL_*
@@ -105,7 +109,7 @@ typedef struct rld_config {
   rld_tracing tracing;
   rld_redis redis;       /* addrs set: the Redis store */
   rld_cache cache;       /* with Redis: the library's cache layer */
-  rld_fallback fallback; /* parsed and checked; takes effect later */
+  rld_fallback fallback; /* the library's fallback (docs/Degradation.md) */
   size_t memory_max_bytes;
   size_t max_key_len;
   int shadow; /* every policy in shadow mode */

@@ -293,7 +293,7 @@ static int p_fallback_mode(ctx *c, yaml_node_t *n, void *dst) {
   return s == NULL ? -1
                    : fail_at(c, n,
                              "unknown fallback mode '%.32s' (open, closed, "
-                             "local)",
+                             "local, none)",
                              s);
 }
 
@@ -500,8 +500,12 @@ static int p_fallback(ctx *c, yaml_node_t *n, void *dst) {
       {"mode", p_fallback_mode, offsetof(rld_fallback, mode), 0, 0},
       {"circuit_breaker_threshold", p_uint,
        offsetof(rld_fallback, circuit_breaker_threshold), 1, 1000000},
+      {"probe_interval", p_duration, offsetof(rld_fallback, probe_interval_ms),
+       1, 60000},
+      {"local_instances", p_uint, offsetof(rld_fallback, local_instances), 1,
+       1000000},
   };
-  return parse_map(c, n, "rate_limiter.fallback", f, 2, dst);
+  return parse_map(c, n, "rate_limiter.fallback", f, 4, dst);
 }
 
 static int p_memory(ctx *c, yaml_node_t *n, void *dst) {

@@ -317,17 +317,35 @@ static void handle_health(rld_worker *w, struct evhttp_request *req) {
   rld_reply(w, req, 200, body, sizeof body - 1);
 }
 
-/* Ready: a configuration is loaded, the store answers, not draining. */
+/* Every policy falls back when the store cannot answer (no policy is in
+ * mode none): decisions are then served without the store. */
+static int fallback_usable(const rld_config *c) {
+  for (size_t i = 0; i < c->n_policies; i++) {
+    if (c->policies[i].fallback == RLD_FALLBACK_NONE) {
+      return 0;
+    }
+  }
+  return c->n_policies > 0;
+}
+
+/* Ready: a configuration is loaded, not draining, and the store answers or
+ * every policy's fallback can answer for it (docs/Degradation.md). */
 static void handle_ready(rld_worker *w, struct evhttp_request *req) {
   /* Non-blocking: a Redis store is ready when a connection is. */
   int store_ok = rl_wait_ready(w->d->rl, 0, NULL, 0) == RL_OK;
   int draining = atomic_load(&w->d->draining);
-  int ready = store_ok && !draining && w->snap != NULL;
+  int fb_ok = w->snap != NULL && fallback_usable(w->snap->config);
+  int ready = (store_ok || fb_ok) && !draining && w->snap != NULL;
   int redis = w->snap != NULL && w->snap->config->redis.n_addrs > 0;
-  char buf[256];
+  char buf[320];
   rld_text t = {buf, sizeof buf, 0, 0};
   rld_text_str(&t, ready ? "{\"ready\":true" : "{\"ready\":false");
   rld_text_str(&t, redis ? ",\"store\":\"redis\"" : ",\"store\":\"memory\"");
+  rld_text_str(&t,
+               store_ok ? ",\"store_ready\":true" : ",\"store_ready\":false");
+  if (redis && !store_ok && fb_ok) {
+    rld_text_str(&t, ",\"serving\":\"fallback\"");
+  }
   rld_text_str(&t, ",\"draining\":");
   rld_text_str(&t, draining ? "true" : "false");
   rld_text_str(&t, ",\"config_version\":");

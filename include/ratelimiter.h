@@ -146,6 +146,28 @@ typedef struct rl_window {
   uint64_t burst;       /* token bucket only: bucket size; 0 = limit */
 } rl_window;
 
+/* What a decision does when its store cannot answer: the Redis store is
+ * down, too slow (the deadline passed), its circuit breaker is open, or
+ * it answered an error (docs/Degradation.md). Bad input never falls back. */
+typedef enum rl_fallback_mode {
+  RL_FALLBACK_DEFAULT = 0, /* rl_policy: the limiter's rl_config.fallback.mode;
+                            * rl_config: RL_FALLBACK_NONE */
+  RL_FALLBACK_NONE = 1,    /* no fallback: the store's error is returned */
+  RL_FALLBACK_OPEN = 2,    /* admit (source RL_SOURCE_FALLBACK_OPEN) */
+  RL_FALLBACK_CLOSED = 3,  /* deny with retry_after_ms = the breaker's probe
+                            * interval (RL_SOURCE_FALLBACK_CLOSED) */
+  RL_FALLBACK_LOCAL = 4,   /* decide in process on a share of each limit
+                            * (limit / fallback.local_instances, at least
+                            * 1); units admitted are added to Redis when it
+                            * is back (RL_SOURCE_FALLBACK_LOCAL) */
+} rl_fallback_mode;
+
+/* "default", "none", "open", "closed", "local"; NULL for an unknown value. */
+RL_EXTERN const char *rl_fallback_mode_name(rl_fallback_mode mode);
+/* Parses one of the names above (len bytes, no NUL needed). */
+RL_EXTERN int rl_fallback_mode_parse(const char *name, size_t len,
+                                     rl_fallback_mode *out);
+
 typedef struct rl_policy {
   const char *name;       /* NUL-terminated, [A-Za-z0-9_.-]{1,64};
                              NULL = "default"; copied */
@@ -155,6 +177,9 @@ typedef struct rl_policy {
   uint32_t log_slots; /* sliding log: entries kept per window (0 = default
                        * 32), at most the window's limit; exact when the
                        * limit is at most this (docs/Algorithms.md) */
+  rl_fallback_mode fallback; /* Redis store: this policy's fallback mode;
+                              * RL_FALLBACK_DEFAULT = rl_config's. May change
+                              * live (rl_reconfigure). */
 } rl_policy;
 
 /* Fills defaults: name NULL, sliding log, no window. */
@@ -179,6 +204,9 @@ typedef enum rl_store_type {
 #define RL_REDIS_TIMEOUT_MS_DEFAULT 100          /* per decision */
 #define RL_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 2000 /* TCP + TLS + handshake */
 #define RL_REDIS_QUEUE_MAX_DEFAULT 4096 /* pending requests per connection */
+#define RL_BREAKER_THRESHOLD_DEFAULT 10 /* consecutive failures */
+#define RL_BREAKER_PROBE_MS_DEFAULT 200 /* half-open probe interval */
+#define RL_RECONCILE_MAX_KEYS_DEFAULT 65536 /* keys awaiting reconciliation */
 
 /* How the Redis store reaches its addresses (rl_config.redis.mode). */
 typedef enum rl_redis_mode {
@@ -264,6 +292,27 @@ typedef struct rl_config {
     unsigned hot_k;         /* hot keys tracked and listed, 1..1024;
                              * default 32 */
   } cache;
+  /* store = RL_STORE_REDIS: graceful degradation (docs/Degradation.md).
+   * 0 in a numeric field means its default. mode and local_instances may
+   * change live (rl_reconfigure); the breaker settings and
+   * reconcile_max_keys may not. */
+  struct {
+    rl_fallback_mode mode; /* policies' default; RL_FALLBACK_DEFAULT =
+                            * RL_FALLBACK_NONE (the store's errors) */
+    uint32_t circuit_breaker_threshold; /* consecutive failures (refused,
+                                         * timed out, lost) that open a
+                                         * node's breaker; default 10;
+                                         * UINT32_MAX: never opens */
+    uint32_t probe_interval_ms; /* an open breaker lets one decision through
+                                 * per interval; default 200 */
+    uint32_t local_instances;   /* RL_FALLBACK_LOCAL: each instance admits
+                                 * limit / local_instances (at least 1) per
+                                 * window; default 1 */
+    size_t reconcile_max_keys;  /* keys whose locally admitted units await
+                                 * reconciliation, at most; units of further
+                                 * keys are dropped and counted; default
+                                 * 65536 */
+  } fallback;
 } rl_config;
 
 #define RL_CACHE_TTL_MS_DEFAULT 500
@@ -503,6 +552,27 @@ typedef struct rl_hot_key {
  * cache is off. */
 RL_EXTERN int rl_hot_keys(rl_limiter *rl, rl_hot_key *buf, size_t cap,
                           size_t *n);
+/* Counters of graceful degradation (docs/Degradation.md). All zero on the
+ * memory store. Counters only grow. */
+typedef struct rl_fallback_stats {
+  uint64_t fallback_open;    /* decisions admitted by RL_FALLBACK_OPEN */
+  uint64_t fallback_closed;  /* decisions denied by RL_FALLBACK_CLOSED */
+  uint64_t fallback_local;   /* decisions made locally (RL_FALLBACK_LOCAL) */
+  uint64_t store_errors;     /* store errors returned (RL_FALLBACK_NONE) */
+  int breaker_open;          /* 1 while the breaker is open or half-open */
+  uint64_t breaker_opened;   /* times the breaker opened */
+  uint64_t breaker_closed;   /* times it closed again */
+  uint64_t breaker_rejected; /* decisions refused at once while open */
+  uint64_t reconcile_pending_keys;  /* keys waiting now */
+  uint64_t reconcile_pending_units; /* their units */
+  uint64_t reconciled_units;        /* units added to Redis */
+  uint64_t reconcile_dropped_units; /* units never added: table full, or
+                                     * Redis refused the reconciliation */
+  uint64_t reconcile_lost_units;    /* units whose reconciliation timed out
+                                     * (maybe added, never retried) */
+} rl_fallback_stats;
+
+RL_EXTERN int rl_fallback_stats_get(rl_limiter *rl, rl_fallback_stats *out);
 
 /* Library version, e.g. "0.1.0". */
 RL_EXTERN const char *rl_version(void);

@@ -23,6 +23,8 @@ PACKAGES=(
   yamllint gnuplot-nox
   # tools the scripts use
   python3 procps iproute2 curl
+  # chaos tests (issue 6): network partition through nftables drop rules
+  nftables
 )
 
 # ---- the container image (deploy/docker/Dockerfile, issue 9) ----

@@ -517,9 +517,30 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
   }
 }
 
+/* A lease call that Redis refused before it ran (down, breaker open): the
+ * decision goes down the ordinary path instead, so the layer below (the
+ * fallback store) applies the policy's fallback mode. Only when the policy
+ * table is still the lease's (the index is then the same policy); a
+ * timeout is not retried (it would cost a second deadline). */
+static int decide_after_lease_failure(cache *c, const plan *pl, size_t index,
+                                      const rl_request *req, int err,
+                                      rl_decision *out) {
+  if (err != RL_ERR_BACKEND_UNAVAILABLE) {
+    return err;
+  }
+  rl__guard_token token;
+  const rl__policy_table *t = rl__guard_enter(c->policies, &token);
+  if (t->serial != pl->serial || index >= t->n) {
+    rl__guard_exit(&token);
+    return err;
+  }
+  out->source = RL_SOURCE_NONE;
+  return c->inner->ops->decide(c->inner, t, index, req, out, &token);
+}
+
 static int decide_leased(cache *c, const request_ref *r, const plan *pl,
-                         const rl__policy *p, int64_t sent, rl_decision *out,
-                         rl__guard_token *token) {
+                         const rl__policy *p, size_t index, int64_t sent,
+                         rl_decision *out, rl__guard_token *token) {
   rl__lease_cmd lc, rc;
   const rl_request *req = r->req;
   /* the token bucket's lease lives ttl_ms; the windowed algorithms' until
@@ -548,8 +569,9 @@ static int decide_leased(cache *c, const request_ref *r, const plan *pl,
     *out = rep.d;
     out->source = RL_SOURCE_REDIS;
     rl__redis_note_now_ms(rep.now_ms);
+    return RL_OK;
   }
-  return err;
+  return decide_after_lease_failure(c, pl, index, req, err, out);
 }
 
 static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
@@ -592,7 +614,7 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
   pthread_mutex_unlock(&sp->lock);
   rl__metrics_cache_miss(c->base.metrics);
   if (pl.lease) {
-    return decide_leased(c, &r, &pl, p, now, out, token);
+    return decide_leased(c, &r, &pl, p, index, now, out, token);
   }
   int err = c->inner->ops->decide(c->inner, t, index, req, out, token);
   if (err == RL_OK) {

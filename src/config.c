@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "fallback.h"
 #include "memory_store.h"
 #include "policy.h"
 #include "redis_store.h"
@@ -31,6 +32,10 @@ void rl_config_init(rl_config *config) {
     config->cache.lease_max = RL_CACHE_LEASE_MAX_DEFAULT;
     config->cache.hot_threshold = RL_CACHE_HOT_THRESHOLD_DEFAULT;
     config->cache.hot_k = RL_CACHE_HOT_K_DEFAULT;
+    config->fallback.circuit_breaker_threshold = RL_BREAKER_THRESHOLD_DEFAULT;
+    config->fallback.probe_interval_ms = RL_BREAKER_PROBE_MS_DEFAULT;
+    config->fallback.local_instances = 1;
+    config->fallback.reconcile_max_keys = RL_RECONCILE_MAX_KEYS_DEFAULT;
   }
 }
 
@@ -137,6 +142,9 @@ int rl_config_check(const rl_config *config, char *errbuf, size_t errlen) {
   }
   if (err == RL_OK) {
     err = rl__cache_config_check(config, errbuf, errlen);
+  }
+  if (err == RL_OK) {
+    err = rl__fallback_config_check(config, errbuf, errlen);
   }
   return err;
 }

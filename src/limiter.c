@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fallback.h"
 #include "guard.h"
 #include "metrics.h"
 #include "policy_table.h"
@@ -28,6 +29,7 @@ struct rl_limiter {
   rl__store *store;         /* memory or Redis (store.h) */
   rl_store_type store_type; /* fixed at creation */
   rl__metrics *metrics;     /* counters (metrics.h); fixed at creation */
+  rl__store *fallback;      /* the fallback layer in store's chain, or NULL */
   /* Reconfiguration side, under reconfig_lock. */
   pthread_mutex_t reconfig_lock;
   rl__id_pool ids;
@@ -36,13 +38,21 @@ struct rl_limiter {
 
 /* Every layer counts into the limiter's metrics (m may be NULL). */
 static int store_new(const rl_config *config, rl__guard *guard, rl__metrics *m,
-                     rl__store **out) {
+                     rl__store **out, rl__store **fallback) {
+  *fallback = NULL;
   if (config->store == RL_STORE_REDIS) {
-    int err = rl__store_redis_new(config, out, NULL, 0);
+    rl__store *redis = NULL;
+    int err = rl__store_redis_new(config, &redis, NULL, 0);
+    if (err == RL_OK) {
+      redis->metrics = m;
+      /* graceful degradation wraps the Redis store (fallback.h) */
+      err = rl__store_fallback_new(config, redis, out);
+    }
     if (err == RL_OK) {
       (*out)->metrics = m;
+      *fallback = *out;
     }
-    /* cache layer (issue 5): limiter -> cache -> Redis */
+    /* cache layer (issue 5): limiter -> cache -> fallback -> Redis */
     if (err == RL_OK && config->cache.enabled) {
       err = rl__store_cache_new(config, *out, guard, out);
       if (err == RL_OK) {
@@ -84,6 +94,22 @@ rl__metrics *rl__limiter_metrics(rl_limiter *rl) {
   return rl != NULL ? rl->metrics : NULL;
 }
 
+rl__store *rl__limiter_fallback(rl_limiter *rl) {
+  return rl != NULL ? rl->fallback : NULL;
+}
+
+/* Gauges read at scrape time: the breaker of the first configured node (in
+ * cluster mode: the worst breaker of the masters). */
+void rl__limiter_refresh_gauges(rl_limiter *rl) {
+  if (rl == NULL || rl->fallback == NULL) {
+    return;
+  }
+  rl_fallback_stats fs;
+  rl__store_fallback_stats(rl->fallback, &fs);
+  rl__metrics_breaker_state(
+      rl->metrics, 0, fs.breaker_open ? RL__BREAKER_OPEN : RL__BREAKER_CLOSED);
+}
+
 static void count(rl_limiter *rl, int err, unsigned slot,
                   const rl_decision *d) {
   if (err == RL_OK) {
@@ -114,7 +140,8 @@ int rl_new(const rl_config *config, rl_limiter **out) {
     err = metrics_new(rl, config, table);
   }
   if (err == RL_OK) {
-    err = store_new(config, &rl->policies, rl->metrics, &rl->store);
+    err = store_new(config, &rl->policies, rl->metrics, &rl->store,
+                    &rl->fallback);
   }
   if (err == RL_OK) {
     metrics_attach(rl, config);

@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "redis_store.h"
 
 int rl_metrics_write(rl_limiter *rl, rl_write_fn write, void *ctx) {
   if (rl == NULL || write == NULL) {
     return RL_ERR_INVALID_ARGUMENT;
   }
+  rl__limiter_refresh_gauges(rl);
   return rl__metrics_write(rl__limiter_metrics(rl), write, ctx);
 }
 

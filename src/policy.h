@@ -19,6 +19,10 @@ typedef struct rl__policy {
   size_t name_len;
   rl__policy_shape shape;
   uint32_t layout; /* rl__policy_layout_hash(&shape) */
+  /* Graceful degradation (fallback.h), filled by rl__fallback_resolve. */
+  rl_fallback_mode fallback;    /* resolved: never RL_FALLBACK_DEFAULT */
+  rl__policy_shape local_shape; /* RL_FALLBACK_LOCAL: the local share */
+  uint32_t local_layout;        /* rl__policy_layout_hash(&local_shape) */
 } rl__policy;
 
 /* A fingerprint of the state layout: FNV-1a 32 of the algorithm, the

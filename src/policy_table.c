@@ -7,6 +7,8 @@
 
 #include "policy_table.h"
 
+#include "fallback.h"
+
 static uint64_t name_hash(const char *name, size_t len) {
   uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a: names are ours */
   for (size_t i = 0; i < len; i++) {
@@ -119,6 +121,9 @@ int rl__policy_table_new(const rl_config *c, const rl__policy_table *prev,
   int err = RL_OK;
   for (size_t i = 0; err == RL_OK && i < t->n; i++) {
     err = rl__policy_compile(&c->policies[i], i, &t->policies[i], NULL, 0);
+    if (err == RL_OK) {
+      rl__fallback_resolve(&t->policies[i], &c->policies[i], c);
+    }
     if (err == RL_OK && !inherited_id(prev, &t->policies[i], &t->ids[i])) {
       err = id_take(pool, &t->ids[i]);
     }

@@ -22,6 +22,24 @@ struct rl__redis_backend {
   rl__redis_cluster *cluster; /* auto, cluster */
 };
 
+/* The node's circuit breaker (fallback.h), the same for a standalone node
+ * and every cluster master: threshold UINT32_MAX = never opens (the node's
+ * 0). A lost connection retries at least once per probe interval, so a
+ * server that is back is found within about one interval
+ * (docs/Degradation.md: back on Redis within 1 s). */
+static void node_breaker_opts(rl__redis_node_opts *o, const rl_config *c) {
+  uint32_t t = c->fallback.circuit_breaker_threshold;
+  uint32_t probe = c->fallback.probe_interval_ms;
+  o->breaker_threshold = t == 0            ? RL_BREAKER_THRESHOLD_DEFAULT
+                         : t == UINT32_MAX ? 0
+                                           : t;
+  o->breaker_probe_ms = probe;
+  probe = probe != 0 ? probe : RL_BREAKER_PROBE_MS_DEFAULT;
+  if (probe < o->backoff_max_ms) {
+    o->backoff_max_ms = probe > o->backoff_min_ms ? probe : o->backoff_min_ms;
+  }
+}
+
 /* The node options of a config (host and port from addrs[0]). */
 static int node_opts(const rl_config *c, const char *const *scripts,
                      const size_t *lens, size_t n, rl__redis_node_opts *o,
@@ -49,6 +67,7 @@ static int node_opts(const rl_config *c, const char *const *scripts,
   o->tls.cert_file = c->redis.tls.cert_file;
   o->tls.key_file = c->redis.tls.key_file;
   o->tls.server_name = c->redis.tls.server_name;
+  node_breaker_opts(o, c);
   return RL_OK;
 }
 
@@ -164,4 +183,46 @@ int rl__redis_backend_wait_ready(rl__redis_backend *b, uint32_t timeout_ms,
 const char *rl__redis_backend_script_sha(const rl__redis_backend *b, size_t i) {
   return b->node != NULL ? rl__redis_node_script_sha(b->node, i)
                          : rl__redis_cluster_script_sha(b->cluster, i);
+}
+
+/* ---- health, for the fallback store ------------------------------------- */
+
+/* The node commands go to when the backend is (or turned out) standalone,
+ * else NULL. */
+static rl__redis_node *direct_node(rl__redis_backend *b) {
+  if (b->node != NULL) {
+    return b->node;
+  }
+  return b->cluster != NULL ? rl__redis_cluster_standalone(b->cluster) : NULL;
+}
+
+void rl__redis_backend_node_stats(rl__redis_backend *b,
+                                  rl__redis_node_stats *out) {
+  rl__redis_node *n = direct_node(b);
+  if (n != NULL) {
+    rl__redis_node_stats_get(n, out);
+  } else {
+    rl__redis_cluster_node_stats_sum(b->cluster, out);
+  }
+}
+
+int rl__redis_backend_healthy(rl__redis_backend *b) {
+  rl__redis_node *n = direct_node(b);
+  if (n != NULL) {
+    return rl__redis_node_healthy(n);
+  }
+  rl__redis_node_stats s;
+  rl__redis_cluster_node_stats_sum(b->cluster, &s);
+  return s.breaker_state == 0;
+}
+
+int rl__redis_backend_probe(rl__redis_backend *b, int64_t deadline_ns) {
+  rl__redis_node *n = direct_node(b);
+  if (n == NULL) {
+    return RL_OK;
+  }
+  const char *argv[1] = {"PING"};
+  size_t lens[1] = {4};
+  rl__redis_args a = {1, argv, lens};
+  return rl__redis_node_call(n, &a, deadline_ns, NULL, NULL);
 }

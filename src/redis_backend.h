@@ -51,6 +51,20 @@ int rl__redis_backend_wait_ready(rl__redis_backend *b, uint32_t timeout_ms,
 /* SHA1 of script i. */
 const char *rl__redis_backend_script_sha(const rl__redis_backend *b, size_t i);
 
+/* Connection and breaker counters: the node's, or summed over the
+ * cluster's masters (breaker_state: the worst one). Any thread. */
+void rl__redis_backend_node_stats(rl__redis_backend *b,
+                                  rl__redis_node_stats *out);
+
+/* 1 when no breaker is open (standalone: the node's; cluster: every
+ * master's). */
+int rl__redis_backend_healthy(rl__redis_backend *b);
+
+/* A PING that serves as an open breaker's probe. Standalone only: in a
+ * cluster, the decisions that reach a master probe its breaker (one per
+ * probe interval), and this returns RL_OK at once. Blocking. */
+int rl__redis_backend_probe(rl__redis_backend *b, int64_t deadline_ns);
+
 /* The router (auto and cluster modes), else NULL: for stats and tests. */
 rl__redis_cluster *rl__redis_backend_cluster(rl__redis_backend *b);
 

@@ -1108,6 +1108,13 @@ void rl__redis_cluster_node_stats_sum(rl__redis_cluster *cl,
     out->connects += s.connects;
     out->conn_lost += s.conn_lost;
     out->ready += s.ready;
+    /* breakers: the worst state of any master, events summed */
+    if (s.breaker_state > out->breaker_state) {
+      out->breaker_state = s.breaker_state;
+    }
+    out->breaker_opened += s.breaker_opened;
+    out->breaker_closed += s.breaker_closed;
+    out->breaker_rejected += s.breaker_rejected;
   }
   rl__guard_exit(&token);
 }

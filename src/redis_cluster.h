@@ -132,7 +132,8 @@ void rl__redis_cluster_stats_get(rl__redis_cluster *cl,
                                  rl__redis_cluster_stats *out);
 
 /* Sums the connection counters of the current masters (connects counts
- * handshakes, i.e. script loads on connect). Any thread. */
+ * handshakes, i.e. script loads on connect); breaker_state is the worst of
+ * their breakers'. Any thread. */
 void rl__redis_cluster_node_stats_sum(rl__redis_cluster *cl,
                                       rl__redis_node_stats *out);
 

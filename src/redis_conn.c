@@ -79,6 +79,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "breaker.h"
 #include "ratelimiter.h"
 
 #define NO_DEADLINE INT64_MAX
@@ -181,6 +182,10 @@ struct rl__redis_node {
   unsigned n_ready;
   unsigned n_down; /* connections whose last attempt failed */
   char errstr[RL__REDIS_ERRSTR_LEN];
+  rl__breaker breaker;  /* see breaker_note() and node_submit() */
+  int64_t recovered_ns; /* loop thread: when the breaker last closed */
+  atomic_int resetting; /* set by the loop thread while it resets a stuck
+                         * connection; read by breaker_note() anywhere */
 };
 
 static void conn_fail(rl__conn *c, int status, const char *why);
@@ -293,8 +298,11 @@ static void heap_remove(rl__conn *c, rl__req *r) {
 static int64_t stall_at(const rl__conn *c) {
   const rl__req *head = c->inflight.head;
   int64_t stall = (int64_t)c->node->o.stall_timeout_ms * 1000000;
-  if (stall == 0 || head == NULL || !head->answered || c->state != ST_READY ||
-      head->deadline_ns > NO_DEADLINE - stall)
+  if (head == NULL || !head->answered || c->state != ST_READY)
+    return NO_DEADLINE;
+  if (head->deadline_ns < c->node->recovered_ns)
+    return c->node->recovered_ns; /* stuck: see node_recovered() */
+  if (stall == 0 || head->deadline_ns > NO_DEADLINE - stall)
     return NO_DEADLINE;
   return head->deadline_ns + stall;
 }
@@ -334,8 +342,33 @@ static void flush_freed(rl__conn *c) {
   c->freed = NULL;
 }
 
+/* The node's breaker just closed (loop thread): the server answers again.
+ * A connection whose oldest request timed out before now, while another
+ * connection got its reply, has a stuck path (after a healed network
+ * partition it would wait for TCP's next retransmission, seconds): it is
+ * reset now (its owed callbacks get RL_ERR_TIMEOUT: their commands may
+ * still reach Redis) instead of after stall_timeout_ms. */
+static void node_recovered(rl__redis_node *node) {
+  node->recovered_ns = rl__mono_ns();
+  for (unsigned i = 0; i < node->n_conns; i++)
+    arm_deadline(&node->conns[i]);
+}
+
+/* Feeds the node's breaker with the outcome of one request. A shutdown
+ * says nothing about the server. Successes come only from the loop. */
+static void breaker_note(rl__redis_node *node, int status) {
+  if (status == RL_OK) {
+    if (rl__breaker_success(&node->breaker))
+      node_recovered(node);
+  } else if (status != RL_ERR_SHUTDOWN &&
+             !atomic_load_explicit(&node->resetting, memory_order_relaxed)) {
+    rl__breaker_failure(&node->breaker, rl__mono_ns());
+  }
+}
+
 static void complete(rl__conn *c, rl__req *r, int status,
                      const rl__redis_reply *reply) {
+  breaker_note(c->node, status);
   heap_remove(c, r);
   r->answered = 1;
   r->cb(status, reply, r->ud, r->tag);
@@ -352,8 +385,16 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
     complete(c, c->heap[0], RL_ERR_TIMEOUT, NULL);
   }
   if (now >= stall_at(c)) {
-    conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE,
-              "no reply within stall_timeout_ms");
+    const rl__req *head = c->inflight.head;
+    if (head->deadline_ns < c->node->recovered_ns) {
+      /* its requests say nothing of the server */
+      atomic_store_explicit(&c->node->resetting, 1, memory_order_relaxed);
+      conn_fail(c, RL_ERR_TIMEOUT,
+                "no reply while the server answered on another connection");
+      atomic_store_explicit(&c->node->resetting, 0, memory_order_relaxed);
+    } else
+      conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE,
+                "no reply within stall_timeout_ms");
     return;
   }
   arm_deadline(c);
@@ -533,6 +574,7 @@ static void conn_ready(rl__conn *c) {
   node->n_ready++;
   pthread_cond_broadcast(&node->cv);
   pthread_mutex_unlock(&node->mu);
+  rl__breaker_probe_soon(&node->breaker); /* the server answers again */
   take_submitted(c);
   conn_write(c);
 }
@@ -764,6 +806,13 @@ static int open_socket(rl__conn *c, char *why, size_t whylen) {
   }
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+#ifdef TCP_THIN_LINEAR_TIMEOUTS
+  /* Few packets in flight: retransmit at a linear, not exponential, pace
+   * for the first retries, so a healed network partition is noticed
+   * within a few hundred ms instead of the next doubled timeout (seconds;
+   * docs/Degradation.md). */
+  setsockopt(c->fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &one, sizeof(one));
+#endif
   c->rd_ev = event_new(base, c->fd, EV_READ | EV_PERSIST, on_readable, c);
   c->wr_ev = event_new(base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
   if (c->rd_ev == NULL || c->wr_ev == NULL) {
@@ -1078,6 +1127,7 @@ static int node_alloc(const rl__redis_node_opts *o, rl__redis_node **out) {
   pthread_cond_init(&node->cv, &ca);
   pthread_condattr_destroy(&ca);
   node->o = *o;
+  rl__breaker_init(&node->breaker, o->breaker_threshold, o->breaker_probe_ms);
   node->o.host = NULL;
   node->o.username = node->o.password = NULL;
   node->o.scripts = NULL;
@@ -1226,6 +1276,8 @@ static int node_submit(rl__redis_node *node, const rl__redis_args *args,
                        uint64_t tag, int lazy, int asking) {
   if (node == NULL || args == NULL || cb == NULL || args->argc < 1)
     return RL_ERR_INVALID_ARGUMENT;
+  if (!rl__breaker_allow(&node->breaker, rl__mono_ns()))
+    return RL_ERR_BACKEND_UNAVAILABLE; /* open: nobody waits on Redis */
   unsigned first = thread_slot() % node->n_conns;
   int rc = RL_ERR_BACKEND_UNAVAILABLE;
   for (unsigned k = 0; k < node->n_conns; k++) {
@@ -1234,6 +1286,7 @@ static int node_submit(rl__redis_node *node, const rl__redis_args *args,
     if (rc != RL_ERR_BACKEND_UNAVAILABLE)
       return rc;
   }
+  breaker_note(node, rc); /* refused by every connection: a failure */
   return rc;
 }
 
@@ -1315,4 +1368,14 @@ void rl__redis_node_stats_get(rl__redis_node *node, rl__redis_node_stats *out) {
   pthread_mutex_lock(&node->mu);
   out->ready = node->n_ready;
   pthread_mutex_unlock(&node->mu);
+  rl__breaker_stats bs;
+  rl__breaker_stats_get(&node->breaker, &bs);
+  out->breaker_state = bs.state;
+  out->breaker_opened = bs.opened;
+  out->breaker_closed = bs.closed;
+  out->breaker_rejected = bs.rejected;
+}
+
+int rl__redis_node_healthy(rl__redis_node *node) {
+  return atomic_load(&node->breaker.state) == RL__BREAKER_CLOSED;
 }

@@ -78,6 +78,13 @@ typedef struct rl__redis_node_opts {
   const size_t *script_lens;   /* their lengths; NULL = strlen() */
   size_t n_scripts;            /* 0..RL__REDIS_MAX_SCRIPTS */
   rl__redis_tls_opts tls;
+  /* Circuit breaker of the node (breaker.h): after this many consecutive
+   * failures (refused submissions, timeouts, lost connections) it opens
+   * and submissions fail at once with RL_ERR_BACKEND_UNAVAILABLE, except
+   * one probe per breaker_probe_ms. 0 = no breaker (the default here; the
+   * Redis store sets rl_config.fallback's values). */
+  uint32_t breaker_threshold;
+  uint32_t breaker_probe_ms; /* 0 = RL__BREAKER_PROBE_MS_DEFAULT */
 } rl__redis_node_opts;
 
 /* Counters, for tests, benchmarks and metrics; summed over connections. */
@@ -89,6 +96,11 @@ typedef struct rl__redis_node_stats {
   uint64_t connects;  /* handshakes completed */
   uint64_t conn_lost; /* connections failed or lost */
   unsigned ready;     /* connections ready now */
+  /* the node's circuit breaker (breaker.h) */
+  int breaker_state;         /* enum rl__breaker_state */
+  uint64_t breaker_opened;   /* times it opened */
+  uint64_t breaker_closed;   /* times it closed again */
+  uint64_t breaker_rejected; /* submissions refused while open */
 } rl__redis_node_stats;
 
 /* Fills defaults (host "127.0.0.1", port 6379, see the fields). */
@@ -196,5 +208,9 @@ const char *rl__redis_node_script_sha(const rl__redis_node *node, size_t i);
 const char *rl__redis_node_addr(const rl__redis_node *node);
 
 void rl__redis_node_stats_get(rl__redis_node *node, rl__redis_node_stats *out);
+
+/* 1 when the node's breaker is closed (or there is none): decisions go to
+ * Redis as usual. Any thread. */
+int rl__redis_node_healthy(rl__redis_node *node);
 
 #endif /* RL_REDIS_CONN_H */

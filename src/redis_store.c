@@ -32,11 +32,13 @@
  * diagnostics); the deadline is RL_ERR_TIMEOUT; rl_free() with requests in
  * flight is RL_ERR_SHUTDOWN for each of them.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lua_scripts.h"
 #include "metrics.h"
@@ -49,6 +51,15 @@
 #define ASYNC_KEY_INLINE 200 /* Redis key bytes kept inside a record */
 
 typedef struct redis_store redis_store;
+
+/* The reconciler's wait for one reconcile.lua reply (generation-tagged,
+ * so a reply after the wait gave up is ignored). */
+typedef struct rc_waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint64_t gen;
+  int done, result;
+} rc_waiter;
 
 /* An asynchronous decision in flight. */
 typedef struct async_req {
@@ -83,7 +94,11 @@ struct redis_store {
   char last_error[RL__REDIS_ERRSTR_LEN];
   async_req *free_reqs;
   async_chunk *chunks;
+  rc_waiter rc; /* rl__redis_store_reconcile (one caller at a time) */
 };
+
+static void rc_waiter_init(rc_waiter *w);
+static void rc_waiter_destroy(rc_waiter *w);
 
 static _Thread_local int64_t last_now_ms = -1;
 
@@ -540,6 +555,7 @@ static void rs_free(rl__store *s) {
     free(c);
   }
   pthread_mutex_destroy(&st->mu);
+  rc_waiter_destroy(&st->rc);
   free(st->settings);
   free(st);
 }
@@ -659,6 +675,7 @@ int rl__store_redis_new(const rl_config *config, rl__store **out, char *errbuf,
   }
   st->base.ops = &redis_ops;
   pthread_mutex_init(&st->mu, NULL);
+  rc_waiter_init(&st->rc);
   uint32_t timeout = config->redis.timeout_ms ? config->redis.timeout_ms
                                               : RL_REDIS_TIMEOUT_MS_DEFAULT;
   st->timeout_ns = (int64_t)timeout * 1000000;
@@ -667,6 +684,7 @@ int rl__store_redis_new(const rl_config *config, rl__store **out, char *errbuf,
                                  : RL_ERR_NO_MEMORY;
   if (err != RL_OK) {
     pthread_mutex_destroy(&st->mu);
+    rc_waiter_destroy(&st->rc);
     free(st->settings);
     free(st);
     return err;
@@ -694,4 +712,169 @@ int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out) {
   memcpy(out->last_error, st->last_error, sizeof out->last_error);
   pthread_mutex_unlock(&st->mu);
   return RL_OK;
+}
+
+/* ---- for the fallback store: health and reconciliation ------------------- */
+
+void rl__redis_store_node_stats(rl__store *s, rl__redis_node_stats *out) {
+  rl__redis_backend_node_stats(((redis_store *)s)->be, out);
+}
+
+int rl__redis_store_connected(rl__store *s) {
+  rl__redis_node_stats ns;
+  rl__redis_backend_node_stats(((redis_store *)s)->be, &ns);
+  return ns.ready > 0;
+}
+
+int rl__redis_store_healthy(rl__store *s) {
+  return rl__redis_backend_healthy(((redis_store *)s)->be);
+}
+
+int rl__redis_store_probe(rl__store *s) {
+  redis_store *st = (redis_store *)s;
+  return rl__redis_backend_probe(st->be, rl__mono_ns() + st->timeout_ns);
+}
+
+static void rc_waiter_init(rc_waiter *w) {
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&w->cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+static void rc_waiter_destroy(rc_waiter *w) {
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+}
+
+/* Runs on the loop thread: the reply of reconcile.lua. */
+static void rc_cb(int status, const rl__redis_reply *r, void *ud,
+                  uint64_t tag) {
+  rc_waiter *w = ud;
+  int result = status == RL_OK                        ? RL_OK
+               : status == RL_ERR_BACKEND_UNAVAILABLE ? RL__REDIS_LOST
+                                                      : status;
+  if (status == RL_OK && r->type == RL__REPLY_ERROR) {
+    /* the script refused its arguments (permanent), or Redis refused to
+     * run it (OOM, BUSY, LOADING...: it did not run, so retry later) */
+    result = r->len >= 15 && memcmp(r->str, "ERR ratelimiter", 15) == 0
+                 ? RL__REDIS_ERROR_REPLY
+                 : RL_ERR_BACKEND_UNAVAILABLE;
+  } else if (status == RL_OK &&
+             (r->type != RL__REPLY_ARRAY || r->elements != 2)) {
+    result = RL__REDIS_ERROR_REPLY;
+  }
+  pthread_mutex_lock(&w->mu);
+  if (tag == w->gen) {
+    w->result = result;
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+  }
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* `EVALSHA sha 2 key marker alg units age n (limit duration burst slots)
+ * x n`: two strings and three numbers more than a decision's command. */
+#define RC_NUMS (3 + 4 * RL_MAX_WINDOWS)
+#define RC_STRS 6
+#define RC_MARKER_TAG ":rc:"
+/* A reconciliation's least deadline. */
+#define RC_MIN_NS ((int64_t)1000000000)
+
+typedef struct rc_cmd {
+  int argc;
+  const char *argv[RC_STRS + RC_NUMS];
+  size_t lens[RC_STRS + RC_NUMS];
+  char nums[RC_NUMS][24];
+  char marker[RL__REDIS_KEY_MAX + sizeof RC_MARKER_TAG + RL__REDIS_RC_ID_LEN];
+} rc_cmd;
+
+static void rc_str(rc_cmd *c, const char *s, size_t len) {
+  c->argv[c->argc] = s;
+  c->lens[c->argc++] = len;
+}
+
+static void rc_num(rc_cmd *c, uint64_t v) {
+  char *buf = c->nums[c->argc - RC_STRS];
+  rc_str(c, buf, put_u64(buf, v));
+}
+
+/* The marker of one reconciliation: the key (so the same hash slot), the
+ * tag and the id. */
+static size_t rc_marker(rc_cmd *c, const char *key, size_t key_len,
+                        const char *id) {
+  size_t tag = sizeof RC_MARKER_TAG - 1;
+  size_t id_len = strnlen(id, RL__REDIS_RC_ID_LEN);
+  memcpy(c->marker, key, key_len);
+  memcpy(c->marker + key_len, RC_MARKER_TAG, tag);
+  memcpy(c->marker + key_len + tag, id, id_len);
+  return key_len + tag + id_len;
+}
+
+static void rc_build(rc_cmd *c, const char *sha, const char *key,
+                     size_t key_len, const char *id,
+                     const rl__policy_shape *shape, uint64_t units,
+                     uint64_t age_ms) {
+  const char *alg = rl_algorithm_name(shape->algorithm);
+  c->argc = 0;
+  rc_str(c, "EVALSHA", 7);
+  rc_str(c, sha, RL__REDIS_SHA_LEN);
+  rc_str(c, "2", 1);
+  rc_str(c, key, key_len);
+  rc_str(c, c->marker, rc_marker(c, key, key_len, id));
+  rc_str(c, alg, strlen(alg));
+  rc_num(c, units);
+  rc_num(c, age_ms);
+  rc_num(c, shape->n_windows);
+  for (size_t i = 0; i < shape->n_windows; i++) {
+    const rl__window_params *w = &shape->windows[i];
+    rc_num(c, w->limit);
+    rc_num(c, w->duration_ms);
+    rc_num(c, w->burst);
+    rc_num(c, w->log_slots);
+  }
+}
+
+int rl__redis_store_reconcile(rl__store *s, const char *key, size_t key_len,
+                              const char *id, const rl__policy_shape *shape,
+                              uint64_t units, uint64_t age_ms) {
+  redis_store *st = (redis_store *)s;
+  const rl__script *sc = rl__script_find("reconcile");
+  size_t script = (size_t)(sc - rl__scripts);
+  rc_cmd cmd;
+  if (key_len > RL__REDIS_KEY_MAX) {
+    return RL__REDIS_ERROR_REPLY;
+  }
+  rc_build(&cmd, rl__redis_backend_script_sha(st->be, script), key, key_len, id,
+           shape, units, age_ms);
+  rl__redis_args a = {cmd.argc, cmd.argv, cmd.lens};
+  rc_waiter *w = &st->rc;
+  pthread_mutex_lock(&w->mu);
+  uint64_t gen = ++w->gen;
+  w->done = 0;
+  pthread_mutex_unlock(&w->mu);
+  /* Nobody waits on a reconciliation: a long deadline makes a lost (maybe
+   * applied, never retried) reply rare on a busy server. */
+  int64_t budget = 10 * st->timeout_ns;
+  int64_t deadline = rl__mono_ns() + (budget > RC_MIN_NS ? budget : RC_MIN_NS);
+  /* routed by the state key; its marker shares the hash tag */
+  int err = rl__redis_backend_submit(st->be, key, key_len, &a, deadline, rc_cb,
+                                     w, gen);
+  if (err != RL_OK) {
+    return err; /* nothing was sent */
+  }
+  /* The loop answers by the deadline; the extra second only guards
+   * against a loop that cannot run at all. */
+  int64_t until = deadline + 1000000000;
+  struct timespec ts = {(time_t)(until / 1000000000),
+                        (long)(until % 1000000000)};
+  pthread_mutex_lock(&w->mu);
+  while (!w->done && pthread_cond_timedwait(&w->cv, &w->mu, &ts) != ETIMEDOUT) {
+  }
+  err = w->done ? w->result : RL_ERR_TIMEOUT;
+  w->gen++; /* a late reply finds another generation */
+  pthread_mutex_unlock(&w->mu);
+  return err;
 }

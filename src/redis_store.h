@@ -65,6 +65,11 @@ typedef struct rl__redis_store_stats {
 
 /* The store of a limiter (any store type). */
 rl__store *rl__limiter_store(rl_limiter *rl);
+/* The fallback layer (fallback.h) of a Redis limiter, wherever it sits in
+ * the chain of stores (below the cache), else NULL. */
+rl__store *rl__limiter_fallback(rl_limiter *rl);
+/* Updates the gauges that are read, not counted (breaker state). */
+void rl__limiter_refresh_gauges(rl_limiter *rl);
 
 /* The backend of a Redis store (the node or cluster router its commands
  * go through), for layers that send their own scripts, and for tests;
@@ -79,5 +84,42 @@ int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out);
 int64_t rl__redis_last_now_ms(void);
 /* The same for a decision made by another script (the cache's lease.lua). */
 void rl__redis_note_now_ms(int64_t now_ms);
+
+/* ---- for the fallback store (fallback.h) ---- */
+
+/* The store's node counters, breaker included (s: a Redis store). */
+void rl__redis_store_node_stats(rl__store *s, rl__redis_node_stats *out);
+
+/* 1 when a connection is ready. The breaker may still be open: a call then
+ * is its probe, or is refused at once. */
+int rl__redis_store_connected(rl__store *s);
+
+/* 1 when the node's breaker is closed: decisions go to Redis. */
+int rl__redis_store_healthy(rl__store *s);
+
+/* A PING through the node's breaker (blocking, the decision deadline):
+ * while the breaker is open it is refused at once unless a probe is due,
+ * and then its reply closes the breaker. RL_OK or the call's error. */
+int rl__redis_store_probe(rl__store *s);
+
+/* reconcile.lua refused its arguments: the units were not added. */
+#define RL__REDIS_ERROR_REPLY (-2)
+
+/* Adds units admitted elsewhere to the Redis key `key` (reconcile.lua),
+ * age_ms after the last of them. id (RL__REDIS_RC_ID_LEN characters,
+ * NUL-terminated, unique per reconciliation) makes it idempotent: Redis
+ * applies one id at most once (a marker key next to `key`, kept 10
+ * minutes), so a call whose reply was lost may be sent again with the
+ * same id and units. One caller at a time (the reconciler thread).
+ * Returns RL_OK (added now or already), RL_ERR_BACKEND_UNAVAILABLE when
+ * it was refused before anything was sent or Redis refused to run the
+ * script (OOM, BUSY...), RL_ERR_TIMEOUT, RL_ERR_SHUTDOWN or RL__REDIS_LOST
+ * when it went out and no reply came (maybe added), or
+ * RL__REDIS_ERROR_REPLY when the script refused its arguments. */
+#define RL__REDIS_LOST (-3)
+#define RL__REDIS_RC_ID_LEN 32
+int rl__redis_store_reconcile(rl__store *s, const char *key, size_t key_len,
+                              const char *id, const rl__policy_shape *shape,
+                              uint64_t units, uint64_t age_ms);
 
 #endif /* RL_REDIS_STORE_H */

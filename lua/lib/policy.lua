@@ -102,3 +102,29 @@ function policy.run(key, alg, cost, windows)
   return {allowed and 1 or 0, b - 1, windows[b].limit, v[b].remaining,
     v[b].reset, v[b].retry, now}
 end
+
+-- Spends units admitted elsewhere (reconcile.lua): commits them in every
+-- window without evaluating, capped at the window's limit (burst for the
+-- token bucket); a fixed window that started after now - age never saw
+-- them and gets nothing. Returns {units committed in window 1, now}.
+function policy.reconcile(key, alg, units, age, windows)
+  local now = policy.now()
+  local states = policy.read(key, alg, windows, now)
+  local parts, first = {}, 0
+  for i, p in ipairs(windows) do
+    local n = math.min(units, alg == gcra and p.burst or p.limit)
+    if alg == fixed_window and now - num.mod(now, p.window) > now - age then
+      n = 0
+    end
+    if n > 0 then
+      alg.commit(states[i], p, now, n)
+    end
+    if i == 1 then
+      first = n
+    end
+    parts[i] = alg.dump(states[i], p)
+  end
+  local ttl = math.max(1, expiry_all(alg, windows, states) - now + 1)
+  redis.call('SET', key, table.concat(parts), 'PX', string.format('%.0f', ttl))
+  return {first, now}
+end

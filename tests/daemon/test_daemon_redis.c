@@ -3,8 +3,12 @@
  * real redis-server, so a limit is global across instances; /ready reports
  * the store; the state lives in Redis keys with a TTL; with
  * rate_limiter.cache a denial is answered from the cache and
- * /v1/admin/hot-keys reports it; an ACL user whose password comes from
- * password_file (a mounted Secret) is accepted, a wrong one is not.
+ * /v1/admin/hot-keys reports it. With Redis down, the fallback modes take
+ * effect through the library: mode none answers 500 and /ready 503; a
+ * local policy still decides (source fallback_local); a daemon whose every
+ * policy falls back is ready and answers closed (429). An ACL user whose
+ * password comes from password_file (a mounted Secret) is accepted, a
+ * wrong one is not.
  *
  * usage: test_daemon_redis PATH/TO/ratelimitd
  */
@@ -21,14 +25,20 @@ static void stop_redis(void) {
   rlt_redis_stop(&redis);
 }
 
-static int check(uint16_t port, const char *key) {
-  static h_response r;
+static h_response r;
+
+static int check_policy(uint16_t port, const char *policy, const char *key) {
   char body[128];
-  snprintf(body, sizeof body, "{\"policy\":\"api\",\"key\":\"%s\"}", key);
+  snprintf(body, sizeof body, "{\"policy\":\"%s\",\"key\":\"%s\"}", policy,
+           key);
   H_CHECK(h_http(port, "POST", "/v1/check",
                  "Content-Type: application/json\r\n", body, &r) == 0);
   H_EXPECT(r.status == 200 || r.status == 429, "%d\n%s", r.status, r.raw);
   return r.status;
+}
+
+static int check(uint16_t port, const char *key) {
+  return check_policy(port, "api", key);
 }
 
 static rlt_redis acl_redis;
@@ -38,7 +48,6 @@ static void stop_acl_redis(void) {
 }
 
 static int wait_ready(uint16_t port, int want, int ms) {
-  static h_response r;
   uint64_t deadline = h_now_ms() + (uint64_t)ms;
   do {
     H_CHECK(h_http(port, "GET", "/ready", "", NULL, &r) == 0);
@@ -64,6 +73,7 @@ static void acl_user(const char *ratelimitd) {
              "rate_limiter:\n"
              "  redis: {addrs: [\"127.0.0.1:%u\"], username: limiter, "
              "password_file: \"%s\", timeout: 500ms}\n"
+             "  fallback: {mode: none}\n"
              "  windows: [{max_requests: 1000, duration: 1m}]\n"
              "  policies:\n"
              "    - name: api\n"
@@ -91,21 +101,26 @@ int main(int argc, char **argv) {
   H_EXPECT(argc >= 2, "usage: %s PATH/TO/ratelimitd", argv[0]);
   H_CHECK(rlt_redis_start(&redis, NULL) == 0);
   atexit(stop_redis);
-  char config[512];
+  char config[1024];
   snprintf(config, sizeof config,
            "rate_limiter:\n"
            "  redis: {addrs: [\"127.0.0.1:%u\"], pool_size: 100, "
            "timeout: 500ms}\n"
+           "  fallback: {mode: none, probe_interval: 100ms, "
+           "local_instances: 2}\n"
            "  windows: [{max_requests: 1000, duration: 1m}]\n"
            "  policies:\n"
            "    - name: api\n"
            "      algorithm: fixed_window\n"
            "      windows: [{max_requests: 5, duration: 1h}]\n"
+           "      key: [header:X-Unused]\n"
+           "    - name: lcl\n"
+           "      fallback: local\n"
+           "      windows: [{max_requests: 4, duration: 1h}]\n"
            "      key: [header:X-Unused]\n",
            (unsigned)redis.port);
   h_proc a = h_start_daemon(argv[1], config);
   h_proc b = h_start_daemon(argv[1], config);
-  static h_response r;
   uint64_t deadline = h_now_ms() + 5000;
   do { /* ready once a Redis connection is */
     H_CHECK(h_http(a.port, "GET", "/ready", "", NULL, &r) == 0);
@@ -124,7 +139,7 @@ int main(int argc, char **argv) {
   H_EXPECT(strcmp(out, ":2") == 0, "DBSIZE %s", out);
   printf("ok: two daemons share one Redis limit (5 of 10 admitted)\n");
   { /* rate_limiter.cache takes effect: the denial is then cached */
-    char cached[640];
+    char cached[1200];
     snprintf(cached, sizeof cached,
              "%s  cache: {enabled: true, ttl: 500ms, max_size: 1MB}\n", config);
     h_proc c = h_start_daemon(argv[1], cached);
@@ -155,8 +170,38 @@ int main(int argc, char **argv) {
   } while (r.status != 503 && h_now_ms() < deadline && (h_sleep_ms(20), 1));
   H_EXPECT(r.status == 503, "/ready with Redis down: %d", r.status);
   printf("ok: Redis down -> %d on check, 503 on /ready, 200 on /health\n", 500);
+  /* a policy in local mode: the local share (4 / 2) of its limit */
+  int local_ok = 0;
+  for (int i = 0; i < 3; i++) {
+    local_ok += check_policy(a.port, "lcl", "user-4") == 200;
+    H_EXPECT(strstr(r.raw, "\"source\":\"fallback_local\""), "%s", r.raw);
+  }
+  H_EXPECT(local_ok == 2, "local fallback admitted %d of 3", local_ok);
+  printf("ok: Redis down -> local fallback admits the local share (2 of 3)\n");
   H_CHECK(h_stop(&a, 15, 5000) == 0);
   H_CHECK(h_stop(&b, 15, 5000) == 0);
+  /* every policy closed: ready while Redis is down, denials with a retry */
+  char closed[512];
+  snprintf(closed, sizeof closed,
+           "rate_limiter:\n"
+           "  redis: {addrs: [\"127.0.0.1:%u\"], timeout: 500ms}\n"
+           "  fallback: {mode: closed}\n"
+           "  policies:\n"
+           "    - name: api\n"
+           "      windows: [{max_requests: 5, duration: 1h}]\n"
+           "      key: [header:X-Unused]\n",
+           (unsigned)redis.port);
+  h_proc c = h_start_daemon(argv[1], closed);
+  H_CHECK(h_http(c.port, "GET", "/ready", "", NULL, &r) == 0);
+  H_EXPECT(r.status == 200 && strstr(r.raw, "\"serving\":\"fallback\""),
+           "/ready with every policy closed: %d\n%s", r.status, r.raw);
+  t0 = h_now_ms();
+  H_CHECK(check(c.port, "user-5") == 429);
+  H_EXPECT(strstr(r.raw, "\"source\":\"fallback_closed\"") &&
+               h_now_ms() - t0 < 2000,
+           "%s", r.raw);
+  printf("ok: mode closed -> 200 on /ready, 429 from the fallback\n");
+  H_CHECK(h_stop(&c, 15, 5000) == 0);
   acl_user(argv[1]);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fallback.h"
 #include "harness/redis_server.h"
 #include "ratelimiter.h"
 #include "redis_store.h"
@@ -54,7 +55,8 @@ static inline rl_policy rlt_policy(const char *name, rl_algorithm alg, size_t n,
 static inline rl__redis_store_stats rlt_store_stats(rl_limiter *rl) {
   rl__redis_store_stats s;
   memset(&s, 0, sizeof s);
-  rl__redis_store_stats_get(rl__limiter_store(rl), &s);
+  rl__redis_store_stats_get(rl__store_fallback_inner(rl__limiter_store(rl)),
+                            &s);
   return s;
 }
 

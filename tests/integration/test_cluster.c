@@ -31,6 +31,7 @@
 
 #include "harness/redis_cluster.h"
 #include "integration/cluster_load.h"
+#include "fallback.h"
 #include "lua_scripts.h"
 #include "redis_backend.h"
 #include "redis_cluster.h"
@@ -64,8 +65,8 @@ static rl_limiter *open_limiter(uint32_t timeout_ms) {
 }
 
 static rl__redis_cluster *router_of(rl_limiter *rl) {
-  rl__redis_cluster *r =
-      rl__redis_backend_cluster(rl__redis_store_backend(rl__limiter_store(rl)));
+  rl__redis_cluster *r = rl__redis_backend_cluster(
+      rl__redis_store_backend(rl__store_fallback_inner(rl__limiter_store(rl))));
   assert_non_null(r);
   return r;
 }
@@ -79,7 +80,8 @@ static rl__redis_cluster_stats stats_of(rl_limiter *rl) {
 static void print_stats(const char *what, rl_limiter *rl) {
   rl__redis_cluster_stats s = stats_of(rl);
   rl__redis_store_stats st;
-  rl__redis_store_stats_get(rl__limiter_store(rl), &st);
+  rl__redis_store_stats_get(rl__store_fallback_inner(rl__limiter_store(rl)),
+                            &st);
   fprintf(
       stderr,
       "%s router: moved %llu ask %llu tryagain %llu clusterdown %llu "
@@ -223,8 +225,8 @@ static void test_cluster_mode_on_standalone(void **state) {
   assert_int_equal(rl_wait_ready(rl, 5000, err, sizeof err), RL_OK);
   rl_decision d;
   assert_int_equal(rl_allow(rl, "x", 1, &d), RL_OK);
-  assert_non_null(
-      rl__redis_backend_node(rl__redis_store_backend(rl__limiter_store(rl))));
+  assert_non_null(rl__redis_backend_node(rl__redis_store_backend(
+      rl__store_fallback_inner(rl__limiter_store(rl)))));
   rl_free(rl);
   c.redis.db = 1; /* cluster mode has one database */
   c.redis.mode = RL_REDIS_MODE_CLUSTER;
@@ -496,7 +498,8 @@ static void test_failover_then_script_flush(void **state) {
    * loads the scripts in its handshake: allowed, and counted. */
   long handshakes = (long)(conns_after.connects - conns_before.connects);
   rl__redis_store_stats st;
-  rl__redis_store_stats_get(rl__limiter_store(rl), &st);
+  rl__redis_store_stats_get(rl__store_fallback_inner(rl__limiter_store(rl)),
+                            &st);
   long loads_total = 0;
   for (int k = 0; k < n_masters; k++) {
     long loads = cmdstat_calls(masters[k], "cmdstat_script|load");

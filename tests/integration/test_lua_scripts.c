@@ -524,11 +524,11 @@ static void flush(void) {
 
 static void test_scripts_embedded(void **state) {
   (void)state;
-  assert_int_equal(rl__n_scripts, 7);
+  assert_int_equal(rl__n_scripts, 8);
   const char *names[] = {"sliding_log",  "sliding_counter", "gcra",
                          "fixed_window", "multi_window",    "lease",
-                         "lease_return"};
-  for (size_t i = 0; i < 7; i++) {
+                         "lease_return", "reconcile"};
+  for (size_t i = 0; i < 8; i++) {
     const rl__script *s = rl__script_find(names[i]);
     assert_non_null(s);
     assert_int_equal(strlen(s->source), s->len);
