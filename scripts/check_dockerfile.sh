@@ -119,12 +119,16 @@ done
 bin=$T/runtime/usr/local/bin/ratelimitd
 [ -x "$bin" ] || fail "the runtime stage has no /usr/local/bin/ratelimitd"
 mapfile -t runtime_pkgs < <(DEPS_PRINT=1 scripts/deps.sh runtime)
+# what apt installs for them: the listed packages and their dependencies
+mapfile -t runtime_pkgs < <(apt-cache depends --recurse --no-recommends \
+  --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
+  "${runtime_pkgs[@]}" 2>/dev/null | grep -v '^ ' | sed 's/:.*//' | sort -u)
 while read -r lib; do
   pkg=$(dpkg -S "$(realpath "$lib")" 2>/dev/null | head -1 | cut -d: -f1 || true)
   [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" | head -1 | cut -d: -f1)
   if [ "$pkg" = libc6 ]; then continue; fi # in every Debian image
   printf '%s\n' "${runtime_pkgs[@]}" | grep -qx "$pkg" ||
-    fail "ratelimitd links $lib from package $pkg, which 'deps.sh runtime' does not install"
+    fail "ratelimitd links $lib from package $pkg, which 'deps.sh runtime' does not install (nor any dependency of it)"
 done < <(ldd "$bin" | awk '/=>/ {print $3}')
 
 health=$T/runtime/usr/local/bin/ratelimitd-healthcheck

@@ -37,9 +37,9 @@ case "${1:-all}" in
     PACKAGES=(build-essential cmake pkg-config libcmocka-dev libhiredis-dev
       libevent-dev libssl-dev libyaml-dev libmicrohttpd-dev
       libcurl4-openssl-dev) ;;
-  runtime)
+  runtime) # libcurl4: the OTLP trace exporter (daemon/trace_export.c)
     PACKAGES=(libhiredis0.14 libssl3 libyaml-0-2 libevent-2.1-7
-      libevent-core-2.1-7 libevent-pthreads-2.1-7 ca-certificates) ;;
+      libevent-core-2.1-7 libevent-pthreads-2.1-7 libcurl4 ca-certificates) ;;
   all) ;;
   *) echo "usage: deps.sh [build|runtime]" >&2; exit 2 ;;
 esac
