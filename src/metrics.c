@@ -76,18 +76,46 @@ struct rl__metrics {
 
 /* ---- stripes ------------------------------------------------------------ */
 
-static atomic_uint next_thread; /* stripes handed out, process-wide */
+/* Stripes owned by live threads, process-wide: bit i = stripe i. A thread
+ * takes a free one on its first count and gives it back when it exits
+ * (pthread key destructor), so short-lived threads do not use up the own
+ * stripes. The counts stay in the stripe; its next owner adds to them. */
+static atomic_uint_least32_t stripes_owned;
+static pthread_key_t stripe_key;
+static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;
 static _Thread_local unsigned thread_stripe; /* stripe + 1; 0 = none yet */
 
-/* The calling thread's stripe: its own among the first RL__METRIC_STRIPES
- * threads, else the shared one. */
+/* Release: the stripe's counts happen before its next owner's (acquire). */
+static void stripe_release(void *arg) {
+  unsigned s = (unsigned)(uintptr_t)arg - 1;
+  atomic_fetch_and_explicit(&stripes_owned, ~((uint_least32_t)1 << s),
+                            memory_order_release);
+}
+
+static void stripe_key_make(void) {
+  pthread_key_create(&stripe_key, stripe_release);
+}
+
+/* The calling thread's stripe: a free own one while fewer than
+ * RL__METRIC_STRIPES threads hold one, else the shared one. */
 static unsigned my_stripe(void) {
   if (thread_stripe == 0) {
-    unsigned n = atomic_load_explicit(&next_thread, memory_order_relaxed);
+    pthread_once(&stripe_once, stripe_key_make);
+    uint_least32_t owned =
+        atomic_load_explicit(&stripes_owned, memory_order_relaxed);
     unsigned s = SHARED_STRIPE;
-    while (n < RL__METRIC_STRIPES) {
-      if (atomic_compare_exchange_weak(&next_thread, &n, n + 1)) {
-        s = n;
+    for (;;) {
+      uint_least32_t free_bits =
+          ~owned & (((uint_least32_t)1 << RL__METRIC_STRIPES) - 1);
+      if (free_bits == 0) {
+        break;
+      }
+      unsigned i = (unsigned)__builtin_ctz(free_bits);
+      if (atomic_compare_exchange_weak_explicit(
+              &stripes_owned, &owned, owned | ((uint_least32_t)1 << i),
+              memory_order_acquire, memory_order_relaxed)) {
+        s = i;
+        pthread_setspecific(stripe_key, (void *)(uintptr_t)(s + 1));
         break;
       }
     }

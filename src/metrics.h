@@ -4,9 +4,10 @@
  * DESIGN
  *
  * Hot path. Every counter lives in stripes: a thread takes a process-wide
- * index on its first count. The first RL__METRIC_STRIPES threads each own
- * a stripe and count with a relaxed load + store (single writer: no locked
- * instruction, no shared cache line); later threads share one extra stripe
+ * index on its first count. While fewer than RL__METRIC_STRIPES threads
+ * hold one, a thread owns a stripe and counts with a relaxed load + store
+ * (single writer: no locked instruction, no shared cache line); it gives
+ * the stripe back when it exits. Threads beyond that share one extra stripe
  * and count with a relaxed fetch-add. A scrape sums the stripes. Nothing on
  * the counting path allocates or locks.
  *
