@@ -194,13 +194,16 @@ static void *counted_main(void *arg) {
 }
 
 /* Inserts keys of two other policies, then sweeps (they expire 10 ms after
- * NOW) or purges them, until the deciders are done. */
+ * NOW) or purges them, until the deciders are done, and at least one round
+ * of each (under valgrind's one-thread-at-a-time scheduler the deciders may
+ * finish before this thread has run twice). */
 static void *churn_main(void *arg) {
   churn_ctx *c = arg;
   uint64_t purge_ids[RL__POLICY_IDS / 64] = {0};
   purge_ids[P_PURGED / 64] |= 1ull << (P_PURGED % 64);
   char key[32];
-  for (unsigned round = 0; atomic_load(c->deciders_left) > 0; round++) {
+  for (unsigned round = 0; round < 2 || atomic_load(c->deciders_left) > 0;
+       round++) {
     for (int k = 0; k < 300; k++) {
       snprintf(key, sizeof key, "j%u:%d", round, k);
       decide(c->ms, round % 2 ? P_SWEPT : P_PURGED, c->fleeting, key, NOW);
