@@ -535,8 +535,17 @@ static void fb_memory_stats(rl__store *s, rl_memory_stats *out) {
   rl__memstore_stats(((fb_store *)s)->local, out);
 }
 
+#define FLUSH_AT_FREE_MS 2000
+
 static void fb_free(rl__store *s) {
   fb_store *f = (fb_store *)s;
+  /* Shutdown flushes what awaits reconciliation while Redis answers, for
+   * at most FLUSH_AT_FREE_MS (ratelimitd's SIGTERM path); what is left is
+   * dropped (the stats counted it as pending). */
+  if (f->thread_started && rl__redis_store_healthy(f->inner) &&
+      rl__redis_store_connected(f->inner)) {
+    (void)rl__store_fallback_drain(s, FLUSH_AT_FREE_MS);
+  }
   if (f->thread_started) {
     pthread_mutex_lock(&f->mu);
     f->stop = 1;
