@@ -21,6 +21,7 @@
 #include "guard.h"
 #include "metrics.h"
 #include "policy_table.h"
+#include "redis_conn.h"
 #include "redis_store.h"
 #include "store.h"
 
@@ -98,16 +99,24 @@ rl__store *rl__limiter_fallback(rl_limiter *rl) {
   return rl != NULL ? rl->fallback : NULL;
 }
 
-/* Gauges read at scrape time: the breaker of the first configured node (in
- * cluster mode: the worst breaker of the masters). */
+/* One node's breaker into its gauge (labelled by the node's host:port). */
+static void node_gauge(struct rl__redis_node *n, void *ctx) {
+  rl__metrics *m = ctx;
+  int idx = rl__metrics_node(m, rl__redis_node_addr(n));
+  if (idx >= 0) {
+    rl__metrics_breaker_state(
+        m, idx, (rl__breaker_state)rl__redis_node_breaker_gauge(n));
+  }
+}
+
+/* Gauges read at scrape time: the breaker of every node commands go to
+ * (the standalone server, or each current cluster master). */
 void rl__limiter_refresh_gauges(rl_limiter *rl) {
-  if (rl == NULL || rl->fallback == NULL) {
+  if (rl == NULL || rl->fallback == NULL || rl->metrics == NULL) {
     return;
   }
-  rl_fallback_stats fs;
-  rl__store_fallback_stats(rl->fallback, &fs);
-  rl__metrics_breaker_state(
-      rl->metrics, 0, fs.breaker_open ? RL__BREAKER_OPEN : RL__BREAKER_CLOSED);
+  rl__redis_store_for_each_node(rl__store_fallback_inner(rl->fallback),
+                                node_gauge, rl->metrics);
 }
 
 static void count(rl_limiter *rl, int err, unsigned slot,

@@ -226,3 +226,14 @@ int rl__redis_backend_probe(rl__redis_backend *b, int64_t deadline_ns) {
   rl__redis_args a = {1, argv, lens};
   return rl__redis_node_call(n, &a, deadline_ns, NULL, NULL);
 }
+
+void rl__redis_backend_for_each_node(rl__redis_backend *b,
+                                     void (*fn)(rl__redis_node *n, void *ctx),
+                                     void *ctx) {
+  rl__redis_node *n = direct_node(b);
+  if (n != NULL) {
+    fn(n, ctx);
+  } else if (b->cluster != NULL) {
+    rl__redis_cluster_for_each_master(b->cluster, fn, ctx);
+  }
+}

@@ -56,6 +56,12 @@ const char *rl__redis_backend_script_sha(const rl__redis_backend *b, size_t i);
 void rl__redis_backend_node_stats(rl__redis_backend *b,
                                   rl__redis_node_stats *out);
 
+/* Calls fn for each node commands go to: the standalone node, or every
+ * current cluster master (fn must not block). */
+void rl__redis_backend_for_each_node(rl__redis_backend *b,
+                                     void (*fn)(rl__redis_node *n, void *ctx),
+                                     void *ctx);
+
 /* 1 when no breaker is open (standalone: the node's; cluster: every
  * master's). */
 int rl__redis_backend_healthy(rl__redis_backend *b);

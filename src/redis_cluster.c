@@ -1093,6 +1093,17 @@ void rl__redis_cluster_stats_get(rl__redis_cluster *cl,
   rl__guard_exit(&token);
 }
 
+void rl__redis_cluster_for_each_master(rl__redis_cluster *cl,
+                                       void (*fn)(rl__redis_node *n, void *ctx),
+                                       void *ctx) {
+  rl__guard_token token;
+  cmap *m = rl__guard_enter(&cl->guard, &token);
+  for (size_t i = 0; i < m->n; i++) {
+    fn(m->nodes[i], ctx);
+  }
+  rl__guard_exit(&token);
+}
+
 void rl__redis_cluster_node_stats_sum(rl__redis_cluster *cl,
                                       rl__redis_node_stats *out) {
   memset(out, 0, sizeof *out);

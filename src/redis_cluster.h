@@ -128,6 +128,12 @@ const char *rl__redis_cluster_script_sha(const rl__redis_cluster *cl, size_t i);
 /* Asks for an asynchronous refresh (single-flight). Any thread. */
 void rl__redis_cluster_refresh(rl__redis_cluster *cl);
 
+/* Calls fn for every current master's node, under the map's read guard
+ * (fn must not block). Any thread. */
+void rl__redis_cluster_for_each_master(rl__redis_cluster *cl,
+                                       void (*fn)(rl__redis_node *n, void *ctx),
+                                       void *ctx);
+
 void rl__redis_cluster_stats_get(rl__redis_cluster *cl,
                                  rl__redis_cluster_stats *out);
 

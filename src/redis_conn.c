@@ -1379,3 +1379,14 @@ void rl__redis_node_stats_get(rl__redis_node *node, rl__redis_node_stats *out) {
 int rl__redis_node_healthy(rl__redis_node *node) {
   return atomic_load(&node->breaker.state) == RL__BREAKER_CLOSED;
 }
+
+int rl__redis_node_breaker_gauge(rl__redis_node *node) {
+  switch (atomic_load(&node->breaker.state)) {
+  case RL__BREAKER_OPEN:
+    return 2;
+  case RL__BREAKER_HALF_OPEN:
+    return 1;
+  default:
+    return 0;
+  }
+}

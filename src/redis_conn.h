@@ -213,4 +213,8 @@ void rl__redis_node_stats_get(rl__redis_node *node, rl__redis_node_stats *out);
  * Redis as usual. Any thread. */
 int rl__redis_node_healthy(rl__redis_node *node);
 
+/* The breaker as the metrics gauge counts it (metrics.h): 0 closed,
+ * 1 half-open, 2 open. Any thread. */
+int rl__redis_node_breaker_gauge(rl__redis_node *node);
+
 #endif /* RL_REDIS_CONN_H */

@@ -878,3 +878,10 @@ int rl__redis_store_reconcile(rl__store *s, const char *key, size_t key_len,
   pthread_mutex_unlock(&w->mu);
   return err;
 }
+
+void rl__redis_store_for_each_node(
+    rl__store *s, void (*fn)(struct rl__redis_node *n, void *ctx), void *ctx) {
+  if (s != NULL && s->ops == &redis_ops) {
+    rl__redis_backend_for_each_node(((redis_store *)s)->be, fn, ctx);
+  }
+}

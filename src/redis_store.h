@@ -68,6 +68,10 @@ rl__store *rl__limiter_store(rl_limiter *rl);
 /* The fallback layer (fallback.h) of a Redis limiter, wherever it sits in
  * the chain of stores (below the cache), else NULL. */
 rl__store *rl__limiter_fallback(rl_limiter *rl);
+/* Calls fn for each Redis node of a Redis store s (redis_backend.h). */
+struct rl__redis_node;
+void rl__redis_store_for_each_node(
+    rl__store *s, void (*fn)(struct rl__redis_node *n, void *ctx), void *ctx);
 /* Updates the gauges that are read, not counted (breaker state). */
 void rl__limiter_refresh_gauges(rl_limiter *rl);
 

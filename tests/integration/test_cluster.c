@@ -162,6 +162,16 @@ static void test_steady(void **state) {
   rl__redis_cluster_stats s = stats_of(rl);
   assert_int_equal(s.ask, 0);
   assert_int_equal(s.conn_errors, 0);
+  /* every master has a breaker gauge, closed (0) */
+  static char text[1 << 16];
+  assert_int_equal(rl_metrics_render(rl, text, sizeof text, NULL), RL_OK);
+  int closed = 0;
+  for (const char *p = strstr(text, "\nratelimiter_breaker_state{node=");
+       p != NULL; p = strstr(p + 1, "\nratelimiter_breaker_state{node=")) {
+    const char *end = strchr(p + 1, '\n');
+    closed += end != NULL && end - p > 2 && end[-1] == '0' && end[-2] == ' ';
+  }
+  assert_true(closed >= 3);
   cl_load_free(&l);
   rl_free(rl);
 }

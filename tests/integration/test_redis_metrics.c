@@ -97,6 +97,13 @@ static void test_latency_and_decisions(void **state) {
       sample(t, "ratelimiter_errors_total{code=\"backend_unavailable\"}") +
           sample(t, "ratelimiter_errors_total{code=\"timeout\"}"),
       3);
+  /* more failures open the node's breaker (threshold 10): the gauge of
+   * that node says so (2 = open), read at scrape time */
+  for (int i = 0; i < 12; i++) {
+    (void)rl_allow(rl, "user-secret", 11, &d);
+  }
+  assert_int_equal(rl_metrics_render(rl, t, TEXT_MAX, NULL), RL_OK);
+  assert_int_equal(sample(t, node), 2);
   free(t);
   rl_free(rl);
 }
