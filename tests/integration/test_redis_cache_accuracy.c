@@ -416,6 +416,11 @@ static void assert_bounds(const outcome *o, int per_mille, int fd_per_mille) {
    * ends) far beyond what the lease sizes assume: false denials are then
    * reported, not asserted; over-limit is asserted whatever happens. */
   int stalled = o->max_gap_ms > STALL_MS;
+  /* The first-window transient grows with how slowly lease holders run
+   * (sanitizer builds: 4x the time slack, coverage: RLT_TIME_SCALE); the
+   * steady-state and over-limit bounds do not scale. Seen: fixed window
+   * 2.49% over the whole run under TSan, 0% in its second half. */
+  long long time_scale = rlt_slack_ms() / 25;
   if (stalled) {
     print_message("  a thread stalled for %lld ms: false denials not "
                   "asserted in this run\n",
@@ -431,8 +436,8 @@ static void assert_bounds(const outcome *o, int per_mille, int fd_per_mille) {
     assert_true(v->over * 1000 <= v->decisions * per_mille);
     assert_true(stalled ||
                 v->late_false_denials * 1000 <= v->late_decisions * per_mille);
-    assert_true(stalled ||
-                v->false_denials * 1000 <= v->decisions * fd_per_mille);
+    assert_true(stalled || v->false_denials * 1000 <=
+                               v->decisions * fd_per_mille * time_scale);
   }
 }
 
