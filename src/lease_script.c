@@ -7,6 +7,7 @@
 
 #include "lease_script.h"
 #include "lua_scripts.h"
+#include "redis_store.h"
 #include "resp.h"
 
 int rl__lease_supported(rl_algorithm alg) {
@@ -14,22 +15,8 @@ int rl__lease_supported(rl_algorithm alg) {
          alg == RL_ALG_TOKEN_BUCKET;
 }
 
-static size_t put_u64(char *buf, uint64_t v) {
-  char tmp[24];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  for (size_t i = 0; i < n; i++) {
-    buf[i] = tmp[n - 1 - i];
-  }
-  buf[n] = '\0';
-  return n;
-}
-
 static void set_num(rl__script_cmd *cmd, int i, uint64_t v) {
-  cmd->lens[i] = put_u64(cmd->nums[i], v);
+  cmd->lens[i] = rl__put_u64(cmd->nums[i], v);
   cmd->argv[i] = cmd->nums[i];
 }
 

@@ -116,8 +116,7 @@ size_t rl__redis_script_index(rl_algorithm alg) {
   return (size_t)(rl__script_for(alg) - rl__scripts);
 }
 
-/* Writes v in decimal into buf (24 bytes); returns the length. */
-static size_t put_u64(char *buf, uint64_t v) {
+size_t rl__put_u64(char *buf, uint64_t v) {
   char tmp[24];
   size_t n = 0;
   do {
@@ -133,7 +132,7 @@ static size_t put_u64(char *buf, uint64_t v) {
 
 static void arg_num(rl__redis_cmd *cmd, size_t slot, uint64_t v) {
   int i = cmd->argc++;
-  cmd->lens[i] = put_u64(cmd->nums[slot], v);
+  cmd->lens[i] = rl__put_u64(cmd->nums[slot], v);
   cmd->argv[i] = cmd->nums[slot];
 }
 
@@ -798,7 +797,7 @@ static void rc_str(rc_cmd *c, const char *s, size_t len) {
 
 static void rc_num(rc_cmd *c, uint64_t v) {
   char *buf = c->nums[c->argc - RC_STRS];
-  rc_str(c, buf, put_u64(buf, v));
+  rc_str(c, buf, rl__put_u64(buf, v));
 }
 
 /* The marker of one reconciliation: the key (so the same hash slot), the

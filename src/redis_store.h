@@ -64,6 +64,10 @@ typedef struct rl__redis_store_stats {
 } rl__redis_store_stats;
 
 /* The store of a limiter (any store type). */
+/* Writes v in decimal into buf (at least 21 bytes, NUL-terminated);
+ * returns the length. Shared by every script command builder. */
+size_t rl__put_u64(char *buf, uint64_t v);
+
 rl__store *rl__limiter_store(rl_limiter *rl);
 /* The fallback layer (fallback.h) of a Redis limiter, wherever it sits in
  * the chain of stores (below the cache), else NULL. */
