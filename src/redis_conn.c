@@ -33,6 +33,28 @@
  * gives up, so that the loop then times the record out and its stall
  * detection still sees a server that stopped answering.
  *
+ * Caller-read exchange (rl__redis_node_call, plain TCP, breaker closed).
+ * Even with the idle fast path, a blocking caller's reply reaches it
+ * through two wakeups: the loop's (epoll) and then the caller's (condvar).
+ * When the thread's connection is idle (READY, nothing unsent or
+ * outstanding, the loop not reading), the caller claims it instead:
+ * under `mu` it stores its socket in `self_fd` and checks `loop_reading`
+ * (the loop stores `loop_reading` and then checks `self_fd`, both seq_cst:
+ * at most one of the two goes on). The claimer sends its command, waits on
+ * the socket itself (ppoll to its deadline), parses the one reply with its
+ * own reader and gives the connection back: one wakeup, as a client that
+ * owns its socket has. While a claim stands the loop neither reads that
+ * socket (the read event is edge-triggered, so skipping costs nothing)
+ * nor takes new submissions (they wait, at most one round trip, and the
+ * claimer wakes the loop when it leaves: `self_deferred`), so the claimed
+ * command is the only one on the wire. A claimer that gives up (deadline,
+ * error) hands the bytes it read and a tombstone record (answered, at the
+ * head of `submitted`) to the loop, which then matches the late reply as
+ * it does for any abandoned request; a claimer that could not send all of
+ * its command asks the loop to reset the connection. A socket the loop
+ * closes during a claim is only shut down (the claimer wakes at once) and
+ * left to the claimer to close, so its number cannot be reused under it.
+ *
  * Pipelining. When woken, the loop takes the whole submission side in one
  * lock: the records move to the in-flight FIFO and the deadline heap, and
  * the bytes move to `out` by swapping buffers (no copy) when `out` is
@@ -71,7 +93,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,13 +148,27 @@ typedef struct rl__conn {
   rl__redis_node *node;
   /* ---- submission side: under mu ---- */
   pthread_mutex_t mu;
-  int accept_rc;      /* RL_OK: queue; else what submit returns */
-  int direct_ok;      /* READY, plain TCP, out empty: an idle connection's
-                       * submitter may send() its command itself (written
-                       * by the loop only, under mu) */
-  rl__buf pend;       /* RESP bytes not yet taken by the loop */
-  req_fifo submitted; /* their records, in order */
-  rl__req *free;      /* free records */
+  int accept_rc;           /* RL_OK: queue; else what submit returns */
+  int direct_ok;           /* READY, plain TCP, out empty: an idle connection's
+                            * submitter may send() its command itself (written
+                            * by the loop only, under mu) */
+  rl__buf pend;            /* RESP bytes not yet taken by the loop */
+  req_fifo submitted;      /* their records, in order */
+  rl__req *free;           /* free records */
+  int self_deferred;       /* the loop left submissions to a claimer */
+  int self_reset;          /* a claimer asks the loop to reset the connection */
+  int self_reread;         /* a claimer gave up: the loop reads the socket */
+  int zombie_fd;           /* shut down by the loop during a claim; the
+                            * claimer closes it (-1: none) */
+  rl__buf handover;        /* bytes a claimer read and gave back */
+  atomic_int self_fd;      /* socket claimed by a caller (set under mu),
+                            * -1: none; see "Caller-read exchange" */
+  atomic_int loop_reading; /* the loop is in conn_read() */
+  atomic_int self_note;    /* a claimer left work: take_note() */
+  /* ---- the claimer's, one claimer at a time (handed over under mu) ---- */
+  rl__buf self_out;        /* its formatted command */
+  rl__buf self_in;         /* the bytes it read, kept for a handover */
+  rl__resp_reader self_rd; /* its reply parser */
   /* ---- loop thread only ---- */
   enum conn_state state;
   int fd;
@@ -159,6 +197,8 @@ typedef struct rl__conn {
       n_lost;
   atomic_uint_fast64_t n_direct; /* sends done by submitters */
   atomic_uint outstanding;       /* accepted, reply not yet parsed */
+  /* counters of claimed exchanges, added to by claimers */
+  atomic_uint_fast64_t n_self, n_self_replies, n_self_timeouts;
 } rl__conn;
 
 struct rl__redis_node {
@@ -182,16 +222,27 @@ struct rl__redis_node {
   unsigned n_ready;
   unsigned n_down; /* connections whose last attempt failed */
   char errstr[RL__REDIS_ERRSTR_LEN];
-  rl__breaker breaker;  /* see breaker_note() and node_submit() */
-  int64_t recovered_ns; /* loop thread: when the breaker last closed */
-  atomic_int resetting; /* set by the loop thread while it resets a stuck
-                         * connection; read by breaker_note() anywhere */
+  rl__breaker breaker;        /* see breaker_note() and node_submit() */
+  int64_t recovered_ns;       /* loop thread: when the breaker last closed */
+  atomic_int resetting;       /* set by the loop thread while it resets a stuck
+                               * connection; read by breaker_note() anywhere */
+  atomic_int recover_pending; /* a claimer closed the breaker: the loop
+                               * runs node_recovered() */
+  int self_ok; /* claims allowed: plain TCP, edge-triggered reads */
 };
 
 static void conn_fail(rl__conn *c, int status, const char *why);
 static void conn_write(rl__conn *c);
 static void conn_read(rl__conn *c);
 static void conn_connect(rl__conn *c);
+static int process_replies(rl__conn *c);
+static void take_note(rl__conn *c);
+
+/* Whether a caller holds a claim on the connection's current socket
+ * (loop thread). */
+static int claimed(rl__conn *c) {
+  return c->fd >= 0 && atomic_load(&c->self_fd) == c->fd;
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -410,6 +461,8 @@ static void fail_all(rl__conn *c, int status, int accept) {
   req_fifo queued = c->submitted;
   c->submitted.head = c->submitted.tail = NULL;
   rl__buf_reset(&c->pend, OUT_KEEP);
+  c->handover.len = 0; /* a claimer's late bytes: of this connection */
+  c->self_reset = c->self_reread = 0;
   pthread_mutex_unlock(&c->mu);
   rl__buf_reset(&c->out, OUT_KEEP);
   c->out_off = 0;
@@ -418,7 +471,8 @@ static void fail_all(rl__conn *c, int status, int accept) {
     if (!r->answered)
       complete(c, r, status, NULL);
   for (rl__req *r; (r = fifo_pop(&queued)) != NULL; release(c, r))
-    complete(c, r, status, NULL);
+    if (!r->answered) /* a claimer's tombstone is */
+      complete(c, r, status, NULL);
   c->heap_len = 0;
   flush_freed(c);
 }
@@ -450,9 +504,15 @@ static void take_bytes(rl__conn *c) {
 }
 
 /* Takes the submission side: records into the FIFO and heap; bytes too
- * when the connection is READY. */
+ * when the connection is READY. Under a claim, leaves it all to after
+ * (the claimer wakes the loop when it is done). */
 static void take_submitted(rl__conn *c) {
   pthread_mutex_lock(&c->mu);
+  if (claimed(c)) {
+    c->self_deferred = 1;
+    pthread_mutex_unlock(&c->mu);
+    return;
+  }
   rl__req *r = c->submitted.head;
   c->submitted.head = c->submitted.tail = NULL;
   if (c->state == ST_READY)
@@ -462,7 +522,7 @@ static void take_submitted(rl__conn *c) {
   for (rl__req *next; r != NULL; r = next, n++) {
     next = r->next;
     fifo_push(&c->inflight, r);
-    if (r->deadline_ns != NO_DEADLINE)
+    if (r->deadline_ns != NO_DEADLINE && !r->answered) /* not tombstones */
       heap_push(c, r);
   }
   stat_inc(&c->n_commands, n);
@@ -471,8 +531,17 @@ static void take_submitted(rl__conn *c) {
 
 static void on_wake(rl__wakeable *w) {
   rl__conn *c = (rl__conn *)((char *)w - offsetof(rl__conn, wake));
+  if (atomic_load_explicit(&c->node->recover_pending, memory_order_relaxed) &&
+      atomic_exchange(&c->node->recover_pending, 0))
+    node_recovered(c->node);
   if (c->state == ST_CLOSED || c->state == ST_DOWN)
     return;
+  if (atomic_load_explicit(&c->self_note, memory_order_relaxed)) {
+    conn_read(c); /* takes the note first, then reads what the claimer
+                   * left in the socket (its edge went by unread) */
+    if (c->state != ST_READY)
+      return;
+  }
   take_submitted(c);
   if (c->state == ST_READY)
     conn_write(c);
@@ -647,7 +716,7 @@ static int process_replies(rl__conn *c) {
 }
 
 /* Reads until the socket is drained, delivering replies as they parse. */
-static void conn_read(rl__conn *c) {
+static void read_socket(rl__conn *c) {
   char buf[READ_CHUNK], err[RL__REDIS_ERRSTR_LEN];
   for (;;) {
     ssize_t n = io_read(c, buf, sizeof(buf), err, sizeof(err));
@@ -674,6 +743,44 @@ static void conn_read(rl__conn *c) {
     return;
   }
   flush_freed(c);
+}
+
+/* Acts on what a claimer left when it gave up (loop thread): the bytes it
+ * read go to the parser ahead of anything read later, and its tombstone
+ * (at the head of `submitted`) is matched with the rest of its reply. */
+static void take_note(rl__conn *c) {
+  pthread_mutex_lock(&c->mu);
+  atomic_store(&c->self_note, 0);
+  int reset = c->self_reset;
+  int rc = RL_OK;
+  if (c->handover.len > 0 && c->state == ST_READY)
+    rc = rl__resp_feed(&c->rd, c->handover.data, c->handover.len);
+  c->handover.len = 0;
+  c->self_reset = c->self_reread = 0;
+  pthread_mutex_unlock(&c->mu);
+  if (c->state != ST_READY)
+    return;
+  if (reset || rc != RL_OK) {
+    conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE,
+              reset ? "a direct exchange was cut short" : "out of memory");
+    return;
+  }
+  take_submitted(c);
+  if (process_replies(c))
+    flush_freed(c);
+}
+
+/* The loop's reads: never under a claim (the claimer reads), and after
+ * any note a claimer left. */
+static void conn_read(rl__conn *c) {
+  atomic_store(&c->loop_reading, 1);
+  if (!claimed(c)) {
+    if (atomic_load_explicit(&c->self_note, memory_order_relaxed))
+      take_note(c);
+    if (c->fd >= 0)
+      read_socket(c);
+  }
+  atomic_store(&c->loop_reading, 0);
 }
 
 /* ---- connection state machine (loop thread) ---------------------------- */
@@ -789,8 +896,16 @@ static void close_socket(rl__conn *c) {
   c->read_wants_write = c->write_wants_read = 0;
   rl__tls_conn_free(c->tls);
   c->tls = NULL;
-  if (c->fd >= 0)
-    close(c->fd);
+  if (c->fd >= 0) {
+    pthread_mutex_lock(&c->mu);
+    if (claimed(c)) { /* wakes the claimer; its number stays taken */
+      shutdown(c->fd, SHUT_RDWR);
+      c->zombie_fd = c->fd;
+    } else {
+      close(c->fd);
+    }
+    pthread_mutex_unlock(&c->mu);
+  }
   c->fd = -1;
 }
 
@@ -813,7 +928,10 @@ static int open_socket(rl__conn *c, char *why, size_t whylen) {
    * docs/Degradation.md). */
   setsockopt(c->fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &one, sizeof(one));
 #endif
-  c->rd_ev = event_new(base, c->fd, EV_READ | EV_PERSIST, on_readable, c);
+  /* Edge-triggered where claims are allowed: the loop skips reads under a
+   * claim without being woken again and again. */
+  short rd_flags = EV_READ | EV_PERSIST | (node->self_ok ? EV_ET : 0);
+  c->rd_ev = event_new(base, c->fd, rd_flags, on_readable, c);
   c->wr_ev = event_new(base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
   if (c->rd_ev == NULL || c->wr_ev == NULL) {
     snprintf(why, whylen, "out of memory");
@@ -861,12 +979,17 @@ static uint32_t next_backoff(rl__conn *c) {
   return base - half + rl__redis_loop_rand(c->node->loop) % (half + 1);
 }
 
-static void note_failure(rl__conn *c, int was_ready, const char *why) {
-  rl__redis_node *node = c->node;
-  pthread_mutex_lock(&node->mu);
+/* node->errstr = "addr: why"; node->mu held. */
+static void set_errstr(rl__redis_node *node, const char *why) {
   char prefix[sizeof(node->addr) + 2];
   join(prefix, sizeof(prefix), node->addr, ": ");
   join(node->errstr, sizeof(node->errstr), prefix, why);
+}
+
+static void note_failure(rl__conn *c, int was_ready, const char *why) {
+  rl__redis_node *node = c->node;
+  pthread_mutex_lock(&node->mu);
+  set_errstr(node, why);
   if (was_ready)
     node->n_ready--;
   if (!c->down) {
@@ -1036,8 +1159,13 @@ static int conn_init(rl__redis_node *node, rl__conn *c) {
   c->state = ST_IDLE;
   c->timer_at = NO_DEADLINE;
   c->backoff_ms = o->backoff_min_ms;
+  c->zombie_fd = -1;
+  atomic_init(&c->self_fd, -1);
   pthread_mutex_init(&c->mu, NULL);
   rl__buf_init(&c->pend, o->max_out_bytes);
+  rl__buf_init(&c->self_out, o->max_out_bytes);
+  rl__buf_init(&c->self_in, o->max_reply_bytes);
+  rl__buf_init(&c->handover, o->max_reply_bytes);
   rl__buf_init(&c->out, o->max_out_bytes + node->hs.len);
   c->records = calloc(o->queue_max, sizeof(rl__req));
   c->heap = calloc(o->queue_max, sizeof(rl__req *));
@@ -1047,13 +1175,19 @@ static int conn_init(rl__redis_node *node, rl__conn *c) {
     c->records[i].next = c->free;
     c->free = &c->records[i];
   }
-  return rl__resp_reader_init(&c->rd, o->max_reply_bytes);
+  int rc = rl__resp_reader_init(&c->rd, o->max_reply_bytes);
+  return rc == RL_OK ? rl__resp_reader_init(&c->self_rd, o->max_reply_bytes)
+                     : rc;
 }
 
 static void conn_destroy(rl__conn *c) {
   if (c->node == NULL)
     return; /* never initialised */
   rl__resp_reader_close(&c->rd);
+  rl__resp_reader_close(&c->self_rd);
+  rl__buf_close(&c->self_out);
+  rl__buf_close(&c->self_in);
+  rl__buf_close(&c->handover);
   rl__buf_close(&c->pend);
   rl__buf_close(&c->out);
   free(c->records);
@@ -1164,6 +1298,10 @@ static int node_setup(rl__redis_node *node, rl__redis_loop *loop,
   } else {
     node->loop = loop;
   }
+  if (rc == RL_OK)
+    node->self_ok = node->tls == NULL &&
+                    (event_base_get_features(rl__redis_loop_base(node->loop)) &
+                     EV_FEATURE_ET) != 0;
   return rc;
 }
 
@@ -1196,6 +1334,12 @@ void rl__redis_node_free(rl__redis_node *node) {
   if (node == NULL)
     return;
   rl__redis_loop_run(node->loop, close_job, node);
+  /* A claimer still inside a call (rl_free racing a call is the
+   * caller's bug, but cheap to survive): its socket was shut down, so it
+   * leaves at once. */
+  for (unsigned i = 0; i < node->n_conns; i++)
+    while (atomic_load(&node->conns[i].self_fd) >= 0)
+      sched_yield();
   node_destroy(node);
 }
 
@@ -1309,6 +1453,222 @@ int rl__redis_node_submit_lazy(rl__redis_node *node, const rl__redis_args *args,
   return node_submit(node, args, deadline_ns, cb, ud, tag, 1, 0);
 }
 
+/* ---- caller-read exchange (see DESIGN) --------------------------------- */
+
+enum claim_end {
+  CLAIM_DONE,     /* reply parsed by the claimer, nothing else read */
+  CLAIM_HANDOVER, /* the loop matches the rest: tombstone + bytes read */
+  CLAIM_RESET     /* the stream is unusable: the loop resets it */
+};
+
+/* Claims c's socket for one exchange if the connection is idle and the
+ * loop is not reading it; returns the record a tombstone would need (NULL:
+ * not claimed) and the socket. */
+static rl__req *claim(rl__conn *c, int *fd) {
+  rl__req *r = NULL;
+  pthread_mutex_lock(&c->mu);
+  if (c->accept_rc == RL_OK && c->direct_ok && c->pend.len == 0 &&
+      c->free != NULL && atomic_load(&c->outstanding) == 0 &&
+      !atomic_load(&c->self_note)) {
+    atomic_store(&c->self_fd, c->fd);
+    if (atomic_load(&c->loop_reading) == 0) {
+      r = c->free;
+      c->free = r->next;
+      atomic_fetch_add(&c->outstanding, 1);
+      *fd = c->fd;
+    } else {
+      atomic_store(&c->self_fd, -1); /* the loop reads: the usual path */
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return r;
+}
+
+/* Gives the connection back to the loop, with what `end` says. */
+static void unclaim(rl__conn *c, rl__req *r, int fd, enum claim_end end,
+                    int64_t deadline_ns) {
+  pthread_mutex_lock(&c->mu);
+  if (c->zombie_fd == fd) { /* the loop dropped the connection meanwhile:
+                             * fail_all() zeroed `outstanding` */
+    close(fd);
+    c->zombie_fd = -1;
+    end = CLAIM_DONE;
+  } else {
+    if (end == CLAIM_HANDOVER &&
+        rl__buf_append(&c->handover, c->self_in.data, c->self_in.len) != RL_OK)
+      end = CLAIM_RESET;
+    if (end == CLAIM_HANDOVER) { /* its reply is next: the tombstone too */
+      r->cb = NULL;
+      r->answered = 1;
+      r->skip_reply = 0;
+      r->deadline_ns = deadline_ns; /* for the stall check */
+      r->heap_idx = NOT_IN_HEAP;
+      r->next = c->submitted.head;
+      c->submitted.head = r;
+      if (c->submitted.tail == NULL)
+        c->submitted.tail = r;
+      c->self_reread = 1;
+      r = NULL;
+    } else {
+      atomic_fetch_sub(&c->outstanding, 1);
+      c->self_reset = end == CLAIM_RESET;
+    }
+  }
+  if (r != NULL) {
+    r->next = c->free;
+    c->free = r;
+  }
+  if (end != CLAIM_DONE)
+    atomic_store(&c->self_note, 1);
+  int wake = c->self_deferred || end != CLAIM_DONE;
+  c->self_deferred = 0;
+  atomic_store(&c->self_fd, -1);
+  pthread_mutex_unlock(&c->mu);
+  if (wake)
+    rl__redis_loop_wake(c->node->loop, &c->wake);
+}
+
+/* Waits until fd is ready for `events` (or in error) or the deadline. */
+static int wait_socket(int fd, short events, int64_t deadline_ns) {
+  for (;;) {
+    int64_t left = deadline_ns - rl__mono_ns();
+    if (left <= 0)
+      return RL_ERR_TIMEOUT;
+    struct pollfd p = {.fd = fd, .events = events};
+    struct timespec ts = {(time_t)(left / 1000000000),
+                          (long)(left % 1000000000)};
+    int n = ppoll(&p, 1, &ts, NULL);
+    if (n > 0)
+      return RL_OK;
+    if (n < 0 && errno != EINTR)
+      return RL_ERR_BACKEND_UNAVAILABLE;
+  }
+}
+
+/* A claimer met a socket error: the node says why at once (the loop's
+ * own account follows when it takes the connection back). */
+static void claim_error(rl__redis_node *node, const char *what, int err) {
+  char why[RL__REDIS_ERRSTR_LEN];
+  if (err == 0)
+    snprintf(why, sizeof(why), "connection closed by server");
+  else
+    snprintf(why, sizeof(why), "%s: %s", what, strerror(err));
+  pthread_mutex_lock(&node->mu);
+  set_errstr(node, why);
+  pthread_mutex_unlock(&node->mu);
+}
+
+static int send_all(rl__redis_node *node, int fd, const rl__buf *b,
+                    int64_t deadline_ns) {
+  size_t off = 0;
+  while (off < b->len) {
+    ssize_t n =
+        send(fd, b->data + off, b->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      off += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int rc = wait_socket(fd, POLLOUT, deadline_ns);
+      if (rc != RL_OK)
+        return rc;
+    } else {
+      claim_error(node, "write", n < 0 ? errno : EPIPE);
+      return RL_ERR_BACKEND_UNAVAILABLE;
+    }
+  }
+  return RL_OK;
+}
+
+/* Reads until one reply parses. On failure *end says what the loop must
+ * do: match the rest (deadline, connection lost) or reset (bad stream). */
+static int read_reply(rl__conn *c, int fd, int64_t deadline_ns,
+                      const rl__redis_reply **rep, enum claim_end *end) {
+  char buf[4096];
+  *end = CLAIM_HANDOVER;
+  for (;;) {
+    int rc = wait_socket(fd, POLLIN, deadline_ns);
+    if (rc != RL_OK)
+      return rc;
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      continue;
+    if (n <= 0) { /* the loop takes the connection down */
+      claim_error(c->node, "read", n < 0 ? errno : 0);
+      return RL_ERR_BACKEND_UNAVAILABLE;
+    }
+    if (rl__buf_append(&c->self_in, buf, (size_t)n) != RL_OK ||
+        rl__resp_feed(&c->self_rd, buf, (size_t)n) != RL_OK) {
+      *end = CLAIM_RESET;
+      return RL_ERR_BACKEND_UNAVAILABLE;
+    }
+    int got = rl__resp_next(&c->self_rd, rep);
+    if (got == 1)
+      return RL_OK;
+    if (got < 0) {
+      *end = CLAIM_RESET;
+      return RL_ERR_BACKEND_UNAVAILABLE;
+    }
+  }
+}
+
+/* One exchange on a claimed socket; *rc is the call's result. */
+static void claimed_exchange(rl__conn *c, rl__req *r, int fd,
+                             int64_t deadline_ns, rl__redis_consume_fn consume,
+                             void *out, int *rc) {
+  rl__redis_node *node = c->node;
+  enum claim_end end = CLAIM_RESET;
+  const rl__redis_reply *rep = NULL;
+  c->self_in.len = 0;
+  atomic_fetch_add_explicit(&c->n_self, 1, memory_order_relaxed);
+  *rc = send_all(node, fd, &c->self_out, deadline_ns);
+  if (*rc == RL_OK)
+    *rc = read_reply(c, fd, deadline_ns, &rep, &end);
+  if (*rc != RL_OK) {
+    if (*rc == RL_ERR_TIMEOUT)
+      atomic_fetch_add_explicit(&c->n_self_timeouts, 1, memory_order_relaxed);
+    rl__resp_reader_reset(&c->self_rd);
+    breaker_note(node, *rc);
+    unclaim(c, r, fd, end, deadline_ns);
+    return;
+  }
+  atomic_fetch_add_explicit(&c->n_self_replies, 1, memory_order_relaxed);
+  *rc = consume != NULL ? consume(rep, out) : RL_OK;
+  /* Bytes past the reply: the server sent something unasked for; the loop
+   * gets them all behind a tombstone and fails the connection on them. */
+  end = rl__resp_buffered(&c->self_rd) > 0 ? CLAIM_HANDOVER : CLAIM_DONE;
+  rl__resp_release(&c->self_rd);
+  if (end != CLAIM_DONE)
+    rl__resp_reader_reset(&c->self_rd);
+  if (rl__breaker_success(&node->breaker))
+    atomic_store(&node->recover_pending, 1); /* run by the loop, woken: */
+  unclaim(c, r, fd, end, deadline_ns);
+  if (atomic_load_explicit(&node->recover_pending, memory_order_relaxed))
+    rl__redis_loop_wake(node->loop, &c->wake);
+}
+
+int rl__redis_node_call_claimed(rl__redis_node *node,
+                                const rl__redis_args *args, int64_t deadline_ns,
+                                rl__redis_consume_fn consume, void *out,
+                                int *rc) {
+  if (node == NULL || !node->self_ok || args == NULL || args->argc < 1 ||
+      !rl__redis_node_healthy(node) || rl__redis_loop_on_any_thread())
+    return 0;
+  rl__conn *c = &node->conns[thread_slot() % node->n_conns];
+  int fd = -1;
+  rl__req *r = claim(c, &fd);
+  if (r == NULL)
+    return 0;
+  c->self_out.len = 0;
+  if (rl__resp_format(&c->self_out, args) != RL_OK) {
+    unclaim(c, r, fd, CLAIM_DONE, deadline_ns); /* nothing sent: the usual
+                                                 * path reports it */
+    return 0;
+  }
+  claimed_exchange(c, r, fd, deadline_ns, consume, out, rc);
+  return 1;
+}
+
 void rl__redis_node_kick(rl__redis_node *node) {
   for (unsigned i = 0; i < node->n_conns; i++)
     rl__redis_loop_wake(node->loop, &node->conns[i].wake);
@@ -1357,13 +1717,21 @@ void rl__redis_node_stats_get(rl__redis_node *node, rl__redis_node_stats *out) {
   memset(out, 0, sizeof(*out));
   for (unsigned i = 0; i < node->n_conns; i++) {
     rl__conn *c = &node->conns[i];
-    out->commands += atomic_load_explicit(&c->n_commands, memory_order_relaxed);
+    uint64_t self = atomic_load_explicit(&c->n_self, memory_order_relaxed);
+    out->commands +=
+        atomic_load_explicit(&c->n_commands, memory_order_relaxed) + self;
     out->writes += atomic_load_explicit(&c->n_writes, memory_order_relaxed) +
-                   atomic_load_explicit(&c->n_direct, memory_order_relaxed);
-    out->replies += atomic_load_explicit(&c->n_replies, memory_order_relaxed);
-    out->timeouts += atomic_load_explicit(&c->n_timeouts, memory_order_relaxed);
+                   atomic_load_explicit(&c->n_direct, memory_order_relaxed) +
+                   self;
+    out->replies +=
+        atomic_load_explicit(&c->n_replies, memory_order_relaxed) +
+        atomic_load_explicit(&c->n_self_replies, memory_order_relaxed);
+    out->timeouts +=
+        atomic_load_explicit(&c->n_timeouts, memory_order_relaxed) +
+        atomic_load_explicit(&c->n_self_timeouts, memory_order_relaxed);
     out->connects += atomic_load_explicit(&c->n_connects, memory_order_relaxed);
     out->conn_lost += atomic_load_explicit(&c->n_lost, memory_order_relaxed);
+    out->claimed += self;
   }
   pthread_mutex_lock(&node->mu);
   out->ready = node->n_ready;

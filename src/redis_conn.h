@@ -95,6 +95,7 @@ typedef struct rl__redis_node_stats {
   uint64_t timeouts;  /* callbacks fired with RL_ERR_TIMEOUT */
   uint64_t connects;  /* handshakes completed */
   uint64_t conn_lost; /* connections failed or lost */
+  uint64_t claimed;   /* blocking calls a caller sent and read itself */
   unsigned ready;     /* connections ready now */
   /* the node's circuit breaker (breaker.h) */
   int breaker_state;         /* enum rl__breaker_state */
@@ -167,6 +168,15 @@ typedef int (*rl__redis_consume_fn)(const rl__redis_reply *reply, void *out);
  * RL_ERR_TIMEOUT, RL_ERR_BACKEND_UNAVAILABLE or RL_ERR_SHUTDOWN. Once it
  * has returned, consume will never run for this call. Refused with
  * RL_ERR_INVALID_ARGUMENT on a loop thread (i.e. from a callback). */
+/* The caller-read form of rl__redis_node_call (redis_conn.c, DESIGN):
+ * when the calling thread's connection is idle, the caller sends and reads
+ * on the socket itself. Returns 0 when it did not apply (nothing was sent:
+ * make the usual call), else 1 with the call's result in *rc. */
+int rl__redis_node_call_claimed(rl__redis_node *node,
+                                const rl__redis_args *args, int64_t deadline_ns,
+                                rl__redis_consume_fn consume, void *out,
+                                int *rc);
+
 int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
                         int64_t deadline_ns, rl__redis_consume_fn consume,
                         void *out);

@@ -154,9 +154,12 @@ static int submit_node_lazy(void *target, const rl__redis_args *args,
 int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
                         int64_t deadline_ns, rl__redis_consume_fn consume,
                         void *out) {
+  int rc;
+  if (rl__redis_node_call_claimed(node, args, deadline_ns, consume, out, &rc))
+    return rc;
   int abandoned = 0;
-  int rc = rl__redis_call_via(submit_node_lazy, node, args, deadline_ns,
-                              consume, out, &abandoned);
+  rc = rl__redis_call_via(submit_node_lazy, node, args, deadline_ns, consume,
+                          out, &abandoned);
   if (abandoned)
     rl__redis_node_kick(node); /* the loop may not know the request yet */
   return rc;

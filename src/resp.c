@@ -346,3 +346,8 @@ int rl__resp_next(rl__resp_reader *r, const rl__redis_reply **out) {
 void rl__resp_release(rl__resp_reader *r) {
   arena_reset(r);
 }
+
+size_t rl__resp_buffered(const rl__resp_reader *r) {
+  const redisReader *hr = r->hr;
+  return hr == NULL || hr->pos >= hr->len ? 0 : hr->len - hr->pos;
+}

@@ -116,5 +116,7 @@ int rl__resp_feed(rl__resp_reader *r, const char *buf, size_t len);
 int rl__resp_next(rl__resp_reader *r, const rl__redis_reply **out);
 /* Releases the last reply: resets the arena (keeps its memory). */
 void rl__resp_release(rl__resp_reader *r);
+/* Input bytes fed but not yet parsed into a reply. */
+size_t rl__resp_buffered(const rl__resp_reader *r);
 
 #endif /* RL_RESP_H */
