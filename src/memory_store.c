@@ -16,7 +16,8 @@
  *    counters. The table pointer is on its own cache line, which only a
  *    growth writes.
  *  - One allocation per key: the 24-byte node header, the algorithm state
- *    and the key bytes in one block (as nginx's limit_req does). A decision
+ *    and the key bytes in one block (as nginx's limit_req does). Blocks of
+ *    up to 64 bytes are slots of the stripe's slab, 64-byte aligned. A decision
  *    on a known key allocates nothing.
  *  - Lookups take no lock. A decision loads the stripe's table (mask and
  *    buckets in one object, so they agree), walks the chain comparing the
@@ -59,8 +60,10 @@
  *    a line with `next` and the key). With the load factor in (1/2, 1],
  *    about 30% of lookups pass a node; when two cores use distinct keys,
  *    about 15% pass one of the other core's, and each such read costs two
- *    cross-core line transfers. Neighbouring nodes from malloc (16-byte
- *    aligned) can share a line too.
+ *    cross-core line transfers. Nodes of up to 64 bytes (the common
+ *    sizes: short keys, every algorithm but the log) each have a cache
+ *    line of their own (node_slab.h); larger ones come from malloc and
+ *    can share a line with a neighbour.
  *
  * Memory ordering. Every link (bucket head, next, the table pointer) is
  * stored with release order and loaded with acquire order, so a reader that
@@ -92,6 +95,7 @@
 #include "hash.h"
 #include "memory_store.h"
 #include "node_lock.h"
+#include "node_slab.h"
 #include "retire.h"
 
 #define INITIAL_BUCKETS 16
@@ -134,6 +138,7 @@ typedef struct stripe {
   uint64_t evicted_live;
   rl__retire_list dead_nodes;
   rl__retire_list dead_tables;
+  rl__slab slab; /* nodes of up to one cache line (node_slab.h) */
 } __attribute__((aligned(64))) stripe;
 
 struct rl__memstore {
@@ -159,10 +164,22 @@ static inline size_t state_area(size_t state_size) {
   return state_size < sizeof(rl__retired) ? sizeof(rl__retired) : state_size;
 }
 
+static inline size_t node_size(size_t state_size, size_t key_len) {
+  return sizeof(node) + state_area(state_size) + key_len;
+}
+
+/* Nodes that fit a cache line get a slab slot of their own. */
+static inline int in_slab(size_t size) {
+  return size <= RL__SLAB_SLOT;
+}
+
 size_t rl__memstore_node_bytes(size_t state_size, size_t key_len) {
+  size_t request = node_size(state_size, key_len);
+  if (in_slab(request)) {
+    return RL__SLAB_SLOT;
+  }
   /* What glibc's malloc really uses: the request plus an 8-byte header,
    * rounded up to 16. */
-  size_t request = sizeof(node) + state_area(state_size) + key_len;
   return (request + 8 + 15) & ~(size_t)15;
 }
 
@@ -222,10 +239,18 @@ static table *table_new(size_t buckets) {
   return t;
 }
 
-static void free_nodes(rl__retired *r) {
+static void node_free(stripe *s, node *n) {
+  if (in_slab(node_size(state_size_of(n), n->key_len))) {
+    rl__slab_free(&s->slab, n);
+  } else {
+    free(n);
+  }
+}
+
+static void free_nodes(stripe *s, rl__retired *r) {
   while (r != NULL) {
     rl__retired *next = r->next;
-    free(node_of_record(r));
+    node_free(s, node_of_record(r));
     r = next;
   }
 }
@@ -245,6 +270,7 @@ static int stripe_init(stripe *s) {
   }
   atomic_init(&s->table, t);
   pthread_mutex_init(&s->lock, NULL);
+  rl__slab_init(&s->slab);
   s->bytes = table_bytes(INITIAL_BUCKETS);
   rl__retire_init(&s->dead_nodes);
   rl__retire_init(&s->dead_tables);
@@ -258,13 +284,14 @@ static void stripe_destroy(stripe *s) {
     node *n = atomic_load_explicit(&t->buckets[b], memory_order_relaxed);
     while (n != NULL) {
       node *next = atomic_load_explicit(&n->next, memory_order_relaxed);
-      free(n);
+      node_free(s, n);
       n = next;
     }
   }
   free(t);
-  free_nodes(rl__retire_take_all(&s->dead_nodes));
+  free_nodes(s, rl__retire_take_all(&s->dead_nodes));
   free_tables(rl__retire_take_all(&s->dead_tables));
+  rl__slab_destroy(&s->slab);
   pthread_mutex_destroy(&s->lock);
 }
 
@@ -329,7 +356,7 @@ static void reclaim(rl__memstore *ms, stripe *s) {
     return;
   }
   uint64_t epoch = rl__guard_try_advance(ms->guard);
-  free_nodes(rl__retire_take_ready(&s->dead_nodes, epoch));
+  free_nodes(s, rl__retire_take_ready(&s->dead_nodes, epoch));
   free_tables(rl__retire_take_ready(&s->dead_tables, epoch));
 }
 
@@ -492,9 +519,10 @@ static node *lookup(stripe *s, const key_ref *k) {
 }
 
 /* A new node with an all-zero state, locked by its creator. */
-static node *node_new(const key_ref *k, size_t state_size) {
+static node *node_new(stripe *s, const key_ref *k, size_t state_size) {
   size_t area = state_area(state_size);
-  node *n = malloc(sizeof(node) + area + k->len);
+  size_t size = node_size(state_size, k->len);
+  node *n = in_slab(size) ? rl__slab_alloc(&s->slab) : malloc(size);
   if (n == NULL) {
     return NULL;
   }
@@ -520,7 +548,7 @@ static node *insert(rl__memstore *ms, stripe *s, const key_ref *k,
   make_room(ms, s, charge, now, &batch);
   retire_nodes(ms, s, &batch);
   maybe_grow(ms, s);
-  node *n = node_new(k, state_size);
+  node *n = node_new(s, k, state_size);
   if (n == NULL) {
     return NULL;
   }
