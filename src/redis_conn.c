@@ -1469,7 +1469,10 @@ static rl__req *claim(rl__conn *c, int *fd) {
   pthread_mutex_lock(&c->mu);
   if (c->accept_rc == RL_OK && c->direct_ok && c->pend.len == 0 &&
       c->free != NULL && atomic_load(&c->outstanding) == 0 &&
-      !atomic_load(&c->self_note)) {
+      !atomic_load(&c->self_note) && c->zombie_fd < 0 &&
+      atomic_load(&c->self_fd) < 0) { /* an earlier claimer of a socket
+                                       * since torn down may still be
+                                       * inside: one claim at a time */
     atomic_store(&c->self_fd, c->fd);
     if (atomic_load(&c->loop_reading) == 0) {
       r = c->free;
