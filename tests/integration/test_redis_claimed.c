@@ -123,6 +123,7 @@ static void test_server_killed_under_claim(void **state) {
   killer k = {&f->srv};
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, kill_soon, &k), 0);
+  rlt_sleep_ms(20); /* the loop is done with the last edge: a claim */
   uint64_t before = claimed(f);
   int64_t t0 = rlt_now_ms();
   incr(f, "claim:kill", 5000, &rc);
