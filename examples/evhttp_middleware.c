@@ -17,11 +17,10 @@
 #include <event2/http.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <ratelimiter.h>
 
+#include "example_setup.h"
 #include "rl_evhttp.h"
 
 static void api_handler(struct evhttp_request *req, void *arg) {
@@ -37,47 +36,26 @@ static void on_signal(evutil_socket_t sig, short what, void *base) {
   event_base_loopbreak(base);
 }
 
-static void write_port(const char *path, struct evhttp_bound_socket *s) {
+/* The port s listens on (0 if unknown). */
+static unsigned bound_port(struct evhttp_bound_socket *s) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  FILE *f = path != NULL ? fopen(path, "w") : NULL;
-  if (f != NULL && getsockname(evhttp_bound_socket_get_fd(s),
-                               (struct sockaddr *)&ss, &len) == 0) {
-    fprintf(f, "%u\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  if (getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss,
+                  &len) != 0) {
+    return 0;
   }
-  if (f != NULL) {
-    fclose(f);
-  }
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
 int main(int argc, char **argv) {
-  int port = 8081;
-  const char *port_file = NULL;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--port") == 0) {
-      port = atoi(argv[i + 1]);
-    } else if (strcmp(argv[i], "--port-file") == 0) {
-      port_file = argv[i + 1];
-    }
-  }
-  /* The limiter: one policy, 3 per minute. */
+  example_args args = example_args_parse(argc, argv, 8081);
+  unsigned port = args.port;
   rl_policy policy;
-  rl_policy_init(&policy);
-  policy.name = "api";
-  rl_policy_add_window(&policy, 3, 60 * 1000);
-  rl_config config;
-  rl_config_init(&config);
-  config.policies = &policy;
-  config.n_policies = 1;
-  rl_limiter *rl = NULL;
-  if (rl_new(&config, &rl) != RL_OK) {
+  rl_mw_config mw_config;
+  rl_limiter *rl = example_limiter(&policy, &mw_config);
+  if (rl == NULL) {
     return 1;
   }
-  /* The middleware: that policy, keyed by client IP (the default). */
-  rl_mw_config mw_config;
-  rl_mw_config_init(&mw_config);
-  mw_config.policy_name = "api";
-  mw_config.policy = &policy;
   rl_evhttp_mw *mw = NULL;
   if (rl_evhttp_mw_new(rl, &mw_config, api_handler, NULL, &mw) != RL_OK) {
     return 1;
@@ -88,15 +66,18 @@ int main(int argc, char **argv) {
   struct evhttp_bound_socket *s =
       evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
   if (s == NULL) {
-    fprintf(stderr, "cannot listen on 127.0.0.1:%d\n", port);
+    fprintf(stderr, "cannot listen on 127.0.0.1:%u\n", port);
     return 1;
   }
-  write_port(port_file, s);
+  unsigned bound = bound_port(s);
+  if (bound != 0) {
+    example_write_port(args.port_file, bound);
+  }
   struct event *term = evsignal_new(base, SIGTERM, on_signal, base);
   struct event *intr = evsignal_new(base, SIGINT, on_signal, base);
   event_add(term, NULL);
   event_add(intr, NULL);
-  fprintf(stderr, "evhttp_middleware: try curl -i 127.0.0.1:%d/api/hello\n",
+  fprintf(stderr, "evhttp_middleware: try curl -i 127.0.0.1:%u/api/hello\n",
           port);
   event_base_dispatch(base);
   event_free(term);
