@@ -10,19 +10,17 @@
 
 #include "test_util.h"
 
-#include "harness/redis_server.h"
-#include "redis_conn.h"
+#include "harness/redis_group.h"
+#include "harness/redis_store_util.h"
 
-static rlt_redis srv;
-static char addr[64];
-static const char *addrs[1] = {addr};
+static rlt_addr addr; /* of srv, set once it runs */
 
 static void base_config(rl_config *c, rl_policy *p, size_t n) {
   rl_config_init(c);
   c->policies = p;
   c->n_policies = n;
   c->store = RL_STORE_REDIS;
-  c->redis.addrs = addrs;
+  c->redis.addrs = addr.list;
   c->redis.n_addrs = 1;
   c->redis.timeout_ms = 5000;
   c->cache.enabled = 1;
@@ -60,12 +58,6 @@ static rl_decision decide(rl_limiter *rl, const char *policy, const char *key,
   return d;
 }
 
-static void flush(void) {
-  char out[32];
-  assert_int_equal(rlt_redis_cmd(&srv, out, sizeof out, 1, "FLUSHALL", NULL),
-                   0);
-}
-
 /* One policy (window of 10 min) on an empty Redis with the cache on: what
  * most cases start from. c points into p, so a case is never copied. */
 typedef struct cache_case {
@@ -75,7 +67,7 @@ typedef struct cache_case {
 
 static void cache_case_init(cache_case *t, const char *name, rl_algorithm alg,
                             uint64_t limit) {
-  flush();
+  flushall();
   one_policy(&t->p, name, alg, limit, 600000);
   base_config(&t->c, &t->p, 1);
 }
@@ -527,17 +519,9 @@ static void test_many_keys_bounded(void **state) {
 }
 
 static int setup(void **state) {
-  (void)state;
-  int rc = rlt_redis_start(&srv, NULL);
-  snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)srv.port);
+  int rc = redis_group_setup(state);
+  rlt_addr_of(&addr, &srv);
   return rc;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rlt_redis_stop(&srv);
-  rl__redis_thread_cleanup();
-  return 0;
 }
 
 int main(void) {
@@ -555,5 +539,5 @@ int main(void) {
       cmocka_unit_test(test_long_keys_uncached),
       cmocka_unit_test(test_many_keys_bounded),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup, redis_group_teardown);
 }

@@ -11,26 +11,13 @@
 
 #include "test_util.h"
 
+#include "harness/redis_group.h"
 #include "harness/redis_store_util.h"
 #include "harness/redis_testutil.h"
 #include "redis_keys.h"
 
 #define LIMIT 10
 #define INSTANCES 2
-
-static rlt_redis srv;
-
-static int setup(void **state) {
-  (void)state;
-  return rlt_redis_start(&srv, NULL);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rlt_redis_stop(&srv);
-  rl__redis_thread_cleanup();
-  return 0;
-}
 
 /* Policies "open", "closed", "local", "none" (explicit modes) and "dflt"
  * (the limiter's mode): sliding log, LIMIT per minute. */
@@ -74,12 +61,6 @@ static int decide(rl_limiter *rl, const char *policy, const char *key,
   rl_request req = {policy, strlen(policy), key, strlen(key), cost};
   memset(d, 0xee, sizeof *d);
   return rl_decide(rl, &req, d);
-}
-
-static void flushall(void) {
-  char out[64];
-  assert_int_equal(rlt_redis_cmd(&srv, out, sizeof out, 1, "FLUSHALL", NULL),
-                   0);
 }
 
 /* Waits until a decision of `policy` comes from Redis again. */
@@ -359,5 +340,5 @@ int main(void) {
       cmocka_unit_test(test_reconfigure_during_outage),
       cmocka_unit_test(test_async_fallback),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, redis_group_setup, redis_group_teardown);
 }
