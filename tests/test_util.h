@@ -23,6 +23,16 @@ static inline int64_t fake_clock_read(void *ctx) {
   return ((fake_clock *)ctx)->now;
 }
 
+/* A policy of one window: limit units per ms milliseconds. */
+static inline rl_policy one_window(rl_algorithm alg, uint64_t limit,
+                                   uint64_t ms) {
+  rl_policy p;
+  rl_policy_init(&p);
+  p.algorithm = alg;
+  rl_policy_add_window(&p, limit, ms);
+  return p;
+}
+
 /* A limiter with one policy (algorithm, windows as limit/duration pairs) on
  * the memory store, reading `clock`. */
 static inline rl_limiter *limiter_with(rl_algorithm alg, fake_clock *clock,

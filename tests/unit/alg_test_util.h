@@ -10,6 +10,14 @@
 
 #include "algorithm.h"
 
+/* Parameters of a window with burst = limit and no log slots (the fixed
+ * window's and the sliding counter's). */
+static inline rl__window_params plain_params(uint64_t limit,
+                                             uint64_t duration) {
+  rl__window_params p = {limit, duration, limit, 0};
+  return p;
+}
+
 /* evaluate + commit when admitted: one request. */
 static rl__verdict decide(const rl__window_params *p, alg_state *s, int64_t now,
                           uint64_t cost) {

@@ -27,20 +27,15 @@ typedef struct alg_state {
 
 __extension__ typedef __int128 i128;
 
-static rl__window_params params(uint64_t limit, uint64_t duration) {
-  rl__window_params p = {limit, duration, limit, 0};
-  return p;
-}
-
 static void test_state_size(void **unused) {
   (void)unused;
-  rl__window_params p = params(10, 1000);
+  rl__window_params p = plain_params(10, 1000);
   assert_int_equal(rl__sliding_counter_state_size(&p), 24);
 }
 
 static void test_zero_state_at_zero(void **unused) {
   (void)unused;
-  rl__window_params p = params(10, 100);
+  rl__window_params p = plain_params(10, 100);
   alg_state s = {{0}};
   assert_true(rl__sliding_counter_expiry(&p, s.b) == 200);
   expect(decide(&p, &s, 0, 1), 1, 9, 200, 0);
@@ -53,7 +48,7 @@ static void test_zero_state_at_zero(void **unused) {
  * 10 * (100 - e) / 100: one more unit fits from e = 10 on. */
 static void test_worked_example(void **unused) {
   (void)unused;
-  rl__window_params p = params(10, 100);
+  rl__window_params p = plain_params(10, 100);
   alg_state s = {{0}};
   expect(decide(&p, &s, 50, 10), 1, 0, 150, 0);
   expect(decide(&p, &s, 99, 1), 0, 0, 101, 11);
@@ -72,7 +67,7 @@ static void test_worked_example(void **unused) {
  * early: the specification clamps e'' at 0. */
 static void test_next_window_from_its_start(void **unused) {
   (void)unused;
-  rl__window_params p = params(10000, 1000);
+  rl__window_params p = plain_params(10000, 1000);
   alg_state s = {{0}};
   expect(decide(&p, &s, 500, 5000), 1, 5000, 1500, 0);
   expect(decide(&p, &s, 1000, 2), 1, 4998, 2000, 0);
@@ -87,7 +82,7 @@ static void test_next_window_from_its_start(void **unused) {
 
 static void test_cost_limits(void **unused) {
   (void)unused;
-  rl__window_params p = params(5, 1000);
+  rl__window_params p = plain_params(5, 1000);
   alg_state s = {{0}};
   expect(decide(&p, &s, 100, 6), 0, 5, 0, RL_RETRY_NEVER);
   expect(decide(&p, &s, 100, 5), 1, 0, 1900, 0);
@@ -103,7 +98,7 @@ static void test_cost_limits(void **unused) {
  * deny more, and delays are measured from the real now. */
 static void test_clock_backwards(void **unused) {
   (void)unused;
-  rl__window_params p = params(10, 100);
+  rl__window_params p = plain_params(10, 100);
   alg_state s = {{0}};
   expect(decide(&p, &s, 150, 10), 1, 0, 150, 0);
   expect(decide(&p, &s, 250, 5), 1, 0, 150, 0);
@@ -121,7 +116,7 @@ static void test_clock_backwards(void **unused) {
 
 static void test_far_forward(void **unused) {
   (void)unused;
-  rl__window_params p = params(3, 1000);
+  rl__window_params p = plain_params(3, 1000);
   alg_state s = {{0}};
   expect(decide(&p, &s, 10, 3), 1, 0, 1990, 0);
   int64_t far = INT64_MAX;
@@ -139,7 +134,7 @@ static void test_far_forward(void **unused) {
 static void test_large_values(void **unused) {
   (void)unused;
   const uint64_t L = RL_LIMIT_MAX, W = RL_DURATION_MAX_MS;
-  rl__window_params p = params(L, W);
+  rl__window_params p = plain_params(L, W);
   alg_state s = {{0}};
   int64_t t0 = (int64_t)W * 3;
   expect(decide(&p, &s, t0, L), 1, 0, 2 * W, 0);
@@ -154,14 +149,14 @@ static void test_large_values(void **unused) {
   expect(decide(&p, &s, mid, RL_COST_MAX + 1), 0, 0, W + W / 2 - 0,
          RL_RETRY_NEVER);
   /* Out-of-range parameters and garbage states: clamped, never UB. */
-  rl__window_params bad = params(UINT64_MAX, UINT64_MAX);
+  rl__window_params bad = plain_params(UINT64_MAX, UINT64_MAX);
   alg_state junk;
   memset(&junk, 0xff, sizeof(junk));
   (void)decide(&bad, &junk, INT64_MAX, UINT64_MAX);
   memset(&junk, 0xff, sizeof(junk));
   (void)decide(&bad, &junk, 5, 1);
   (void)rl__sliding_counter_expiry(&bad, junk.b);
-  rl__window_params zero = params(0, 0);
+  rl__window_params zero = plain_params(0, 0);
   memset(&junk, 0x7f, sizeof(junk));
   (void)decide(&zero, &junk, -3, 1);
   (void)decide(&zero, &junk, INT64_MAX, 0);
@@ -234,7 +229,7 @@ static void test_random_against_reference(void **unused) {
   (void)unused;
   for (int run = 0; run < 500; run++) {
     uint64_t limit = 1 + rnd(12), w = 1 + rnd(40);
-    rl__window_params p = params(limit, w);
+    rl__window_params p = plain_params(limit, w);
     alg_state s = {{0}};
     ref_sc r = {0, 0, 0};
     int64_t clock = (int64_t)rnd(100);

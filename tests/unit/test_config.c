@@ -4,14 +4,6 @@
  */
 #include "test_util.h"
 
-static rl_policy one_window(rl_algorithm alg, uint64_t limit, uint64_t ms) {
-  rl_policy p;
-  rl_policy_init(&p);
-  p.algorithm = alg;
-  rl_policy_add_window(&p, limit, ms);
-  return p;
-}
-
 static int check(const rl_policy *p, size_t n, char *err, size_t len) {
   rl_config c;
   rl_config_init(&c);
