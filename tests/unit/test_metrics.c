@@ -47,11 +47,7 @@ static rl_limiter *two_policies(fake_clock *clock, int disabled) {
   p[1].algorithm = RL_ALG_FIXED_WINDOW;
   rl_policy_add_window(&p[1], 1, 1500);
   rl_config c;
-  rl_config_init(&c);
-  c.policies = p;
-  c.n_policies = 2;
-  c.clock = fake_clock_read;
-  c.clock_ctx = clock;
+  fake_clock_config(&c, p, 2, clock);
   c.metrics.disabled = disabled;
   rl_limiter *rl = NULL;
   assert_int_equal(rl_new(&c, &rl), RL_OK);
@@ -165,11 +161,7 @@ static void test_series_survive_reload(void **state) {
   p[1].name = "api";
   rl_policy_add_window(&p[1], 5, 2000);
   rl_config c;
-  rl_config_init(&c);
-  c.policies = p;
-  c.n_policies = 2;
-  c.clock = fake_clock_read;
-  c.clock_ctx = &clock;
+  fake_clock_config(&c, p, 2, &clock);
   decide_n(rl, NULL, "k", 1);
   assert_int_equal(rl_reconfigure(rl, &c, NULL, 0), RL_OK);
   decide_n(rl, NULL, "k", 1);
