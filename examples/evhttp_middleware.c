@@ -48,16 +48,13 @@ static unsigned bound_port(struct evhttp_bound_socket *s) {
 }
 
 int main(int argc, char **argv) {
-  example_args args = example_args_parse(argc, argv, 8081);
-  unsigned port = args.port;
-  rl_policy policy;
-  rl_mw_config mw_config;
-  rl_limiter *rl = example_limiter(&policy, &mw_config);
-  if (rl == NULL) {
+  example ex;
+  if (example_init(&ex, argc, argv, 8081) != 0) {
     return 1;
   }
+  unsigned port = ex.port;
   rl_evhttp_mw *mw = NULL;
-  if (rl_evhttp_mw_new(rl, &mw_config, api_handler, NULL, &mw) != RL_OK) {
+  if (rl_evhttp_mw_new(ex.rl, &ex.mw_config, api_handler, NULL, &mw) != RL_OK) {
     return 1;
   }
   struct event_base *base = event_base_new();
@@ -71,7 +68,7 @@ int main(int argc, char **argv) {
   }
   unsigned bound = bound_port(s);
   if (bound != 0) {
-    example_write_port(args.port_file, bound);
+    example_write_port(ex.port_file, bound);
   }
   struct event *term = evsignal_new(base, SIGTERM, on_signal, base);
   struct event *intr = evsignal_new(base, SIGINT, on_signal, base);
@@ -85,6 +82,6 @@ int main(int argc, char **argv) {
   evhttp_free(http);
   event_base_free(base);
   rl_evhttp_mw_free(mw);
-  rl_free(rl);
+  rl_free(ex.rl);
   return 0;
 }

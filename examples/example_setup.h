@@ -15,45 +15,45 @@
 
 #include "rl_mw.h"
 
-/* [--port N] [--port-file FILE] */
-typedef struct example_args {
+/* What a middleware example runs on: its command line
+ * ([--port N] [--port-file FILE]), the limiter (one policy "api", 3 per
+ * minute) and the middleware config for it (keyed by client IP, the
+ * default). mw_config points at policy: an example is never copied. */
+typedef struct example {
   unsigned port;
   const char *port_file; /* NULL: none */
-} example_args;
+  rl_policy policy;
+  rl_mw_config mw_config;
+  rl_limiter *rl;
+} example;
 
-static inline example_args example_args_parse(int argc, char **argv,
-                                              unsigned default_port) {
-  example_args a = {default_port, NULL};
+/* Returns 0, or -1 if the limiter cannot be made. */
+static inline int example_init(example *e, int argc, char **argv,
+                               unsigned default_port) {
+  e->port = default_port;
+  e->port_file = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--port") == 0) {
-      a.port = (unsigned)atoi(argv[i + 1]);
+      e->port = (unsigned)atoi(argv[i + 1]);
     } else if (strcmp(argv[i], "--port-file") == 0) {
-      a.port_file = argv[i + 1];
+      e->port_file = argv[i + 1];
     }
   }
-  return a;
-}
-
-/* The limiter: one policy "api", 3 per minute (policy must outlive it).
- * The middleware: that policy, keyed by client IP (the default). NULL if
- * the limiter cannot be made. */
-static inline rl_limiter *example_limiter(rl_policy *policy,
-                                          rl_mw_config *mw_config) {
-  rl_policy_init(policy);
-  policy->name = "api";
-  rl_policy_add_window(policy, 3, 60 * 1000);
+  rl_policy_init(&e->policy);
+  e->policy.name = "api";
+  rl_policy_add_window(&e->policy, 3, 60 * 1000);
   rl_config config;
   rl_config_init(&config);
-  config.policies = policy;
+  config.policies = &e->policy;
   config.n_policies = 1;
-  rl_limiter *rl = NULL;
-  if (rl_new(&config, &rl) != RL_OK) {
-    return NULL;
+  e->rl = NULL;
+  if (rl_new(&config, &e->rl) != RL_OK) {
+    return -1;
   }
-  rl_mw_config_init(mw_config);
-  mw_config->policy_name = "api";
-  mw_config->policy = policy;
-  return rl;
+  rl_mw_config_init(&e->mw_config);
+  e->mw_config.policy_name = "api";
+  e->mw_config.policy = &e->policy;
+  return 0;
 }
 
 /* Writes the port the server listens on into path (if not NULL). */

@@ -50,16 +50,13 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn,
 }
 
 int main(int argc, char **argv) {
-  example_args args = example_args_parse(argc, argv, 8082);
-  unsigned port = args.port;
-  rl_policy policy;
-  rl_mw_config mw_config;
-  rl_limiter *rl = example_limiter(&policy, &mw_config);
-  if (rl == NULL) {
+  example ex;
+  if (example_init(&ex, argc, argv, 8082) != 0) {
     return 1;
   }
+  unsigned port = ex.port;
   rl_mhd_mw *mw = NULL;
-  if (rl_mhd_mw_new(rl, &mw_config, api_handler, NULL, &mw) != RL_OK) {
+  if (rl_mhd_mw_new(ex.rl, &ex.mw_config, api_handler, NULL, &mw) != RL_OK) {
     return 1;
   }
   struct sockaddr_in addr;
@@ -76,8 +73,7 @@ int main(int argc, char **argv) {
   }
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-  example_write_port(args.port_file,
-                     info != NULL ? (unsigned)info->port : port);
+  example_write_port(ex.port_file, info != NULL ? (unsigned)info->port : port);
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);
   fprintf(stderr, "mhd_middleware: try curl -i 127.0.0.1:%u/api/hello\n",
@@ -87,6 +83,6 @@ int main(int argc, char **argv) {
   }
   MHD_stop_daemon(d);
   rl_mhd_mw_free(mw);
-  rl_free(rl);
+  rl_free(ex.rl);
   return 0;
 }
