@@ -37,11 +37,17 @@ static unsigned long long sample(const char *text, const char *series) {
   return 0;
 }
 
+/* The unnamed default policy of both configurations: 2 per minute and 3
+ * per hour. */
+static void default_policy(rl_policy *p) {
+  rl_policy_init(p);
+  rl_policy_add_window(p, 2, 60000);
+  rl_policy_add_window(p, 3, 3600000);
+}
+
 static rl_limiter *two_policies(fake_clock *clock, int disabled) {
   rl_policy p[2];
-  rl_policy_init(&p[0]);
-  rl_policy_add_window(&p[0], 2, 60000);
-  rl_policy_add_window(&p[0], 3, 3600000);
+  default_policy(&p[0]);
   rl_policy_init(&p[1]);
   p[1].name = "api";
   p[1].algorithm = RL_ALG_FIXED_WINDOW;
@@ -154,9 +160,7 @@ static void test_series_survive_reload(void **state) {
   rl_limiter *rl = two_policies(&clock, 0);
   decide_n(rl, "api", "k", 1);
   rl_policy p[2];
-  rl_policy_init(&p[0]);
-  rl_policy_add_window(&p[0], 2, 60000);
-  rl_policy_add_window(&p[0], 3, 3600000);
+  default_policy(&p[0]);
   rl_policy_init(&p[1]);
   p[1].name = "api";
   rl_policy_add_window(&p[1], 5, 2000);
