@@ -23,12 +23,17 @@ static inline int64_t fake_clock_read(void *ctx) {
   return ((fake_clock *)ctx)->now;
 }
 
-/* A config of n policies on the memory store, reading clock. */
-static inline void fake_clock_config(rl_config *c, const rl_policy *p, size_t n,
-                                     fake_clock *clock) {
+/* A config of n policies on the memory store (defaults otherwise). */
+static inline void memory_config(rl_config *c, const rl_policy *p, size_t n) {
   rl_config_init(c);
   c->policies = p;
   c->n_policies = n;
+}
+
+/* The same, reading clock. */
+static inline void fake_clock_config(rl_config *c, const rl_policy *p, size_t n,
+                                     fake_clock *clock) {
+  memory_config(c, p, n);
   c->clock = fake_clock_read;
   c->clock_ctx = clock;
 }

@@ -194,13 +194,9 @@ static void *worker(void *p) {
 /* More threads than owned stripes: the shared stripe counts exactly too. */
 static void test_many_threads_count_exactly(void **state) {
   (void)state;
-  rl_policy p;
-  rl_policy_init(&p);
-  rl_policy_add_window(&p, 1000000, 60000);
+  rl_policy p = one_window(RL_ALG_SLIDING_LOG, 1000000, 60000);
   rl_config c;
-  rl_config_init(&c);
-  c.policies = &p;
-  c.n_policies = 1;
+  memory_config(&c, &p, 1);
   rl_limiter *rl = NULL;
   assert_int_equal(rl_new(&c, &rl), RL_OK);
   enum { THREADS = RL__METRIC_STRIPES + 4, EACH = 2000 };
