@@ -2,9 +2,9 @@
  * rl_evhttp.c - the evhttp adapter of the middleware: evhttp request ->
  * rl_mw_request, verdict -> response headers or a 429.
  *
- * The client IP comes from the connection's socket address; the
- * X-Forwarded-For header is passed to rl_mw_client_ip(), which believes it
- * only when that address is a configured trusted proxy.
+ * The client IP comes from the connection's socket address, or from
+ * X-Forwarded-For when that address is a configured trusted proxy
+ * (rl_mw_wrapper_decide).
  */
 #include <event2/buffer.h>
 #include <event2/http.h>
