@@ -17,11 +17,10 @@
 #include <event2/http.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <ratelimiter.h>
 
+#include "example_setup.h"
 #include "rl_evhttp.h"
 
 static void api_handler(struct evhttp_request *req, void *arg) {
@@ -37,49 +36,25 @@ static void on_signal(evutil_socket_t sig, short what, void *base) {
   event_base_loopbreak(base);
 }
 
-static void write_port(const char *path, struct evhttp_bound_socket *s) {
+/* The port s listens on (0 if unknown). */
+static unsigned bound_port(struct evhttp_bound_socket *s) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  FILE *f = path != NULL ? fopen(path, "w") : NULL;
-  if (f != NULL && getsockname(evhttp_bound_socket_get_fd(s),
-                               (struct sockaddr *)&ss, &len) == 0) {
-    fprintf(f, "%u\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  if (getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss,
+                  &len) != 0) {
+    return 0;
   }
-  if (f != NULL) {
-    fclose(f);
-  }
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
 int main(int argc, char **argv) {
-  int port = 8081;
-  const char *port_file = NULL;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--port") == 0) {
-      port = atoi(argv[i + 1]);
-    } else if (strcmp(argv[i], "--port-file") == 0) {
-      port_file = argv[i + 1];
-    }
-  }
-  /* The limiter: one policy, 3 per minute. */
-  rl_policy policy;
-  rl_policy_init(&policy);
-  policy.name = "api";
-  rl_policy_add_window(&policy, 3, 60 * 1000);
-  rl_config config;
-  rl_config_init(&config);
-  config.policies = &policy;
-  config.n_policies = 1;
-  rl_limiter *rl = NULL;
-  if (rl_new(&config, &rl) != RL_OK) {
+  example ex;
+  if (example_init(&ex, argc, argv, 8081) != 0) {
     return 1;
   }
-  /* The middleware: that policy, keyed by client IP (the default). */
-  rl_mw_config mw_config;
-  rl_mw_config_init(&mw_config);
-  mw_config.policy_name = "api";
-  mw_config.policy = &policy;
+  unsigned port = ex.port;
   rl_evhttp_mw *mw = NULL;
-  if (rl_evhttp_mw_new(rl, &mw_config, api_handler, NULL, &mw) != RL_OK) {
+  if (rl_evhttp_mw_new(ex.rl, &ex.mw_config, api_handler, NULL, &mw) != RL_OK) {
     return 1;
   }
   struct event_base *base = event_base_new();
@@ -88,15 +63,18 @@ int main(int argc, char **argv) {
   struct evhttp_bound_socket *s =
       evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
   if (s == NULL) {
-    fprintf(stderr, "cannot listen on 127.0.0.1:%d\n", port);
+    fprintf(stderr, "cannot listen on 127.0.0.1:%u\n", port);
     return 1;
   }
-  write_port(port_file, s);
+  unsigned bound = bound_port(s);
+  if (bound != 0) {
+    example_write_port(ex.port_file, bound);
+  }
   struct event *term = evsignal_new(base, SIGTERM, on_signal, base);
   struct event *intr = evsignal_new(base, SIGINT, on_signal, base);
   event_add(term, NULL);
   event_add(intr, NULL);
-  fprintf(stderr, "evhttp_middleware: try curl -i 127.0.0.1:%d/api/hello\n",
+  fprintf(stderr, "evhttp_middleware: try curl -i 127.0.0.1:%u/api/hello\n",
           port);
   event_base_dispatch(base);
   event_free(term);
@@ -104,6 +82,6 @@ int main(int argc, char **argv) {
   evhttp_free(http);
   event_base_free(base);
   rl_evhttp_mw_free(mw);
-  rl_free(rl);
+  rl_free(ex.rl);
   return 0;
 }

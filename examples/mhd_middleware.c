@@ -19,6 +19,7 @@
 
 #include <ratelimiter.h>
 
+#include "example_setup.h"
 #include "rl_mhd.h"
 
 static volatile sig_atomic_t stop;
@@ -49,33 +50,13 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *conn,
 }
 
 int main(int argc, char **argv) {
-  unsigned port = 8082;
-  const char *port_file = NULL;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--port") == 0) {
-      port = (unsigned)atoi(argv[i + 1]);
-    } else if (strcmp(argv[i], "--port-file") == 0) {
-      port_file = argv[i + 1];
-    }
-  }
-  rl_policy policy;
-  rl_policy_init(&policy);
-  policy.name = "api";
-  rl_policy_add_window(&policy, 3, 60 * 1000);
-  rl_config config;
-  rl_config_init(&config);
-  config.policies = &policy;
-  config.n_policies = 1;
-  rl_limiter *rl = NULL;
-  if (rl_new(&config, &rl) != RL_OK) {
+  example ex;
+  if (example_init(&ex, argc, argv, 8082) != 0) {
     return 1;
   }
-  rl_mw_config mw_config;
-  rl_mw_config_init(&mw_config);
-  mw_config.policy_name = "api";
-  mw_config.policy = &policy;
+  unsigned port = ex.port;
   rl_mhd_mw *mw = NULL;
-  if (rl_mhd_mw_new(rl, &mw_config, api_handler, NULL, &mw) != RL_OK) {
+  if (rl_mhd_mw_new(ex.rl, &ex.mw_config, api_handler, NULL, &mw) != RL_OK) {
     return 1;
   }
   struct sockaddr_in addr;
@@ -92,11 +73,7 @@ int main(int argc, char **argv) {
   }
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-  FILE *f = port_file != NULL ? fopen(port_file, "w") : NULL;
-  if (f != NULL) {
-    fprintf(f, "%u\n", info != NULL ? (unsigned)info->port : port);
-    fclose(f);
-  }
+  example_write_port(ex.port_file, info != NULL ? (unsigned)info->port : port);
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);
   fprintf(stderr, "mhd_middleware: try curl -i 127.0.0.1:%u/api/hello\n",
@@ -106,6 +83,6 @@ int main(int argc, char **argv) {
   }
   MHD_stop_daemon(d);
   rl_mhd_mw_free(mw);
-  rl_free(rl);
+  rl_free(ex.rl);
   return 0;
 }

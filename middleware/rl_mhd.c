@@ -7,15 +7,14 @@
  * thread-local so that the wrapped handler can decorate the response it
  * builds (rl_mhd_mw_add_headers) without any allocation per request.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "rl_mhd.h"
+#include "rl_mw_wrapper.h"
 
 struct rl_mhd_mw {
-  rl_mw *core;
+  rl_mw_wrapper base; /* first: allocated by rl_mw_wrapper_new */
   MHD_AccessHandlerCallback handler;
-  void *cls;
 };
 
 /* The request in the wrapped handler's hands on this thread. */
@@ -25,29 +24,20 @@ static _Thread_local const rl_mw *current_core;
 int rl_mhd_mw_new(rl_limiter *rl, const rl_mw_config *config,
                   MHD_AccessHandlerCallback handler, void *cls,
                   rl_mhd_mw **out) {
+  rl_mw_wrapper *w = NULL;
   if (handler == NULL || out == NULL) {
     return RL_ERR_INVALID_ARGUMENT;
   }
-  rl_mhd_mw *mw = calloc(1, sizeof *mw);
-  if (mw == NULL) {
-    return RL_ERR_NO_MEMORY;
+  int err = rl_mw_wrapper_new(rl, config, cls, sizeof(rl_mhd_mw), &w);
+  if (err == RL_OK) {
+    *out = (rl_mhd_mw *)w;
+    (*out)->handler = handler;
   }
-  int err = rl_mw_new(rl, config, &mw->core);
-  if (err != RL_OK) {
-    free(mw);
-    return err;
-  }
-  mw->handler = handler;
-  mw->cls = cls;
-  *out = mw;
-  return RL_OK;
+  return err;
 }
 
 void rl_mhd_mw_free(rl_mhd_mw *mw) {
-  if (mw != NULL) {
-    rl_mw_free(mw->core);
-    free(mw);
-  }
+  rl_mw_wrapper_free(mw != NULL ? &mw->base : NULL);
 }
 
 static const char *find_header(void *ctx, const char *name) {
@@ -68,16 +58,9 @@ static int decide(const rl_mhd_mw *mw, struct MHD_Connection *connection,
                   const char *url, rl_mw_verdict *v) {
   const union MHD_ConnectionInfo *info =
       MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  char ip[RL_MW_IP_MAX];
-  rl_mw_request r = {NULL, url, url != NULL ? strcspn(url, "?#") : 0,
-                     find_header, connection};
-  if (info != NULL &&
-      rl_mw_client_ip(rl_mw_trusted_proxies(mw->core), info->client_addr,
-                      find_header(connection, "X-Forwarded-For"),
-                      ip) == RL_OK) {
-    r.client_ip = ip;
-  }
-  return rl_mw_decide(mw->core, &r, v);
+  return rl_mw_wrapper_decide(&mw->base,
+                              info != NULL ? info->client_addr : NULL, url,
+                              find_header, connection, v);
 }
 
 static enum MHD_Result reject(const rl_mhd_mw *mw,
@@ -90,7 +73,7 @@ static enum MHD_Result reject(const rl_mhd_mw *mw,
   if (resp == NULL) {
     return MHD_NO;
   }
-  rl_mw_headers(mw->core, v, add_header, resp);
+  rl_mw_headers(mw->base.core, v, add_header, resp);
   MHD_add_response_header(resp, "Content-Type", "application/json");
   enum MHD_Result rc =
       MHD_queue_response(connection, (unsigned)v->status, resp);
@@ -112,9 +95,10 @@ enum MHD_Result rl_mhd_mw_handle(void *cls, struct MHD_Connection *connection,
     verdict = &v;
   }
   current_verdict = verdict;
-  current_core = mw->core;
-  enum MHD_Result rc = mw->handler(mw->cls, connection, url, method, version,
-                                   upload_data, upload_data_size, con_cls);
+  current_core = mw->base.core;
+  enum MHD_Result rc =
+      mw->handler(mw->base.arg, connection, url, method, version, upload_data,
+                  upload_data_size, con_cls);
   current_verdict = NULL;
   return rc;
 }

@@ -23,6 +23,31 @@ static inline int64_t fake_clock_read(void *ctx) {
   return ((fake_clock *)ctx)->now;
 }
 
+/* A config of n policies on the memory store (defaults otherwise). */
+static inline void memory_config(rl_config *c, const rl_policy *p, size_t n) {
+  rl_config_init(c);
+  c->policies = p;
+  c->n_policies = n;
+}
+
+/* The same, reading clock. */
+static inline void fake_clock_config(rl_config *c, const rl_policy *p, size_t n,
+                                     fake_clock *clock) {
+  memory_config(c, p, n);
+  c->clock = fake_clock_read;
+  c->clock_ctx = clock;
+}
+
+/* A policy of one window: limit units per ms milliseconds. */
+static inline rl_policy one_window(rl_algorithm alg, uint64_t limit,
+                                   uint64_t ms) {
+  rl_policy p;
+  rl_policy_init(&p);
+  p.algorithm = alg;
+  rl_policy_add_window(&p, limit, ms);
+  return p;
+}
+
 /* A limiter with one policy (algorithm, windows as limit/duration pairs) on
  * the memory store, reading `clock`. */
 static inline rl_limiter *limiter_with(rl_algorithm alg, fake_clock *clock,
@@ -36,11 +61,7 @@ static inline rl_limiter *limiter_with(rl_algorithm alg, fake_clock *clock,
   }
   p.n_windows = n_windows;
   rl_config c;
-  rl_config_init(&c);
-  c.policies = &p;
-  c.n_policies = 1;
-  c.clock = fake_clock_read;
-  c.clock_ctx = clock;
+  fake_clock_config(&c, &p, 1, clock);
   rl_limiter *rl = NULL;
   assert_int_equal(rl_new(&c, &rl), RL_OK);
   return rl;

@@ -23,8 +23,8 @@
 #include "test_util.h"
 
 #include "guard.h"
+#include "compiled_policy.h"
 #include "memory_store.h"
-#include "policy.h"
 #include "policy_table.h"
 
 #define THREADS 4
@@ -39,16 +39,6 @@ static void check(int ok) {
   if (!ok) {
     atomic_fetch_add(&g_failures, 1);
   }
-}
-
-static rl__policy compile(rl_algorithm alg, uint64_t limit, uint64_t ms) {
-  rl_policy p;
-  rl_policy_init(&p);
-  p.algorithm = alg;
-  rl_policy_add_window(&p, limit, ms);
-  rl__policy out;
-  assert_int_equal(rl__policy_compile(&p, 0, &out, NULL, 0), RL_OK);
-  return out;
 }
 
 /* One decision of cost 1 inside a read section, as rl_decide makes it. */

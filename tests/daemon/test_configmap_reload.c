@@ -19,25 +19,15 @@
  *
  * usage: test_configmap_reload PATH/TO/ratelimitd
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "reload_util.h"
 
 static uint16_t port;
-
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = UINT64_C(14695981039346656037);
-  for (; *s != '\0'; s++) {
-    h ^= (unsigned char)*s;
-    h *= UINT64_C(1099511628211);
-  }
-  return h;
-}
 
 static void config_text(char *buf, size_t cap, int limit) {
   snprintf(buf, cap,
@@ -64,17 +54,10 @@ static void kubelet_update(const char *dir, int gen, const char *text) {
   char name[64];
   char old_name[64];
   char path[1024];
-  char tmp_link[1024];
   snprintf(name, sizeof name, "..2026_11_27_21_00_%02d.%09d", gen, gen);
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  H_CHECK(mkdir(path, 0755) == 0);
-  snprintf(path, sizeof path, "%s/%s/ratelimiter.yaml", dir, name);
-  h_write_file(path, text);
   snprintf(path, sizeof path, "%s/..data", dir);
   ssize_t n = readlink(path, old_name, sizeof old_name - 1);
-  snprintf(tmp_link, sizeof tmp_link, "%s/..data_tmp", dir);
-  H_CHECK(symlink(name, tmp_link) == 0);
-  H_CHECK(rename(tmp_link, path) == 0);
+  configmap_publish(dir, name, text);
   if (n > 0) {
     old_name[n] = '\0';
     remove_payload(dir, old_name);
@@ -82,18 +65,7 @@ static void kubelet_update(const char *dir, int gen, const char *text) {
 }
 
 static int hash_in_force(h_response *r, const char *text) {
-  char want[64];
-  snprintf(want, sizeof want, "\"config_hash\":\"%016llx\"",
-           (unsigned long long)fnv1a(text));
-  return h_http(port, "GET", "/ready", "", NULL, r) == 0 && r->status == 200 &&
-         strstr(r->body, want) != NULL;
-}
-
-static unsigned long counter(h_response *r, const char *series) {
-  H_CHECK(h_http(port, "GET", "/metrics", "", NULL, r) == 0);
-  const char *p = strstr(r->body, series);
-  H_EXPECT(p != NULL, "no %s in /metrics", series);
-  return strtoul(p + strlen(series), NULL, 10);
+  return ready_shows(port, r, text) && r->status == 200;
 }
 
 static void wait_hash(h_response *r, const char *text, const char *what) {
@@ -124,15 +96,10 @@ int main(int argc, char **argv) {
   static h_response r;
   static char text[1024];
   const char *dir = h_tmpdir();
-  char *cfg = h_path("ratelimiter.yaml");
-  char *port_file = h_path("port");
   config_text(text, sizeof text, 3);
   kubelet_update(dir, 0, text);
-  H_CHECK(symlink("..data/ratelimiter.yaml", cfg) == 0);
-  char *args[] = {argv[1],       "--config",    cfg,       "--listen",
-                  "127.0.0.1:0", "--port-file", port_file, NULL};
-  h_proc p = h_start(args, port_file, "ratelimitd.log");
-  port = p.port;
+  reload_daemon d = reload_daemon_start(argv[1]);
+  port = d.proc.port;
   wait_hash(&r, text, "initial configuration");
   H_EXPECT(admitted(&r, 3, 0) == 3, "initial limit 3 not enforced");
 
@@ -146,11 +113,10 @@ int main(int argc, char **argv) {
              limits[i], got);
   }
 
-  const char *series = "ratelimitd_config_reloads_total{result=\"error\"} ";
-  unsigned long errors = counter(&r, series);
+  unsigned long errors = failed_reloads(port, &r);
   kubelet_update(dir, 10, "rate_limiter:\n  windows: [{max_requests: 0}]\n");
   uint64_t deadline = h_now_ms() + 15000;
-  while (counter(&r, series) <= errors) {
+  while (failed_reloads(port, &r) <= errors) {
     H_EXPECT(h_now_ms() < deadline, "invalid update not refused in 15 s");
     h_sleep_ms(20);
   }
@@ -162,11 +128,7 @@ int main(int argc, char **argv) {
   wait_hash(&r, text, "update after a refused one");
   H_EXPECT(admitted(&r, 6, 11) == 6, "limit 6 not enforced");
 
-  int rc = h_stop(&p, SIGTERM, 10000);
-  H_EXPECT(rc == 0, "ratelimitd exit status %d (see %s)", rc, dir);
-  free(cfg);
-  free(port_file);
-  h_cleanup();
+  reload_daemon_stop(&d);
   printf("test_configmap_reload: all passed\n");
   return 0;
 }

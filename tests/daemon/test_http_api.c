@@ -233,35 +233,53 @@ static char *repeat(char c, size_t n, const char *prefix, const char *suffix) {
   return s;
 }
 
+/* An oversized request: n copies of c between prefix and suffix, sent as
+ * the body of POST /v1/check, as a header line of it, or as the target of
+ * a GET. */
+typedef enum { AS_BODY, AS_HEADER, AS_TARGET } placement;
+
+typedef struct oversized {
+  const char *what;
+  char c;
+  size_t n;
+  const char *prefix, *suffix;
+  placement as;
+  int status;
+  const char *code;
+} oversized;
+
+static const oversized oversized_inputs[] = {
+    {"key above 4096 bytes", 'k', 5000, "{\"key\":\"", "\"}", AS_BODY, 400,
+     "key_too_long"},
+    {"key above max_key_len", 'k', 2000, "{\"key\":\"", "\"}", AS_BODY, 400,
+     "key_too_long"},
+    {"200 KB body", ' ', 200000, "{\"key\":\"a\"", "}", AS_BODY, 413,
+     "body_too_large"},
+    {"deep nesting, large", '[', 100000, "{\"x\":", "", AS_BODY, 413,
+     "body_too_large"},
+    {"deep nesting", '[', 1000, "{\"x\":", "", AS_BODY, 400, "invalid_json"},
+    {"20 KB header", 'h', 20000, "X-Big: ", "\r\n", AS_HEADER, 431,
+     "headers_too_large"},
+    {"key in query above 4096", 'q', 6000, "/v1/check?key=", "", AS_TARGET, 400,
+     "key_too_long"},
+};
+
 static void test_oversized(uint16_t port, h_response *r) {
-  char *big_key = repeat('k', 5000, "{\"key\":\"", "\"}");
-  post(port, big_key, r);
-  expect_json_error(r, 400, "key_too_long", "key above 4096 bytes");
-  free(big_key);
-  char *long_key = repeat('k', 2000, "{\"key\":\"", "\"}");
-  post(port, long_key, r);
-  expect_json_error(r, 400, "key_too_long", "key above max_key_len");
-  free(long_key);
-  char *huge = repeat(' ', 200000, "{\"key\":\"a\"", "}");
-  post(port, huge, r);
-  expect_json_error(r, 413, "body_too_large", "200 KB body");
-  free(huge);
-  char *deep = repeat('[', 100000, "{\"x\":", "");
-  post(port, deep, r);
-  expect_json_error(r, 413, "body_too_large", "deep nesting, large");
-  free(deep);
-  char *deep_small = repeat('[', 1000, "{\"x\":", "");
-  post(port, deep_small, r);
-  expect_json_error(r, 400, "invalid_json", "deep nesting");
-  free(deep_small);
-  char *hdr = repeat('h', 20000, "X-Big: ", "\r\n");
-  H_CHECK(h_http(port, "POST", "/v1/check", hdr, "{\"key\":\"a\"}", r) == 0);
-  expect_json_error(r, 431, "headers_too_large", "20 KB header");
-  free(hdr);
-  char *long_uri = repeat('q', 6000, "/v1/check?key=", "");
-  H_CHECK(h_http(port, "GET", long_uri, "", NULL, r) == 0);
-  expect_json_error(r, 400, "key_too_long", "key in query above 4096");
-  free(long_uri);
+  for (size_t i = 0; i < sizeof oversized_inputs / sizeof oversized_inputs[0];
+       i++) {
+    const oversized *o = &oversized_inputs[i];
+    char *big = repeat(o->c, o->n, o->prefix, o->suffix);
+    if (o->as == AS_BODY) {
+      post(port, big, r);
+    } else if (o->as == AS_HEADER) {
+      H_CHECK(h_http(port, "POST", "/v1/check", big, "{\"key\":\"a\"}", r) ==
+              0);
+    } else {
+      H_CHECK(h_http(port, "GET", big, "", NULL, r) == 0);
+    }
+    expect_json_error(r, o->status, o->code, o->what);
+    free(big);
+  }
   printf("ok: oversized keys, bodies, headers\n");
 }
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "reload_util.h"
 
 #define RELOADS 100
 #define LOADERS 2
@@ -33,15 +34,6 @@ static atomic_int stop;
 static atomic_ulong ok_requests;
 static atomic_ulong failed_requests;
 static uint16_t port;
-
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = UINT64_C(14695981039346656037);
-  for (; *s != '\0'; s++) {
-    h ^= (unsigned char)*s;
-    h *= UINT64_C(1099511628211);
-  }
-  return h;
-}
 
 static void valid_config(char *buf, size_t cap, int i) {
   snprintf(buf, cap,
@@ -68,21 +60,11 @@ static const char *const invalid_configs[] = {
      "  windows: [{max_requests: 10, duration: 1m}]\n"),
 };
 
-/* ConfigMap layout: dir/ratelimiter.yaml -> ..data/ratelimiter.yaml,
- * dir/..data -> ..v<n>. publish() swaps ..data atomically. */
+/* Payload n as dir/..v<n>, swapped in (reload_util.h). */
 static void publish(const char *dir, int n, const char *text) {
-  char path[1024];
-  char link_tmp[1024];
-  char target[64];
-  snprintf(path, sizeof path, "%s/..v%d", dir, n);
-  H_CHECK(mkdir(path, 0755) == 0);
-  snprintf(path, sizeof path, "%s/..v%d/ratelimiter.yaml", dir, n);
-  h_write_file(path, text);
-  snprintf(target, sizeof target, "..v%d", n);
-  snprintf(link_tmp, sizeof link_tmp, "%s/..data_tmp", dir);
-  H_CHECK(symlink(target, link_tmp) == 0);
-  snprintf(path, sizeof path, "%s/..data", dir);
-  H_CHECK(rename(link_tmp, path) == 0);
+  char name[64];
+  snprintf(name, sizeof name, "..v%d", n);
+  configmap_publish(dir, name, text);
 }
 
 static void *load(void *arg) {
@@ -114,22 +96,6 @@ static void *load(void *arg) {
   return NULL;
 }
 
-static unsigned long failed_reloads(h_response *r) {
-  H_CHECK(h_http(port, "GET", "/metrics", "", NULL, r) == 0);
-  const char *p = strstr(r->body, "ratelimitd_config_reloads_total{result="
-                                  "\"error\"} ");
-  H_CHECK(p != NULL);
-  return strtoul(strchr(p, '}') + 2, NULL, 10);
-}
-
-static int hash_in_force(h_response *r, uint64_t hash) {
-  char want[64];
-  snprintf(want, sizeof want, "\"config_hash\":\"%016llx\"",
-           (unsigned long long)hash);
-  return h_http(port, "GET", "/ready", "", NULL, r) == 0 &&
-         strstr(r->body, want) != NULL;
-}
-
 static void spend_keep(h_response *r, int n, int expect_status) {
   for (int i = 0; i < n; i++) {
     H_CHECK(h_http(port, "POST", "/v1/check", "",
@@ -141,7 +107,7 @@ static void spend_keep(h_response *r, int n, int expect_status) {
 static void reload_once(h_proc *p, const char *dir, int i, h_response *r) {
   static char text[2048];
   int valid = i % 2 == 0;
-  unsigned long failed_before = valid ? 0 : failed_reloads(r);
+  unsigned long failed_before = valid ? 0 : failed_reloads(port, r);
   if (valid) {
     valid_config(text, sizeof text, i);
   } else {
@@ -154,8 +120,8 @@ static void reload_once(h_proc *p, const char *dir, int i, h_response *r) {
     kill(p->pid, SIGHUP);
   }
   uint64_t deadline = h_now_ms() + 10000;
-  while (valid ? !hash_in_force(r, fnv1a(text))
-               : failed_reloads(r) <= failed_before) {
+  while (valid ? !ready_shows(port, r, text)
+               : failed_reloads(port, r) <= failed_before) {
     H_EXPECT(h_now_ms() < deadline, "reload %d (%s) not seen in 10 s", i,
              valid ? "valid" : "invalid");
     h_sleep_ms(2);
@@ -167,15 +133,10 @@ int main(int argc, char **argv) {
   static h_response r;
   static char text[2048];
   const char *dir = h_tmpdir();
-  char *cfg = h_path("ratelimiter.yaml");
-  char *port_file = h_path("port");
   valid_config(text, sizeof text, -2);
   publish(dir, 0, text);
-  H_CHECK(symlink("..data/ratelimiter.yaml", cfg) == 0);
-  char *args[] = {argv[1],       "--config",    cfg,       "--listen",
-                  "127.0.0.1:0", "--port-file", port_file, NULL};
-  h_proc p = h_start(args, port_file, "ratelimitd.log");
-  port = p.port;
+  reload_daemon d = reload_daemon_start(argv[1]);
+  port = d.proc.port;
   spend_keep(&r, 5, 200);
   pthread_t t[LOADERS];
   for (int i = 0; i < LOADERS; i++) {
@@ -183,7 +144,7 @@ int main(int argc, char **argv) {
   }
   uint64_t start = h_now_ms();
   for (int i = 0; i < RELOADS; i++) {
-    reload_once(&p, dir, i, &r);
+    reload_once(&d.proc, dir, i, &r);
   }
   uint64_t took = h_now_ms() - start;
   atomic_store(&stop, 1);
@@ -197,11 +158,7 @@ int main(int argc, char **argv) {
          atomic_load(&failed_requests));
   H_EXPECT(atomic_load(&failed_requests) == 0, "requests failed");
   H_EXPECT(atomic_load(&ok_requests) > 0, "no load was sent");
-  int rc = h_stop(&p, SIGTERM, 10000);
-  H_EXPECT(rc == 0, "ratelimitd exit status %d (see %s)", rc, dir);
-  free(cfg);
-  free(port_file);
-  h_cleanup();
+  reload_daemon_stop(&d);
   printf("test_reload: all passed\n");
   return 0;
 }

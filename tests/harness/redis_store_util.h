@@ -20,19 +20,19 @@ typedef struct rlt_addr {
   const char *list[1];
 } rlt_addr;
 
-static inline void rlt_addr_of(rlt_addr *a, const rlt_redis *srv) {
-  snprintf(a->text, sizeof a->text, "127.0.0.1:%u", (unsigned)srv->port);
+static inline void rlt_addr_of(rlt_addr *a, const rlt_redis *server) {
+  snprintf(a->text, sizeof a->text, "127.0.0.1:%u", (unsigned)server->port);
   a->list[0] = a->text;
 }
 
-/* A config on the Redis store of srv (addr must outlive the config). */
-static inline void rlt_redis_config(rl_config *c, rlt_addr *addr,
-                                    const rlt_redis *srv,
+/* A config on the Redis store of server (a must outlive the config). */
+static inline void rlt_redis_config(rl_config *c, rlt_addr *a,
+                                    const rlt_redis *server,
                                     const rl_policy *policies, size_t n) {
   rl_config_init(c);
-  rlt_addr_of(addr, srv);
+  rlt_addr_of(a, server);
   c->store = RL_STORE_REDIS;
-  c->redis.addrs = addr->list;
+  c->redis.addrs = a->list;
   c->redis.n_addrs = 1;
   c->policies = policies;
   c->n_policies = n;

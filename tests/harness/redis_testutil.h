@@ -22,22 +22,28 @@ typedef struct rlt_cmd {
   rl__redis_args args;
 } rlt_cmd;
 
-/* rlt_cmd_make(&c, "SET", "k", "v", NULL): returns &c.args. */
-static inline const rl__redis_args *rlt_cmd_make(rlt_cmd *c, ...) {
-  va_list ap;
+/* The command of the strings in ap up to a NULL; returns &c->args. */
+static inline const rl__redis_args *rlt_cmd_vmake(rlt_cmd *c, va_list ap) {
   int n = 0;
-  va_start(ap, c);
   const char *a;
   while (n < RLT_MAX_ARGS && (a = va_arg(ap, const char *)) != NULL) {
     c->argv[n] = a;
     c->lens[n] = strlen(a);
     n++;
   }
-  va_end(ap);
   c->args.argc = n;
   c->args.argv = c->argv;
   c->args.argvlen = c->lens;
   return &c->args;
+}
+
+/* rlt_cmd_make(&c, "SET", "k", "v", NULL): returns &c.args. */
+static inline const rl__redis_args *rlt_cmd_make(rlt_cmd *c, ...) {
+  va_list ap;
+  va_start(ap, c);
+  const rl__redis_args *args = rlt_cmd_vmake(c, ap);
+  va_end(ap);
+  return args;
 }
 
 /* A reply copied out of the arena: enough for the tests' checks. */
@@ -80,18 +86,9 @@ static inline int rlt_call(rl__redis_node *node, rlt_reply *out, int64_t ms,
                            ...) {
   rlt_cmd c;
   va_list ap;
-  int n = 0;
-  const char *a;
   va_start(ap, ms);
-  while (n < RLT_MAX_ARGS && (a = va_arg(ap, const char *)) != NULL) {
-    c.argv[n] = a;
-    c.lens[n] = strlen(a);
-    n++;
-  }
+  rlt_cmd_vmake(&c, ap);
   va_end(ap);
-  c.args.argc = n;
-  c.args.argv = c.argv;
-  c.args.argvlen = c.lens;
   rlt_reply scratch;
   return rl__redis_node_call(node, &c.args, rlt_deadline(ms), rlt_consume,
                              out ? out : &scratch);

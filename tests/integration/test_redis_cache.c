@@ -10,19 +10,17 @@
 
 #include "test_util.h"
 
-#include "harness/redis_server.h"
-#include "redis_conn.h"
+#include "harness/redis_group.h"
+#include "harness/redis_store_util.h"
 
-static rlt_redis srv;
-static char addr[64];
-static const char *addrs[1] = {addr};
+static rlt_addr addr; /* of srv, set once it runs */
 
 static void base_config(rl_config *c, rl_policy *p, size_t n) {
   rl_config_init(c);
   c->policies = p;
   c->n_policies = n;
   c->store = RL_STORE_REDIS;
-  c->redis.addrs = addrs;
+  c->redis.addrs = addr.list;
   c->redis.n_addrs = 1;
   c->redis.timeout_ms = 5000;
   c->cache.enabled = 1;
@@ -60,10 +58,50 @@ static rl_decision decide(rl_limiter *rl, const char *policy, const char *key,
   return d;
 }
 
-static void flush(void) {
-  char out[32];
-  assert_int_equal(rlt_redis_cmd(&srv, out, sizeof out, 1, "FLUSHALL", NULL),
-                   0);
+/* One policy (window of 10 min) on an empty Redis with the cache on: what
+ * most cases start from. c points into p, so a case is never copied. */
+typedef struct cache_case {
+  rl_policy p;
+  rl_config c;
+} cache_case;
+
+static void cache_case_init(cache_case *t, const char *name, rl_algorithm alg,
+                            uint64_t limit) {
+  flushall();
+  one_policy(&t->p, name, alg, limit, 600000);
+  base_config(&t->c, &t->p, 1);
+}
+
+/* A policy "lp" of 100000 units whose keys turn hot (leased) above 5
+ * decisions/s, so leases start soon. */
+static void hot_case_init(cache_case *t, rl_algorithm alg, uint32_t ttl_ms) {
+  cache_case_init(t, "lp", alg, 100000);
+  t->c.cache.hot_threshold = 5;
+  t->c.cache.ttl_ms = ttl_ms;
+}
+
+static rl_cache_stats cache_stats(rl_limiter *rl) {
+  rl_cache_stats s;
+  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  return s;
+}
+
+/* n decisions of cost 1 on key, each allowed. */
+static void spend_allowed(rl_limiter *rl, const char *key, int n) {
+  for (int i = 0; i < n; i++) {
+    assert_true(decide(rl, NULL, key, 1).allowed);
+  }
+}
+
+/* Reconfigures rl to t's policy with another limit (same layout, so the
+ * same Redis key); q receives that policy and must outlive rl. */
+static void reconfigure_limit(rl_limiter *rl, const cache_case *t, rl_policy *q,
+                              uint64_t limit) {
+  *q = t->p;
+  q->windows[0].limit = limit;
+  rl_config c2 = t->c;
+  c2.policies = q;
+  assert_int_equal(rl_reconfigure(rl, &c2, NULL, 0), RL_OK);
 }
 
 /* ---- configuration ---------------------------------------------------- */
@@ -124,8 +162,7 @@ static void test_config_checks(void **state) {
                    RL_ERR_CONFIG_INVALID);
   assert_non_null(strstr(err, "cache settings"));
   assert_int_equal(rl_reconfigure(rl, &c, err, sizeof err), RL_OK);
-  rl_cache_stats s;
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  rl_cache_stats s = cache_stats(rl);
   assert_true(s.bytes <= s.max_bytes);
   assert_int_equal(s.max_bytes, 256 << 10);
   assert_true(s.slots > 0);
@@ -146,9 +183,7 @@ static void test_no_cache_stats(void **state) {
   base_config(&c, &p, 1);
   c.cache.enabled = 0;
   rl_limiter *rl = open_rl(&c);
-  rl_cache_stats s;
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
-  assert_int_equal(s.slots, 0);
+  assert_int_equal(cache_stats(rl).slots, 0);
   rl_hot_key hk[2];
   size_t n = 9;
   assert_int_equal(rl_hot_keys(rl, hk, 2, &n), RL_OK);
@@ -178,13 +213,10 @@ static long long metric(rl_limiter *rl, const char *sample) {
 
 static void test_denials_are_cached(void **state) {
   (void)state;
-  flush();
-  rl_policy p;
-  one_policy(&p, "fw", RL_ALG_FIXED_WINDOW, 3, 600000);
-  rl_config c;
-  base_config(&c, &p, 1);
-  c.cache.leases = 0;
-  rl_limiter *rl = open_rl(&c);
+  cache_case t;
+  cache_case_init(&t, "fw", RL_ALG_FIXED_WINDOW, 3);
+  t.c.cache.leases = 0;
+  rl_limiter *rl = open_rl(&t.c);
   for (int i = 0; i < 2; i++) {
     rl_decision d = decide(rl, NULL, "u", 1);
     assert_true(d.allowed);
@@ -214,8 +246,7 @@ static void test_denials_are_cached(void **state) {
   assert_int_equal(d.retry_after_ms, RL_RETRY_NEVER);
   d = decide(rl, NULL, "v", 4);
   assert_int_equal(d.source, RL_SOURCE_REDIS);
-  rl_cache_stats s;
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  rl_cache_stats s = cache_stats(rl);
   assert_int_equal(s.hits_blocked, 3);
   assert_int_equal(s.hits_lease, 0);
   assert_int_equal(s.leases, 0);
@@ -225,11 +256,8 @@ static void test_denials_are_cached(void **state) {
                    (long long)s.misses);
   assert_int_equal(metric(rl, "ratelimiter_leases_granted_total"), 0);
   /* a reconfiguration with another limit invalidates cached denials */
-  rl_policy q = p;
-  q.windows[0].limit = 100;
-  rl_config c2 = c;
-  c2.policies = &q;
-  assert_int_equal(rl_reconfigure(rl, &c2, NULL, 0), RL_OK);
+  rl_policy q;
+  reconfigure_limit(rl, &t, &q, 100);
   d = decide(rl, NULL, "u", 1);
   assert_int_equal(d.source, RL_SOURCE_REDIS);
   assert_true(d.allowed);
@@ -253,12 +281,9 @@ static void on_decision(int err, const rl_decision *d, void *ud) {
 
 static void test_async_cached(void **state) {
   (void)state;
-  flush();
-  rl_policy p;
-  one_policy(&p, "fw", RL_ALG_FIXED_WINDOW, 1, 600000);
-  rl_config c;
-  base_config(&c, &p, 1);
-  rl_limiter *rl = open_rl(&c);
+  cache_case t;
+  cache_case_init(&t, "fw", RL_ALG_FIXED_WINDOW, 1);
+  rl_limiter *rl = open_rl(&t.c);
   (void)decide(rl, NULL, "a", 1);
   (void)decide(rl, NULL, "a", 1); /* denied by Redis, cached */
   got g = {0, -1, {0}};
@@ -300,14 +325,9 @@ static uint64_t redis_remaining(const rl_policy *p, const char *key) {
 }
 
 static void lease_round(rl_algorithm alg) {
-  flush();
-  rl_policy p;
-  one_policy(&p, "lp", alg, 100000, 600000);
-  rl_config c;
-  base_config(&c, &p, 1);
-  c.cache.hot_threshold = 5;
-  c.cache.ttl_ms = 60000;
-  rl_limiter *rl = open_rl(&c);
+  cache_case t;
+  hot_case_init(&t, alg, 60000);
+  rl_limiter *rl = open_rl(&t.c);
   int lease_hits = 0;
   for (int i = 0; i < 300; i++) {
     rl_decision d = decide(rl, NULL, "hot", 1);
@@ -316,8 +336,7 @@ static void lease_round(rl_algorithm alg) {
     lease_hits += d.source == RL_SOURCE_LEASE;
   }
   assert_true(lease_hits > 200);
-  rl_cache_stats s;
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  rl_cache_stats s = cache_stats(rl);
   assert_int_equal(s.hot_keys, 1);
   assert_true(s.leases > 0);
   assert_int_equal((int)s.hits_lease, lease_hits);
@@ -340,12 +359,12 @@ static void lease_round(rl_algorithm alg) {
   assert_memory_equal(hk[0].key, "hot", 3);
   assert_true(hk[0].rate >= 5);
   /* Redis counts leased units as spent until rl_free gives them back. */
-  uint64_t during = redis_remaining(&p, "hot");
+  uint64_t during = redis_remaining(&t.p, "hot");
   if (alg != RL_ALG_TOKEN_BUCKET) { /* the bucket refills meanwhile */
     assert_true(during < 100000 - 300);
   }
   rl_free(rl);
-  uint64_t after = redis_remaining(&p, "hot");
+  uint64_t after = redis_remaining(&t.p, "hot");
   if (alg == RL_ALG_TOKEN_BUCKET) { /* refill may add a unit or two */
     assert_true(after >= 100000 - 301 && after <= 100000);
   } else {
@@ -371,19 +390,15 @@ static void test_lease_token_bucket(void **state) {
 /* The sliding log is hot-listed but never leased. */
 static void test_sliding_log_not_leased(void **state) {
   (void)state;
-  flush();
-  rl_policy p;
-  one_policy(&p, "sl", RL_ALG_SLIDING_LOG, 1000, 600000);
-  rl_config c;
-  base_config(&c, &p, 1);
-  c.cache.hot_threshold = 5;
-  rl_limiter *rl = open_rl(&c);
+  cache_case t;
+  cache_case_init(&t, "sl", RL_ALG_SLIDING_LOG, 1000);
+  t.c.cache.hot_threshold = 5;
+  rl_limiter *rl = open_rl(&t.c);
   for (int i = 0; i < 50; i++) {
     rl_decision d = decide(rl, NULL, "k", 1);
     assert_int_equal(d.source, RL_SOURCE_REDIS);
   }
-  rl_cache_stats s;
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  rl_cache_stats s = cache_stats(rl);
   assert_int_equal(s.hot_keys, 1);
   assert_int_equal(s.leases, 0);
   rl_free(rl);
@@ -392,25 +407,13 @@ static void test_sliding_log_not_leased(void **state) {
 /* Reconfiguration gives the leases back; the new policy starts clean. */
 static void test_reconfigure_returns_leases(void **state) {
   (void)state;
-  flush();
-  rl_policy p;
-  one_policy(&p, "lp", RL_ALG_FIXED_WINDOW, 100000, 600000);
-  rl_config c;
-  base_config(&c, &p, 1);
-  c.cache.hot_threshold = 5;
-  c.cache.ttl_ms = 60000;
-  rl_limiter *rl = open_rl(&c);
-  for (int i = 0; i < 100; i++) {
-    assert_true(decide(rl, NULL, "hot", 1).allowed);
-  }
-  rl_cache_stats s;
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
-  assert_true(s.lease_units > 0);
-  rl_policy q = p;
-  q.windows[0].limit = 200000; /* same layout: same Redis key */
-  rl_config c2 = c;
-  c2.policies = &q;
-  assert_int_equal(rl_reconfigure(rl, &c2, NULL, 0), RL_OK);
+  cache_case t;
+  hot_case_init(&t, RL_ALG_FIXED_WINDOW, 60000);
+  rl_limiter *rl = open_rl(&t.c);
+  spend_allowed(rl, "hot", 100);
+  assert_true(cache_stats(rl).lease_units > 0);
+  rl_policy q;
+  reconfigure_limit(rl, &t, &q, 200000);
   /* The return is asynchronous; each probe spends one unit itself. */
   int64_t until = rlt_now_ms() + 5000 + rlt_slack_ms();
   uint64_t probes = 0, left = 0;
@@ -420,8 +423,7 @@ static void test_reconfigure_returns_leases(void **state) {
     rlt_sleep_ms(5);
   }
   assert_int_equal(left, 200000 - 100 - probes);
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
-  assert_true(s.returned_units > 0);
+  assert_true(cache_stats(rl).returned_units > 0);
   rl_decision d = decide(rl, NULL, "hot", 1);
   assert_int_equal(d.limit, 200000);
   rl_free(rl);
@@ -430,19 +432,11 @@ static void test_reconfigure_returns_leases(void **state) {
 /* An idle lease goes back after ttl; a cold key leaves the hot list. */
 static void test_idle_lease_returns_and_cools(void **state) {
   (void)state;
-  flush();
-  rl_policy p;
-  one_policy(&p, "lp", RL_ALG_FIXED_WINDOW, 100000, 600000);
-  rl_config c;
-  base_config(&c, &p, 1);
-  c.cache.hot_threshold = 5;
-  c.cache.ttl_ms = 2000; /* leases of rate * ttl / 4 units */
-  rl_limiter *rl = open_rl(&c);
-  for (int i = 0; i < 100; i++) {
-    assert_true(decide(rl, NULL, "hot", 1).allowed);
-  }
-  rl_cache_stats s;
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  cache_case t;
+  hot_case_init(&t, RL_ALG_FIXED_WINDOW, 2000); /* leases: rate*ttl/4 units */
+  rl_limiter *rl = open_rl(&t.c);
+  spend_allowed(rl, "hot", 100);
+  rl_cache_stats s = cache_stats(rl);
   print_message("leases %llu units %llu hot %llu lease hits %llu\n",
                 (unsigned long long)s.leases, (unsigned long long)s.lease_units,
                 (unsigned long long)s.hot_keys,
@@ -451,7 +445,7 @@ static void test_idle_lease_returns_and_cools(void **state) {
   int64_t until = rlt_now_ms() + 8000 + rlt_slack_ms();
   do {
     rlt_sleep_ms(20);
-    assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+    s = cache_stats(rl);
   } while (
       (s.returned_units + s.hits_lease != s.lease_units || s.hot_keys > 0) &&
       rlt_now_ms() < until);
@@ -462,7 +456,7 @@ static void test_idle_lease_returns_and_cools(void **state) {
   assert_int_equal(rl_hot_keys(rl, NULL, 0, &n), RL_OK);
   assert_int_equal(n, 0);
   /* all units but the 100 spent are back in Redis */
-  assert_int_equal(redis_remaining(&p, "hot"), 100000 - 100);
+  assert_int_equal(redis_remaining(&t.p, "hot"), 100000 - 100);
   rl_free(rl);
 }
 
@@ -471,12 +465,9 @@ static void test_idle_lease_returns_and_cools(void **state) {
 /* Keys longer than RL_CACHE_KEY_MAX always go to Redis. */
 static void test_long_keys_uncached(void **state) {
   (void)state;
-  flush();
-  rl_policy p;
-  one_policy(&p, "fw", RL_ALG_FIXED_WINDOW, 1, 600000);
-  rl_config c;
-  base_config(&c, &p, 1);
-  rl_limiter *rl = open_rl(&c);
+  cache_case t;
+  cache_case_init(&t, "fw", RL_ALG_FIXED_WINDOW, 1);
+  rl_limiter *rl = open_rl(&t.c);
   char key[RL_CACHE_KEY_MAX + 2];
   memset(key, 'x', sizeof key - 1);
   key[sizeof key - 1] = '\0';
@@ -486,8 +477,7 @@ static void test_long_keys_uncached(void **state) {
     assert_false(d.allowed);
     assert_int_equal(d.source, RL_SOURCE_REDIS);
   }
-  rl_cache_stats s;
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  rl_cache_stats s = cache_stats(rl);
   assert_int_equal(s.misses, 4);
   assert_int_equal(s.hits_blocked, 0);
   rl_free(rl);
@@ -497,16 +487,12 @@ static void test_long_keys_uncached(void **state) {
  * rl_new, slots change hands, hot keys stay. */
 static void test_many_keys_bounded(void **state) {
   (void)state;
-  flush();
-  rl_policy p;
-  one_policy(&p, "fw", RL_ALG_FIXED_WINDOW, 1, 600000);
-  rl_config c;
-  base_config(&c, &p, 1);
-  c.cache.max_bytes = RL_CACHE_MAX_BYTES_MIN;
-  c.cache.leases = 0;
-  rl_limiter *rl = open_rl(&c);
-  rl_cache_stats s0;
-  assert_int_equal(rl_cache_stats_get(rl, &s0), RL_OK);
+  cache_case t;
+  cache_case_init(&t, "fw", RL_ALG_FIXED_WINDOW, 1);
+  t.c.cache.max_bytes = RL_CACHE_MAX_BYTES_MIN;
+  t.c.cache.leases = 0;
+  rl_limiter *rl = open_rl(&t.c);
+  rl_cache_stats s0 = cache_stats(rl);
   assert_true(s0.bytes <= RL_CACHE_MAX_BYTES_MIN);
   (void)decide(rl, NULL, "victim", 1);
   (void)decide(rl, NULL, "victim", 1); /* denied, cached */
@@ -520,8 +506,7 @@ static void test_many_keys_bounded(void **state) {
       (void)decide(rl, NULL, "victim", 1);
     }
   }
-  rl_cache_stats s;
-  assert_int_equal(rl_cache_stats_get(rl, &s), RL_OK);
+  rl_cache_stats s = cache_stats(rl);
   print_message("%ld keys: %llu slots, %llu bytes (max %llu), %llu "
                 "evictions\n",
                 n, (unsigned long long)s.slots, (unsigned long long)s.bytes,
@@ -534,17 +519,9 @@ static void test_many_keys_bounded(void **state) {
 }
 
 static int setup(void **state) {
-  (void)state;
-  int rc = rlt_redis_start(&srv, NULL);
-  snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)srv.port);
+  int rc = redis_group_setup(state);
+  rlt_addr_of(&addr, &srv);
   return rc;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rlt_redis_stop(&srv);
-  rl__redis_thread_cleanup();
-  return 0;
 }
 
 int main(void) {
@@ -562,5 +539,5 @@ int main(void) {
       cmocka_unit_test(test_long_keys_uncached),
       cmocka_unit_test(test_many_keys_bounded),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup, redis_group_teardown);
 }

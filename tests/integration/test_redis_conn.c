@@ -36,28 +36,25 @@ static int start_node(fixture *f, unsigned pool, unsigned queue_max) {
   return rl__redis_node_wait_ready(f->node, rlt_deadline(5000));
 }
 
-static int setup(void **state) {
+/* A server and a node of pool connections and queue_max (0: default). */
+static int setup_node(void **state, int pool, int queue_max) {
   fixture *f = calloc(1, sizeof(*f));
   *state = f;
-  if (rlt_redis_start(&f->srv, NULL) != 0)
+  if (f == NULL || rlt_redis_start(&f->srv, NULL) != 0)
     return -1;
-  return start_node(f, 2, 0);
+  return start_node(f, pool, queue_max);
+}
+
+static int setup(void **state) {
+  return setup_node(state, 2, 0);
 }
 
 static int setup_pool1(void **state) {
-  fixture *f = calloc(1, sizeof(*f));
-  *state = f;
-  if (rlt_redis_start(&f->srv, NULL) != 0)
-    return -1;
-  return start_node(f, 1, 4);
+  return setup_node(state, 1, 4);
 }
 
 static int setup_one_conn(void **state) {
-  fixture *f = calloc(1, sizeof(*f));
-  *state = f;
-  if (rlt_redis_start(&f->srv, NULL) != 0)
-    return -1;
-  return start_node(f, 1, 0);
+  return setup_node(state, 1, 0);
 }
 
 static int teardown(void **state) {
@@ -92,15 +89,9 @@ static void slot_cb(int status, const rl__redis_reply *r, void *ud,
 static int submit(rl__redis_node *node, slot *s, int64_t deadline_ms, ...) {
   rlt_cmd c;
   va_list ap;
-  int n = 0;
-  const char *a;
   va_start(ap, deadline_ms);
-  while (n < RLT_MAX_ARGS && (a = va_arg(ap, const char *)) != NULL) {
-    c.argv[n] = a;
-    c.lens[n++] = strlen(a);
-  }
+  rlt_cmd_vmake(&c, ap);
   va_end(ap);
-  c.args = (rl__redis_args){n, c.argv, c.lens};
   return rl__redis_node_submit(node, &c.args, rlt_deadline(deadline_ms),
                                slot_cb, s, 0);
 }
@@ -468,6 +459,24 @@ static void test_refused(void **state) {
   rl__redis_node_free(node);
 }
 
+static void expect_errstr(rl__redis_node *node, const char *needle) {
+  char err[128];
+  assert_non_null(
+      strstr(rl__redis_node_errstr(node, err, sizeof(err)), needle));
+}
+
+/* The paused server answers again: node reconnects within 3 s. Frees
+ * node. */
+static void resume_and_reconnect(fixture *f, rl__redis_node *node) {
+  rlt_redis_resume(&f->srv);
+  int64_t t0 = rlt_now_ms();
+  while (rlt_call(node, NULL, 200, "PING", NULL) != RL_OK) {
+    assert_true(rlt_now_ms() - t0 < 3000);
+    rlt_sleep_ms(5);
+  }
+  rl__redis_node_free(node);
+}
+
 static void test_stall_reconnects(void **state) {
   fixture *f = *state;
   rl__redis_node_opts o;
@@ -488,16 +497,8 @@ static void test_stall_reconnects(void **state) {
   } while (st.conn_lost == 0);
   print_message("stall detected after %lld ms\n",
                 (long long)(rlt_now_ms() - t0));
-  char err[128];
-  assert_non_null(
-      strstr(rl__redis_node_errstr(node, err, sizeof(err)), "stall_timeout"));
-  rlt_redis_resume(&f->srv);
-  t0 = rlt_now_ms();
-  while (rlt_call(node, NULL, 200, "PING", NULL) != RL_OK) {
-    assert_true(rlt_now_ms() - t0 < 3000);
-    rlt_sleep_ms(5);
-  }
-  rl__redis_node_free(node);
+  expect_errstr(node, "stall_timeout");
+  resume_and_reconnect(f, node);
 }
 
 static void test_connect_timeout(void **state) {
@@ -516,16 +517,8 @@ static void test_connect_timeout(void **state) {
                    RL_ERR_BACKEND_UNAVAILABLE);
   int64_t took = rlt_now_ms() - t0;
   assert_true(took >= 140 && took <= 150 + rlt_slack_ms());
-  char err[128];
-  assert_non_null(
-      strstr(rl__redis_node_errstr(node, err, sizeof(err)), "connect timeout"));
-  rlt_redis_resume(&f->srv);
-  t0 = rlt_now_ms();
-  while (rlt_call(node, NULL, 200, "PING", NULL) != RL_OK) {
-    assert_true(rlt_now_ms() - t0 < 3000);
-    rlt_sleep_ms(5);
-  }
-  rl__redis_node_free(node);
+  expect_errstr(node, "connect timeout");
+  resume_and_reconnect(f, node);
 }
 
 /* ---- bounds and shutdown ------------------------------------------------ */

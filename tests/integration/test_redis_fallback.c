@@ -11,26 +11,13 @@
 
 #include "test_util.h"
 
+#include "harness/redis_group.h"
 #include "harness/redis_store_util.h"
 #include "harness/redis_testutil.h"
 #include "redis_keys.h"
 
 #define LIMIT 10
 #define INSTANCES 2
-
-static rlt_redis srv;
-
-static int setup(void **state) {
-  (void)state;
-  return rlt_redis_start(&srv, NULL);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rlt_redis_stop(&srv);
-  rl__redis_thread_cleanup();
-  return 0;
-}
 
 /* Policies "open", "closed", "local", "none" (explicit modes) and "dflt"
  * (the limiter's mode): sliding log, LIMIT per minute. */
@@ -74,12 +61,6 @@ static int decide(rl_limiter *rl, const char *policy, const char *key,
   rl_request req = {policy, strlen(policy), key, strlen(key), cost};
   memset(d, 0xee, sizeof *d);
   return rl_decide(rl, &req, d);
-}
-
-static void flushall(void) {
-  char out[64];
-  assert_int_equal(rlt_redis_cmd(&srv, out, sizeof out, 1, "FLUSHALL", NULL),
-                   0);
 }
 
 /* Waits until a decision of `policy` comes from Redis again. */
@@ -174,43 +155,67 @@ static void test_modes_redis_down(void **state) {
 
 /* ---- reconcile.lua for every algorithm ----------------------------------- */
 
+/* A ready limiter on srv with the one policy p, and what reconcile.lua
+ * needs for key "k" under it: the compiled shape, the Redis key and the
+ * Redis store itself. */
+typedef struct reconcile_target {
+  rl_limiter *rl;
+  rl__policy cp;
+  char key[RL__REDIS_KEY_MAX];
+  size_t klen;
+  rl__store *rs;
+} reconcile_target;
+
+/* timeout_ms 0: the default Redis timeout. */
+static void reconcile_target_open(reconcile_target *t, const rl_policy *p,
+                                  uint32_t timeout_ms) {
+  rl_config c;
+  rlt_addr addr;
+  rlt_redis_config(&c, &addr, &srv, p, 1);
+  if (timeout_ms != 0) {
+    c.redis.timeout_ms = timeout_ms;
+  }
+  t->rl = NULL;
+  assert_int_equal(rl_new(&c, &t->rl), RL_OK);
+  assert_int_equal(rl_wait_ready(t->rl, 5000, NULL, 0), RL_OK);
+  assert_int_equal(rl__policy_compile(p, 0, &t->cp, NULL, 0), RL_OK);
+  char part[RL__REDIS_POLICY_PART_MAX];
+  size_t part_len =
+      rl__redis_policy_part(p->name, strlen(p->name), t->cp.layout, part);
+  t->klen = 0;
+  assert_int_equal(
+      rl__redis_key(part, part_len, "k", 1, t->key, sizeof t->key, &t->klen),
+      RL_OK);
+  t->rs = rl__store_fallback_inner(rl__limiter_store(t->rl));
+}
+
+/* Reconciles units admitted locally age_ms ago into key "k" (id makes a
+ * retry idempotent). */
+static int reconcile(reconcile_target *t, const char *id, uint64_t units,
+                     uint64_t age_ms) {
+  return rl__redis_store_reconcile(t->rs, t->key, t->klen, id, &t->cp.shape,
+                                   units, age_ms);
+}
+
 static void reconcile_alg(rl_algorithm alg, uint64_t burst) {
   rl_policy p = rlt_policy(
       "rc", alg, 2, (rl_window[]){{100, 60000, burst}, {1000, 3600000, 0}});
-  rl_config c;
-  rlt_addr addr;
-  rlt_redis_config(&c, &addr, &srv, &p, 1);
-  c.redis.timeout_ms = 2000;
-  rl_limiter *rl = NULL;
-  assert_int_equal(rl_new(&c, &rl), RL_OK);
-  assert_int_equal(rl_wait_ready(rl, 5000, NULL, 0), RL_OK);
+  reconcile_target t;
+  reconcile_target_open(&t, &p, 2000);
   rl_decision d;
-  assert_int_equal(decide(rl, "rc", "k", 5, &d), RL_OK); /* some state */
-  rl__policy cp;
-  assert_int_equal(rl__policy_compile(&p, 0, &cp, NULL, 0), RL_OK);
-  char part[RL__REDIS_POLICY_PART_MAX], key[RL__REDIS_KEY_MAX];
-  size_t part_len = rl__redis_policy_part("rc", 2, cp.layout, part), klen = 0;
-  assert_int_equal(
-      rl__redis_key(part, part_len, "k", 1, key, sizeof key, &klen), RL_OK);
-  rl__store *rs = rl__store_fallback_inner(rl__limiter_store(rl));
-  assert_int_equal(
-      rl__redis_store_reconcile(rs, key, klen, "id-1", &cp.shape, 30, 0),
-      RL_OK);
+  assert_int_equal(decide(t.rl, "rc", "k", 5, &d), RL_OK); /* some state */
+  assert_int_equal(reconcile(&t, "id-1", 30, 0), RL_OK);
   /* the same reconciliation again (a lost reply retried): applied once */
-  assert_int_equal(
-      rl__redis_store_reconcile(rs, key, klen, "id-1", &cp.shape, 30, 0),
-      RL_OK);
+  assert_int_equal(reconcile(&t, "id-1", 30, 0), RL_OK);
   /* capped at the limit: a full window is full */
-  assert_int_equal(decide(rl, "rc", "k", 1, &d), RL_OK);
+  assert_int_equal(decide(t.rl, "rc", "k", 1, &d), RL_OK);
   assert_true(d.allowed);
   /* 5 + 30 + 1 spent of 100 (the token bucket refills a little) */
   assert_true(d.remaining <= 64 && d.remaining >= 63);
-  assert_int_equal(
-      rl__redis_store_reconcile(rs, key, klen, "id-2", &cp.shape, 1000000, 0),
-      RL_OK);
-  assert_int_equal(decide(rl, "rc", "k", 1, &d), RL_OK);
+  assert_int_equal(reconcile(&t, "id-2", 1000000, 0), RL_OK);
+  assert_int_equal(decide(t.rl, "rc", "k", 1, &d), RL_OK);
   assert_false(d.allowed);
-  rl_free(rl);
+  rl_free(t.rl);
 }
 
 static void test_reconcile_script(void **state) {
@@ -224,31 +229,16 @@ static void test_reconcile_script(void **state) {
   flushall();
   rl_policy p =
       rlt_policy("fw", RL_ALG_FIXED_WINDOW, 1, (rl_window[]){{100, 1000, 0}});
-  rl_config c;
-  rlt_addr addr;
-  rlt_redis_config(&c, &addr, &srv, &p, 1);
-  rl_limiter *rl = NULL;
-  assert_int_equal(rl_new(&c, &rl), RL_OK);
-  assert_int_equal(rl_wait_ready(rl, 5000, NULL, 0), RL_OK);
-  rl__policy cp;
-  assert_int_equal(rl__policy_compile(&p, 0, &cp, NULL, 0), RL_OK);
-  char part[RL__REDIS_POLICY_PART_MAX], key[RL__REDIS_KEY_MAX];
-  size_t part_len = rl__redis_policy_part("fw", 2, cp.layout, part), klen = 0;
-  assert_int_equal(
-      rl__redis_key(part, part_len, "k", 1, key, sizeof key, &klen), RL_OK);
-  rl__store *rs = rl__store_fallback_inner(rl__limiter_store(rl));
-  assert_int_equal(
-      rl__redis_store_reconcile(rs, key, klen, "id-3", &cp.shape, 50, 1500),
-      RL_OK);
+  reconcile_target t;
+  reconcile_target_open(&t, &p, 0);
+  assert_int_equal(reconcile(&t, "id-3", 50, 1500), RL_OK);
   rl_decision d;
-  assert_int_equal(decide(rl, "fw", "k", 1, &d), RL_OK);
+  assert_int_equal(decide(t.rl, "fw", "k", 1, &d), RL_OK);
   assert_int_equal(d.remaining, 99);
   /* a refused script (bad arguments) is an error reply */
-  cp.shape.windows[0].limit = 0;
-  assert_int_equal(
-      rl__redis_store_reconcile(rs, key, klen, "id-4", &cp.shape, 1, 0),
-      RL__REDIS_ERROR_REPLY);
-  rl_free(rl);
+  t.cp.shape.windows[0].limit = 0;
+  assert_int_equal(reconcile(&t, "id-4", 1, 0), RL__REDIS_ERROR_REPLY);
+  rl_free(t.rl);
 }
 
 /* ---- a mode change while Redis is down ---------------------------------- */
@@ -359,5 +349,5 @@ int main(void) {
       cmocka_unit_test(test_reconfigure_during_outage),
       cmocka_unit_test(test_async_fallback),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, redis_group_setup, redis_group_teardown);
 }

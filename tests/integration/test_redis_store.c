@@ -9,23 +9,10 @@
 
 #include "test_util.h"
 
+#include "harness/redis_group.h"
 #include "harness/redis_store_util.h"
 #include "harness/redis_testutil.h"
 #include "redis_keys.h"
-
-static rlt_redis srv;
-
-static int setup(void **state) {
-  (void)state;
-  return rlt_redis_start(&srv, NULL);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rlt_redis_stop(&srv);
-  rl__redis_thread_cleanup();
-  return 0;
-}
 
 static rl_limiter *redis_limiter(const rl_policy *p, size_t n,
                                  size_t max_key_len) {
@@ -44,12 +31,6 @@ static rl_limiter *redis_limiter(const rl_policy *p, size_t n,
   assert_int_equal(rl_new(&c, &rl), RL_OK);
   assert_int_equal(rl_wait_ready(rl, 5000, err, sizeof err), RL_OK);
   return rl;
-}
-
-static void flushall(void) {
-  char out[64];
-  assert_int_equal(rlt_redis_cmd(&srv, out, sizeof out, 1, "FLUSHALL", NULL),
-                   0);
 }
 
 /* ---- configuration ------------------------------------------------------ */
@@ -467,5 +448,5 @@ int main(void) {
       cmocka_unit_test(test_reconfigure),
       cmocka_unit_test(test_layout_names),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, redis_group_setup, redis_group_teardown);
 }

@@ -10,6 +10,14 @@
 
 #include "algorithm.h"
 
+/* Parameters of a window with burst = limit and no log slots (the fixed
+ * window's and the sliding counter's). */
+static inline rl__window_params plain_params(uint64_t limit,
+                                             uint64_t duration) {
+  rl__window_params p = {limit, duration, limit, 0};
+  return p;
+}
+
 /* evaluate + commit when admitted: one request. */
 static rl__verdict decide(const rl__window_params *p, alg_state *s, int64_t now,
                           uint64_t cost) {
@@ -63,6 +71,22 @@ static void check_reset(const rl__window_params *p, const alg_state *after,
   if (r > 0) {
     assert_true(probe(p, after, now + r - 1, 0).remaining < p->burst);
   }
+}
+
+/* v equals the reference's verdict e in all four fields. */
+static void expect_same(rl__verdict v, rl__verdict e) {
+  expect(v, e.allowed, e.remaining, e.reset_after_ms, e.retry_after_ms);
+}
+
+/* One request of a random run: decides, then checks that its retry_after
+ * and reset_after are exact. */
+static rl__verdict decide_exact(const rl__window_params *p, alg_state *s,
+                                int64_t now, uint64_t cost) {
+  alg_state before = *s;
+  rl__verdict v = decide(p, s, now, cost);
+  check_retry(p, &before, now, cost, v);
+  check_reset(p, s, now, v);
+  return v;
 }
 
 #endif /* RL_ALG_TEST_UTIL_H */

@@ -16,6 +16,9 @@
 
 #include "algorithm.h"
 
+#define RND_SEED 0x6a09e667f3bcc909u
+#include "test_rng.h"
+
 #define STATE_MAX 1024
 
 typedef struct pstate {
@@ -168,15 +171,6 @@ static void test_untouched_fields_and_expiry(void **unused) {
 
 /* ---- random multi-window traffic, all four algorithms ---- */
 
-static uint64_t rng = 0x6a09e667f3bcc909u;
-
-static uint64_t rnd(uint64_t n) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng % n;
-}
-
 static rl__policy_shape random_shape(rl_algorithm alg) {
   uint64_t lw[RL_MAX_WINDOWS][2];
   size_t n = 1 + rnd(4);
@@ -243,8 +237,7 @@ static void random_policy_run(rl_algorithm alg) {
   pstate s = {{0}};
   int64_t clock = (int64_t)rnd(60);
   for (int step = 0; step < 150; step++) {
-    clock += rnd(12) == 0 ? -(int64_t)rnd(60) : (int64_t)rnd(12);
-    clock = clock < 0 ? 0 : clock;
+    clock = clock_step(clock, 12, 60, 12);
     uint64_t cost = 1 + rnd(5);
     pstate before = s;
     rl_decision d;

@@ -146,9 +146,7 @@ static void test_fallback_settings(void **state) {
   rl_policy_init(&p);
   rl_policy_add_window(&p, 10, 1000);
   rl_config c;
-  rl_config_init(&c);
-  c.policies = &p;
-  c.n_policies = 1;
+  memory_config(&c, &p, 1);
   assert_int_equal(c.fallback.circuit_breaker_threshold, 10);
   char err[128];
   c.fallback.mode = (rl_fallback_mode)5;

@@ -4,19 +4,9 @@
  */
 #include "test_util.h"
 
-static rl_policy one_window(rl_algorithm alg, uint64_t limit, uint64_t ms) {
-  rl_policy p;
-  rl_policy_init(&p);
-  p.algorithm = alg;
-  rl_policy_add_window(&p, limit, ms);
-  return p;
-}
-
 static int check(const rl_policy *p, size_t n, char *err, size_t len) {
   rl_config c;
-  rl_config_init(&c);
-  c.policies = p;
-  c.n_policies = n;
+  memory_config(&c, p, n);
   return rl_config_check(&c, err, len);
 }
 
@@ -181,9 +171,7 @@ static void test_budget_must_hold_the_largest_key(void **state) {
     rl_policy_add_window(&p, 100000, 1000 + (uint64_t)i);
   }
   rl_config c;
-  rl_config_init(&c);
-  c.policies = &p;
-  c.n_policies = 1;
+  memory_config(&c, &p, 1);
   c.max_key_len = RL_KEY_MAX;
   c.memory.max_bytes = RL_MEMORY_MAX_BYTES_MIN;
   assert_int_equal(rl_config_check(&c, err, sizeof err), RL_ERR_CONFIG_INVALID);

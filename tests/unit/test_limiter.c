@@ -62,11 +62,7 @@ static void test_key_length_bounds(void **state) {
   rl_policy_init(&p);
   rl_policy_add_window(&p, 1, 1000);
   rl_config c;
-  rl_config_init(&c);
-  c.policies = &p;
-  c.n_policies = 1;
-  c.clock = fake_clock_read;
-  c.clock_ctx = &clock;
+  fake_clock_config(&c, &p, 1, &clock);
   c.max_key_len = RL_KEY_MAX;
   rl_limiter *rl = NULL;
   assert_int_equal(rl_new(&c, &rl), RL_OK);
@@ -116,11 +112,7 @@ static void test_policies_by_name_are_independent(void **state) {
   rl_policy_add_window(&p[0], 1, 60000);
   rl_policy_add_window(&p[1], 3, 1000);
   rl_config c;
-  rl_config_init(&c);
-  c.policies = p;
-  c.n_policies = 2;
-  c.clock = fake_clock_read;
-  c.clock_ctx = &clock;
+  fake_clock_config(&c, p, 2, &clock);
   rl_limiter *rl = NULL;
   assert_int_equal(rl_new(&c, &rl), RL_OK);
   size_t index = 99;

@@ -7,18 +7,8 @@
 
 #include "test_util.h"
 
+#include "compiled_policy.h"
 #include "memory_store.h"
-#include "policy.h"
-
-static rl__policy compile(rl_algorithm alg, uint64_t limit, uint64_t ms) {
-  rl_policy p;
-  rl_policy_init(&p);
-  p.algorithm = alg;
-  rl_policy_add_window(&p, limit, ms);
-  rl__policy out;
-  assert_int_equal(rl__policy_compile(&p, 0, &out, NULL, 0), RL_OK);
-  return out;
-}
 
 /* The guard the stores under test reclaim with; every decision runs in a
  * read section of it, as rl_decide's do. */

@@ -37,21 +37,23 @@ static unsigned long long sample(const char *text, const char *series) {
   return 0;
 }
 
+/* The unnamed default policy of both configurations: 2 per minute and 3
+ * per hour. */
+static void default_policy(rl_policy *p) {
+  rl_policy_init(p);
+  rl_policy_add_window(p, 2, 60000);
+  rl_policy_add_window(p, 3, 3600000);
+}
+
 static rl_limiter *two_policies(fake_clock *clock, int disabled) {
   rl_policy p[2];
-  rl_policy_init(&p[0]);
-  rl_policy_add_window(&p[0], 2, 60000);
-  rl_policy_add_window(&p[0], 3, 3600000);
+  default_policy(&p[0]);
   rl_policy_init(&p[1]);
   p[1].name = "api";
   p[1].algorithm = RL_ALG_FIXED_WINDOW;
   rl_policy_add_window(&p[1], 1, 1500);
   rl_config c;
-  rl_config_init(&c);
-  c.policies = p;
-  c.n_policies = 2;
-  c.clock = fake_clock_read;
-  c.clock_ctx = clock;
+  fake_clock_config(&c, p, 2, clock);
   c.metrics.disabled = disabled;
   rl_limiter *rl = NULL;
   assert_int_equal(rl_new(&c, &rl), RL_OK);
@@ -158,18 +160,12 @@ static void test_series_survive_reload(void **state) {
   rl_limiter *rl = two_policies(&clock, 0);
   decide_n(rl, "api", "k", 1);
   rl_policy p[2];
-  rl_policy_init(&p[0]);
-  rl_policy_add_window(&p[0], 2, 60000);
-  rl_policy_add_window(&p[0], 3, 3600000);
+  default_policy(&p[0]);
   rl_policy_init(&p[1]);
   p[1].name = "api";
   rl_policy_add_window(&p[1], 5, 2000);
   rl_config c;
-  rl_config_init(&c);
-  c.policies = p;
-  c.n_policies = 2;
-  c.clock = fake_clock_read;
-  c.clock_ctx = &clock;
+  fake_clock_config(&c, p, 2, &clock);
   decide_n(rl, NULL, "k", 1);
   assert_int_equal(rl_reconfigure(rl, &c, NULL, 0), RL_OK);
   decide_n(rl, NULL, "k", 1);
@@ -198,13 +194,9 @@ static void *worker(void *p) {
 /* More threads than owned stripes: the shared stripe counts exactly too. */
 static void test_many_threads_count_exactly(void **state) {
   (void)state;
-  rl_policy p;
-  rl_policy_init(&p);
-  rl_policy_add_window(&p, 1000000, 60000);
+  rl_policy p = one_window(RL_ALG_SLIDING_LOG, 1000000, 60000);
   rl_config c;
-  rl_config_init(&c);
-  c.policies = &p;
-  c.n_policies = 1;
+  memory_config(&c, &p, 1);
   rl_limiter *rl = NULL;
   assert_int_equal(rl_new(&c, &rl), RL_OK);
   enum { THREADS = RL__METRIC_STRIPES + 4, EACH = 2000 };

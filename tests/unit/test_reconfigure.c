@@ -18,11 +18,7 @@ typedef struct setup {
 } setup;
 
 static void configure(setup *s, size_t n) {
-  rl_config_init(&s->config);
-  s->config.policies = s->policies;
-  s->config.n_policies = n;
-  s->config.clock = fake_clock_read;
-  s->config.clock_ctx = &s->clock;
+  fake_clock_config(&s->config, s->policies, n, &s->clock);
 }
 
 static rl_policy policy(const char *name, rl_algorithm alg, uint64_t limit,
