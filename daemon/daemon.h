@@ -57,8 +57,8 @@ typedef struct rld_worker {
   unsigned inflight; /* replies handed to evhttp, not yet written */
   int draining;      /* worker side of d->draining */
   uint64_t drain_deadline_ms;
-  uint64_t last_request_ms;       /* monotonic, while draining */
-  rld_mailbox mailbox; /* asynchronous decisions coming back */
+  uint64_t last_request_ms;          /* monotonic, while draining */
+  rld_mailbox mailbox;               /* asynchronous decisions coming back */
   struct rld_pending *pending_slots; /* RLD_PENDING_MAX, allocated once */
   struct rld_pending *free_pending;
   char scratch[RLD_JSON_SCRATCH]; /* decoded strings of one request */
