@@ -152,7 +152,8 @@ redis_hot_rps=$(rps "$redis_hot_line")
 redis_half_lines=$(open_loop ratelimitd_redis_half_load "$RRLD_PORT" $((redis_hot_rps / 2)) "$P99_RUNS")
 echo "$redis_half_lines"
 read -r redis_p99 redis_p99_worst <<<"$(p99_stats <<<"$redis_half_lines")"
-redis_calls=$(redis-cli -p "$REDIS_PORT" info commandstats | grep -E '^cmdstat_evalsha:' | sed -E 's/.*calls=([0-9]+).*/\1/')
+redis_calls=$(redis-cli -p "$REDIS_PORT" info commandstats </dev/null |
+  awk -F'[:=,]' '$1 == "cmdstat_evalsha" || $1 == "cmdstat_eval" {c += $3} END {print c + 0}')
 echo "bench_daemon: redis EVALSHA calls in total: ${redis_calls:-0}" >&2
 
 python3 - "$nginx_rps" "$hot_rps" "$(rps "$keys_line")" "$half" "$half_p99" "$half_p99_worst" \

@@ -4,33 +4,37 @@
 #                                          one colour per key distribution
 #   redis-ops.png                          Redis commands/s vs decisions/s
 #   soak-rss.png                           RSS over the soak run
+# or, with --cluster, from scripts/loadtest_cluster.sh's results:
+#   cluster-latency.png    p50/p99/p999 vs offered rate per distribution
+#   cluster-redis-ops.png  Redis commands/s per master vs decisions/s
 #
 # Usage: scripts/plots.sh LOADTEST.jsonl [SOAK.csv]
+#        scripts/plots.sh --cluster CLUSTER.jsonl
 #   e.g. scripts/plots.sh load/results/loadtest.jsonl load/results/soak-rss.csv
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RESULTS=${1:?usage: scripts/plots.sh LOADTEST.jsonl [SOAK.csv]}
-SOAK=${2:-}
 OUT=docs/img
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 mkdir -p "$OUT"
+export PYTHONPATH=$PWD/scripts
+if [ "${1:-}" = --cluster ]; then
+  # shellcheck source=scripts/plots_cluster.sh
+  . scripts/plots_cluster.sh "${2:?usage: scripts/plots.sh --cluster CLUSTER.jsonl}"
+  exit 0
+fi
+RESULTS=${1:?usage: scripts/plots.sh LOADTEST.jsonl [SOAK.csv]}
+SOAK=${2:-}
 
 # One .dat per (store, dist) of the sweep: rate achieved p50 p99 p999 (ms),
 # and redis.dat: decisions/s, client commands/s, all commands/s.
 python3 - "$RESULTS" "$T" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+import sys
+from loadresults import read_rows, median_runs, ms
 out = sys.argv[2]
 # Repeated runs of one point (LOAD_REPEAT): keep the one with the median p99.
-groups = {}
-for r in rows:
-    groups.setdefault((r["label"], r["store"], r["dist"], r["target_rps"]), []).append(r)
-rows = []
-for g in groups.values():
-    med = dict(sorted(g, key=lambda r: r["p99_us"])[(len(g) - 1) // 2])
-    med["best_p99_us"], med["runs"] = min(r["p99_us"] for r in g), len(g)
-    rows.append(med)
+rows = median_runs(read_rows(sys.argv[1]),
+                   lambda r: (r["label"], r["store"], r["dist"], r["target_rps"]))
 for store in ("memory", "redis"):
     for dist in ("random", "hot", "enum"):
         sel = [r for r in rows if r["label"] == "sweep" and r["store"] == store and r["dist"] == dist]
@@ -40,8 +44,6 @@ for store in ("memory", "redis"):
                         r["p50_us"] / 1e3, r["p99_us"] / 1e3, r["p999_us"] / 1e3,
                         r["best_p99_us"] / 1e3))
 # The tables of docs/Performance.md, on stdout.
-def ms(us):
-    return "%.2f" % (us / 1e3) if us < 1e5 else "%.0f" % (us / 1e3)
 print("| run | store | keys | offered/s | achieved/s | unsent | p50 ms | p99 ms | p99 best ms | p99.9 ms | "
       "RSS MB | ratelimitd CPU µs/req | Redis cmds/s (client / all) | Redis CPU µs/req | load1 |")
 print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
