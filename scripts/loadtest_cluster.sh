@@ -149,6 +149,7 @@ node_calls() { # port
       $1 == "cmdstat_evalsha" || $1 == "cmdstat_eval" {c += $3}
       END {print c + 0, s + 0}'
 }
+per_s() { awk -v n="$1" -v s="$SECS" -v w="$WARM" 'BEGIN {printf "%d\n", n / (s + w) + 0.5}'; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
@@ -159,13 +160,12 @@ run_load() { # dist rate
   l0=$(load1)
   line=$("${N[@]}" "$LOADGEN" "${targets[@]}" --rate "$rate" --duration "$SECS" --warmup "$WARM" \
     --connections "$CONNS" --threads 1 --dist "$dist" --label cluster)
-  local client="" all="" rss="" sep="" i=0 c0 a0 c1 a1 secs
-  secs=$(python3 -c "print($SECS + $WARM)")
+  local client="" all="" rss="" sep="" i=0 c0 a0 c1 a1
   for p in "${PORTS[@]}"; do
     read -r c0 a0 <<<"${before[$i]}"
     read -r c1 a1 <<<"$(node_calls "$p")"
-    client="$client$sep$(python3 -c "print(round(($c1 - $c0) / $secs))")"
-    all="$all$sep$(python3 -c "print(round(($a1 - $a0) / $secs))")"
+    client="$client$sep$(per_s $((c1 - c0)))"
+    all="$all$sep$(per_s $((a1 - a0)))"
     sep=","
     i=$((i + 1))
   done
