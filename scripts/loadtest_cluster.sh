@@ -25,6 +25,9 @@
 # run per distribution and checks the answers (load/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/priority.sh
+. scripts/priority.sh
+rl_priority "${CL_NICE:-0}" "$PWD/scripts/$(basename "$0")" "$@"
 OUT=${1:-load/results/cluster-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 SECS=${CL_SECONDS:-10}
 WARM=${CL_WARMUP:-2}
