@@ -16,12 +16,17 @@
 #        LOAD_INSTANCES (4), LOAD_MULTI_RATES, BUILD_DIR (build-bench),
 #        LOAD_STORES ("memory redis": the sweep's stores),
 #        LOAD_NICE (0; e.g. -10 runs ratelimitd, Redis and loadgen ahead of
-#        other work on a shared machine, as root; recorded in each line),
+#        other work on a shared machine, as root, in a session of its own
+#        with that autogroup nice (scripts/priority.sh); recorded in each
+#        line),
 #        LOAD_REPEAT (1: runs per point; scripts/plots.sh and the tables in
 #        docs/Performance.md take the run with the median p99)
 # Prints and appends one JSON line per run. Not part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/priority.sh
+. scripts/priority.sh
+rl_priority "${LOAD_NICE:-0}" "$PWD/scripts/$(basename "$0")" "$@"
 WHAT=${1:-all}
 OUT=${2:-load/results/loadtest-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 BUILD=${BUILD_DIR:-build-bench}
