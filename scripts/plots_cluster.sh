@@ -33,27 +33,9 @@ for r in sorted(rows, key=lambda r: (order[r["dist"]], r["target_rps"])):
         r["load1_before"], r["load1_after"]))
 PY
 
-gnuplot <<GP
-set terminal pngcairo size 1000,540 font "DejaVu Sans,10"
-set output "$OUT/cluster-latency.png"
-set title "3 x ratelimitd (cache on) on a 3-master Redis Cluster: latency vs offered rate (open loop)"
-set xlabel "offered rate, all instances (requests/s)"
-set ylabel "latency (ms, log scale)"
-set logscale y
-set grid
-set key outside right top
-d = "$T/"
-plot d."random.dat" u 1:3 w lp lc 1 pt 7 dt 1 t "random p50", \
-     d."random.dat" u 1:4 w lp lc 1 pt 5 dt 2 t "random p99", \
-     d."random.dat" u 1:5 w lp lc 1 pt 9 dt 3 t "random p99.9", \
-     d."hot.dat" u 1:3 w lp lc 2 pt 7 dt 1 t "hot p50", \
-     d."hot.dat" u 1:4 w lp lc 2 pt 5 dt 2 t "hot p99", \
-     d."hot.dat" u 1:5 w lp lc 2 pt 9 dt 3 t "hot p99.9", \
-     d."enum.dat" u 1:3 w lp lc 3 pt 7 dt 1 t "enum p50", \
-     d."enum.dat" u 1:4 w lp lc 3 pt 5 dt 2 t "enum p99", \
-     d."enum.dat" u 1:5 w lp lc 3 pt 9 dt 3 t "enum p99.9", \
-     5 w l lc rgb "red" lw 2 t "seed target p99 = 5 ms"
-GP
+latency_plot "$OUT/cluster-latency.png" \
+  "3 x ratelimitd (cache on) on a 3-master Redis Cluster: latency vs offered rate (open loop)" \
+  "offered rate, all instances (requests/s)" "$T/" 4 p99 5 p99.9
 
 gnuplot <<GP
 set terminal pngcairo size 1000,540 font "DejaVu Sans,10"
