@@ -117,7 +117,7 @@ static int readable(int fd) {
 
 /* Redis paused: the worker serves on, checks time out, SIGTERM drains. */
 static void paused(const char *ratelimitd) {
-  int64_t timeout_ms = 1000 + 20 * rlt_slack_ms();
+  int64_t timeout_ms = 2000 + 40 * rlt_slack_ms(); /* /health must beat it */
   char config[768];
   snprintf(config, sizeof config,
            "server: {workers: 1, shutdown_grace: 30s}\n"
