@@ -12,5 +12,6 @@ rl_priority() {
   if [ -z "${RL_PRIORITY_SESSION:-}" ]; then
     RL_PRIORITY_SESSION=1 exec setsid -w "$@"
   fi
-  echo "$nice" >/proc/self/autogroup
+  echo "$nice" 2>/dev/null >/proc/self/autogroup ||
+    echo "priority: cannot set the autogroup nice to $nice (not root?)" >&2
 }
