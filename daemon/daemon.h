@@ -17,10 +17,12 @@
 #include <ratelimiter.h>
 
 #include "json_request.h"
+#include "mailbox.h"
 #include "metrics.h"
 #include "snapshot.h"
 
 struct rld_worker;
+struct rld_pending;
 struct evhttp_request;
 
 typedef struct rld_daemon {
@@ -29,6 +31,8 @@ typedef struct rld_daemon {
   rld_metrics metrics;
   struct rld_tracer *tracer; /* NULL: tracing off (trace.h) */
   atomic_int draining;       /* SIGTERM received: /ready says no */
+  int decide_async; /* Redis without the cache: rl_decide_async (the cache
+                     * leases and caches denials only for rl_decide) */
   size_t n_workers;
   size_t n_started; /* worker threads running */
   struct rld_worker *workers;
@@ -53,12 +57,24 @@ typedef struct rld_worker {
   unsigned inflight; /* replies handed to evhttp, not yet written */
   int draining;      /* worker side of d->draining */
   uint64_t drain_deadline_ms;
-  uint64_t last_request_ms;       /* monotonic, while draining */
+  uint64_t last_request_ms;          /* monotonic, while draining */
+  rld_mailbox mailbox;               /* asynchronous decisions coming back */
+  struct rld_pending *pending_slots; /* RLD_PENDING_MAX, allocated once */
+  struct rld_pending *free_pending;
   char scratch[RLD_JSON_SCRATCH]; /* decoded strings of one request */
   char key[RL_KEY_MAX];           /* key built for one request */
 } rld_worker;
 
+/* Asynchronous decisions a worker may have waiting on Redis; past that a
+ * request is decided synchronously (back-pressure, no allocation). */
+#define RLD_PENDING_MAX 2048
+
 /* The HTTP API: the evhttp callback, with the worker as its argument. */
 void rld_api_handle(struct evhttp_request *req, void *worker);
+/* The worker's part of asynchronous decisions (its mailbox and pending
+ * slots), on its base. 0 or -1 (out of memory). */
+int rld_api_worker_init(struct rld_worker *w);
+/* Only once rld_mailbox_idle(&w->mailbox). */
+void rld_api_worker_close(struct rld_worker *w);
 
 #endif /* RLD_DAEMON_H */

@@ -21,6 +21,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -284,6 +285,123 @@ static void trace_end(rld_worker *w, rld_span *span, const check *c) {
   rld_tracer_submit(w->d->tracer, span);
 }
 
+/* Answers a decided check: the decision, or its error. */
+static void finish_check(rld_worker *w, struct evhttp_request *req, mode m,
+                         check *c) {
+  if (c->policy == NULL || c->err == RL_ERR_POLICY_UNKNOWN) {
+    rld_reply_error(w, req, 400, "policy_unknown",
+                    "no policy with that name in the configuration");
+    return;
+  }
+  if (c->err != RL_OK) {
+    rld_count_error(w->counters, c->err);
+    rld_reply_error(w, req, error_status(c->err), rl_err_name(c->err),
+                    rl_strerror(c->err));
+    return;
+  }
+  answer_decision(w, req, m, c);
+}
+
+/* ---- asynchronous decisions (Redis store) -------------------------------
+ * The request stays with evhttp unanswered while Redis decides; the
+ * library's callback (its loop thread, or inline) stores the result in the
+ * request's pending slot and posts the slot to the worker's mailbox; the
+ * worker answers it on its own loop. Slots come from a per-worker array
+ * allocated once; the slot holds a snapshot reference so the policy stays
+ * valid across a reload. */
+typedef struct rld_pending {
+  rld_mail mail; /* first: the mailbox hands back this address */
+  rld_worker *w;
+  struct evhttp_request *req;
+  rld_snapshot *snap; /* keeps c.policy alive */
+  mode m;
+  int traced;
+  uint64_t t0;
+  check c;
+  rld_span span;
+} pending;
+
+static void on_decided(int err, const rl_decision *d, void *ud) {
+  pending *p = ud;
+  p->c.err = err;
+  if (err == RL_OK) {
+    p->c.d = *d;
+  }
+  rld_mailbox_post(&p->w->mailbox, &p->mail);
+}
+
+static void give_slot(rld_worker *w, pending *p) {
+  rld_snapshot_unref(p->snap);
+  p->snap = NULL;
+  p->mail.next = (rld_mail *)w->free_pending;
+  w->free_pending = p;
+}
+
+static void deliver(rld_mail *m, void *arg) {
+  rld_worker *w = arg;
+  pending *p = (pending *)m;
+  rld_count_latency(w->counters, now_ns() - p->t0);
+  if (p->traced) {
+    trace_end(w, &p->span, &p->c);
+  }
+  if (evhttp_request_get_connection(p->req) == NULL) {
+    evhttp_request_free(p->req); /* the client has gone: no one to answer */
+  } else {
+    finish_check(w, p->req, p->m, &p->c);
+  }
+  give_slot(w, p);
+}
+
+/* Hands the check to rl_decide_async. 0: answered later by deliver();
+ * -1: not taken (no free slot, or refused at submission), decide it
+ * synchronously. */
+static int submit(rld_worker *w, struct evhttp_request *req, mode m,
+                  const check *c, const rld_span *span, int traced) {
+  pending *p = w->free_pending;
+  if (p == NULL) {
+    return -1;
+  }
+  w->free_pending = (pending *)p->mail.next;
+  p->req = req;
+  p->m = m;
+  p->c = *c;
+  p->traced = traced;
+  if (traced) {
+    p->span = *span;
+  }
+  p->snap = w->snap;
+  rld_snapshot_ref(p->snap);
+  rl_request r = {c->policy->cfg->name, strlen(c->policy->cfg->name), c->key,
+                  c->key_len, c->in.cost};
+  rld_mailbox_expect(&w->mailbox);
+  p->t0 = now_ns();
+  if (rl_decide_async(w->d->rl, &r, on_decided, p) != RL_OK) {
+    rld_mailbox_cancel(&w->mailbox); /* no callback will come */
+    give_slot(w, p);
+    return -1;
+  }
+  return 0;
+}
+
+int rld_api_worker_init(rld_worker *w) {
+  w->pending_slots = calloc(RLD_PENDING_MAX, sizeof(pending));
+  if (w->pending_slots == NULL) {
+    return -1;
+  }
+  for (size_t i = RLD_PENDING_MAX; i-- > 0;) {
+    w->pending_slots[i].w = w;
+    give_slot(w, &w->pending_slots[i]);
+  }
+  return rld_mailbox_init(&w->mailbox, w->base, deliver, w);
+}
+
+void rld_api_worker_close(rld_worker *w) {
+  rld_mailbox_close(&w->mailbox);
+  free(w->pending_slots);
+  w->pending_slots = NULL;
+  w->free_pending = NULL;
+}
+
 static void handle_check(rld_worker *w, struct evhttp_request *req, mode m) {
   check c;
   memset(&c, 0, sizeof c);
@@ -292,24 +410,15 @@ static void handle_check(rld_worker *w, struct evhttp_request *req, mode m) {
     return;
   }
   rld_span span;
-  if (trace_start(w, req, &span)) {
-    decide(w, &c);
+  int traced = trace_start(w, req, &span);
+  if (w->d->decide_async && submit(w, req, m, &c, &span, traced) == 0) {
+    return;
+  }
+  decide(w, &c);
+  if (traced) {
     trace_end(w, &span, &c);
-  } else {
-    decide(w, &c);
   }
-  if (c.policy == NULL || c.err == RL_ERR_POLICY_UNKNOWN) {
-    rld_reply_error(w, req, 400, "policy_unknown",
-                    "no policy with that name in the configuration");
-    return;
-  }
-  if (c.err != RL_OK) {
-    rld_count_error(w->counters, c.err);
-    rld_reply_error(w, req, error_status(c.err), rl_err_name(c.err),
-                    rl_strerror(c.err));
-    return;
-  }
-  answer_decision(w, req, m, &c);
+  finish_check(w, req, m, &c);
 }
 
 static void handle_health(rld_worker *w, struct evhttp_request *req) {

@@ -136,6 +136,7 @@ static int build(rld_daemon *d, rld_config *c, uint64_t hash) {
     return -1;
   }
   rld_published_init(&d->published, s);
+  d->decide_async = c->redis.n_addrs > 0 && !c->cache.enabled;
   atomic_store(&d->metrics.config_version, 1);
   atomic_store(&d->metrics.config_hash, hash);
   atomic_store(&d->metrics.last_reload_unix, (int64_t)time(NULL));

@@ -113,11 +113,18 @@ static int open_sockets(rld_daemon *d, const char *listen_addr, char *err,
   return rc;
 }
 
+/* Exits the loop once nothing is in flight and it has been quiet for a
+ * moment, or at the end of the grace period. Decisions still waiting on
+ * Redis are always answered first: the library calls back by its timeout,
+ * and the pending slots must outlive those callbacks. */
 static void drain_check(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   rld_worker *w = arg;
   uint64_t now = mono_ms();
+  if (!rld_mailbox_idle(&w->mailbox)) {
+    return;
+  }
   if (now >= w->drain_deadline_ms) {
     if (w->inflight > 0) {
       rld_log(RLD_LOG_WARN,
@@ -187,7 +194,8 @@ static int setup_worker(rld_daemon *d, rld_worker *w, char *err,
       w->base != NULL && w->wake_fd >= 0
           ? event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w)
           : NULL;
-  if (w->http == NULL || w->wake == NULL || event_add(w->wake, NULL) != 0) {
+  if (w->http == NULL || w->wake == NULL || event_add(w->wake, NULL) != 0 ||
+      rld_api_worker_init(w) != 0) {
     snprintf(err, errlen, "out of memory");
     return -1;
   }
@@ -217,6 +225,7 @@ int rld_server_start(rld_daemon *d, const rld_config *cfg, char *err,
   for (size_t i = 0; i < d->n_workers; i++) {
     d->workers[i].fd = -1;
     d->workers[i].wake_fd = -1;
+    d->workers[i].mailbox.fd = -1;
     d->workers[i].id = i;
   }
   if (open_sockets(d, cfg->server.listen, err, errlen) != 0) {
@@ -255,6 +264,7 @@ static void free_worker(rld_worker *w) {
   if (w->wake != NULL) {
     event_free(w->wake);
   }
+  rld_api_worker_close(w);
   if (w->http != NULL) {
     evhttp_free(w->http); /* closes the connections left, and the socket */
   } else if (w->fd >= 0) {

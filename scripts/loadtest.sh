@@ -6,7 +6,7 @@
 #             distributions random / hot / enum, offered rate stepped up:
 #             throughput, p50/p99/p999, RSS, Redis commands/s (INFO
 #             commandstats delta) and the machine's load average
-#   multi     N ratelimitd processes sharing one Redis (the seed's
+#   multi     N ratelimitd processes (2 workers each) sharing one Redis (the seed's
 #             "10 instances + Redis" in miniature): aggregate rate,
 #             latency, RSS per instance, Redis commands/s
 #
@@ -14,13 +14,19 @@
 #   env: LOAD_SECONDS (10), LOAD_WARMUP (2), LOAD_RATES_MEMORY,
 #        LOAD_RATES_REDIS (space-separated), LOAD_DISTS ("random hot enum"),
 #        LOAD_INSTANCES (4), LOAD_MULTI_RATES, BUILD_DIR (build-bench),
+#        LOAD_STORES ("memory redis": the sweep's stores),
 #        LOAD_NICE (0; e.g. -10 runs ratelimitd, Redis and loadgen ahead of
-#        other work on a shared machine, as root; recorded in each line),
+#        other work on a shared machine, as root, in a session of its own
+#        with that autogroup nice (scripts/priority.sh); recorded in each
+#        line),
 #        LOAD_REPEAT (1: runs per point; scripts/plots.sh and the tables in
 #        docs/Performance.md take the run with the median p99)
 # Prints and appends one JSON line per run. Not part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/priority.sh
+. scripts/priority.sh
+rl_priority "${LOAD_NICE:-0}" "$PWD/scripts/$(basename "$0")" "$@"
 WHAT=${1:-all}
 OUT=${2:-load/results/loadtest-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 BUILD=${BUILD_DIR:-build-bench}
@@ -32,6 +38,7 @@ RATES_REDIS=${LOAD_RATES_REDIS:-2000 5000 10000 15000 20000 25000}
 INSTANCES=${LOAD_INSTANCES:-4}
 MULTI_RATES=${LOAD_MULTI_RATES:-10000 20000 30000}
 REPEAT=${LOAD_REPEAT:-1}
+STORES=${LOAD_STORES:-memory redis}
 NICE=${LOAD_NICE:-0}
 N=(nice -n "$NICE")
 T=$(mktemp -d)
@@ -148,11 +155,11 @@ run_load() { # label store dist rate connections threads ports...
 }
 
 sweep() {
-  for store in memory redis; do
+  for store in $STORES; do
     if [ "$store" = redis ]; then
       start_redis
       rates=$RATES_REDIS
-      workers=8 # blocking rl_decide per worker: more workers keep more in flight
+      workers=2 # rl_decide_async: a worker keeps many decisions in flight
     else
       rates=$RATES_MEM
       workers=2
@@ -184,7 +191,7 @@ multi() {
   start_redis
   local ports=() pids=()
   for i in $(seq 1 "$INSTANCES"); do
-    start_rld "multi-$i" redis 4
+    start_rld "multi-$i" redis 2
     pids+=("$STARTED")
     ports+=("$(cat "$T/port.multi-$i")")
   done

@@ -4,33 +4,60 @@
 #                                          one colour per key distribution
 #   redis-ops.png                          Redis commands/s vs decisions/s
 #   soak-rss.png                           RSS over the soak run
+# or, with --cluster, from scripts/loadtest_cluster.sh's results:
+#   cluster-latency.png    p50/p99/p999 vs offered rate per distribution
+#   cluster-redis-ops.png  Redis commands/s per master vs decisions/s
 #
 # Usage: scripts/plots.sh LOADTEST.jsonl [SOAK.csv]
+#        scripts/plots.sh --cluster CLUSTER.jsonl
 #   e.g. scripts/plots.sh load/results/loadtest.jsonl load/results/soak-rss.csv
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RESULTS=${1:?usage: scripts/plots.sh LOADTEST.jsonl [SOAK.csv]}
-SOAK=${2:-}
 OUT=docs/img
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 mkdir -p "$OUT"
+export PYTHONPATH=$PWD/scripts
+
+# p50 and two more columns (ms) against the offered rate, one colour per
+# key distribution, from PREFIX{random,hot,enum}.dat (column 1: rate,
+# column 3: p50).
+latency_plot() { # png title xlabel prefix col_a label_a col_b label_b
+  gnuplot <<GP
+set terminal pngcairo size 1000,540 font "DejaVu Sans,10"
+set output "$1"
+set title "$2"
+set xlabel "$3"
+set ylabel "latency (ms, log scale)"
+set logscale y
+set grid
+set key outside right top
+set yrange [0.05:*]
+d(i) = "$4".word("random hot enum", i).".dat"
+n(i) = word("random hot enum", i)
+plot for [i=1:3] d(i) u 1:3 w lp lc i pt 7 dt 1 t n(i)." p50", \
+     for [i=1:3] d(i) u 1:$5 w lp lc i pt 5 dt 2 t n(i)." $6", \
+     for [i=1:3] d(i) u 1:$7 w lp lc i pt 9 dt 3 t n(i)." $8", \
+     5 w l lc rgb "red" lw 2 t "seed target p99 = 5 ms"
+GP
+}
+if [ "${1:-}" = --cluster ]; then
+  # shellcheck source=scripts/plots_cluster.sh
+  . scripts/plots_cluster.sh "${2:?usage: scripts/plots.sh --cluster CLUSTER.jsonl}"
+  exit 0
+fi
+RESULTS=${1:?usage: scripts/plots.sh LOADTEST.jsonl [SOAK.csv]}
+SOAK=${2:-}
 
 # One .dat per (store, dist) of the sweep: rate achieved p50 p99 p999 (ms),
 # and redis.dat: decisions/s, client commands/s, all commands/s.
 python3 - "$RESULTS" "$T" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+import sys
+from loadresults import read_rows, median_runs, ms
 out = sys.argv[2]
 # Repeated runs of one point (LOAD_REPEAT): keep the one with the median p99.
-groups = {}
-for r in rows:
-    groups.setdefault((r["label"], r["store"], r["dist"], r["target_rps"]), []).append(r)
-rows = []
-for g in groups.values():
-    med = dict(sorted(g, key=lambda r: r["p99_us"])[(len(g) - 1) // 2])
-    med["best_p99_us"], med["runs"] = min(r["p99_us"] for r in g), len(g)
-    rows.append(med)
+rows = median_runs(read_rows(sys.argv[1]),
+                   lambda r: (r["label"], r["store"], r["dist"], r["target_rps"]))
 for store in ("memory", "redis"):
     for dist in ("random", "hot", "enum"):
         sel = [r for r in rows if r["label"] == "sweep" and r["store"] == store and r["dist"] == dist]
@@ -40,8 +67,6 @@ for store in ("memory", "redis"):
                         r["p50_us"] / 1e3, r["p99_us"] / 1e3, r["p999_us"] / 1e3,
                         r["best_p99_us"] / 1e3))
 # The tables of docs/Performance.md, on stdout.
-def ms(us):
-    return "%.2f" % (us / 1e3) if us < 1e5 else "%.0f" % (us / 1e3)
 print("| run | store | keys | offered/s | achieved/s | unsent | p50 ms | p99 ms | p99 best ms | p99.9 ms | "
       "RSS MB | ratelimitd CPU µs/req | Redis cmds/s (client / all) | Redis CPU µs/req | load1 |")
 print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -62,28 +87,9 @@ with open(f"{out}/redis.dat", "w") as f:
 PY
 
 for store in memory redis; do
-  gnuplot <<GP
-set terminal pngcairo size 1000,540 font "DejaVu Sans,10"
-set output "$OUT/latency-$store.png"
-set title "ratelimitd ($store store): latency vs offered rate (open loop, load/loadgen)"
-set xlabel "offered rate (requests/s)"
-set ylabel "latency (ms, log scale)"
-set logscale y
-set grid
-set key outside right top
-set yrange [0.05:*]
-d = "$T/$store"
-plot d."-random.dat" u 1:3 w lp lc 1 pt 7 dt 1 t "random p50", \
-     d."-random.dat" u 1:4 w lp lc 1 pt 5 dt 2 t "random p99 (median run)", \
-     d."-random.dat" u 1:6 w lp lc 1 pt 9 dt 3 t "random p99 (best run)", \
-     d."-hot.dat" u 1:3 w lp lc 2 pt 7 dt 1 t "hot p50", \
-     d."-hot.dat" u 1:4 w lp lc 2 pt 5 dt 2 t "hot p99 (median run)", \
-     d."-hot.dat" u 1:6 w lp lc 2 pt 9 dt 3 t "hot p99 (best run)", \
-     d."-enum.dat" u 1:3 w lp lc 3 pt 7 dt 1 t "enum p50", \
-     d."-enum.dat" u 1:4 w lp lc 3 pt 5 dt 2 t "enum p99 (median run)", \
-     d."-enum.dat" u 1:6 w lp lc 3 pt 9 dt 3 t "enum p99 (best run)", \
-     5 w l lc rgb "red" lw 2 t "seed target p99 = 5 ms"
-GP
+  latency_plot "$OUT/latency-$store.png" \
+    "ratelimitd ($store store): latency vs offered rate (open loop, load/loadgen)" \
+    "offered rate (requests/s)" "$T/$store-" 4 "p99 (median run)" 6 "p99 (best run)"
 done
 
 gnuplot <<GP
