@@ -85,9 +85,13 @@ static pthread_key_t stripe_key;
 static pthread_once_t stripe_once = PTHREAD_ONCE_INIT;
 static _Thread_local unsigned thread_stripe; /* stripe + 1; 0 = none yet */
 
+/* The key's value names the stripe: a pointer into this array (a non-NULL
+ * value, so the destructor runs; no integer-to-pointer cast). */
+static const char stripe_tags[RL__METRIC_STRIPES];
+
 /* Release: the stripe's counts happen before its next owner's (acquire). */
 static void stripe_release(void *arg) {
-  unsigned s = (unsigned)(uintptr_t)arg - 1;
+  unsigned s = (unsigned)((const char *)arg - stripe_tags);
   atomic_fetch_and_explicit(&stripes_owned, ~((uint_least32_t)1 << s),
                             memory_order_release);
 }
@@ -115,7 +119,7 @@ static unsigned my_stripe(void) {
               &stripes_owned, &owned, owned | ((uint_least32_t)1 << i),
               memory_order_acquire, memory_order_relaxed)) {
         s = i;
-        pthread_setspecific(stripe_key, (void *)(uintptr_t)(s + 1));
+        pthread_setspecific(stripe_key, &stripe_tags[s]);
         break;
       }
     }
