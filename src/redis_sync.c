@@ -155,6 +155,10 @@ int rl__redis_node_call(rl__redis_node *node, const rl__redis_args *args,
                         int64_t deadline_ns, rl__redis_consume_fn consume,
                         void *out) {
   int rc;
+  /* The waiter is made on a thread's first call even when that call is
+   * claimed, so that a later unclaimed one does not allocate. */
+  if (get_waiter() == NULL)
+    return RL_ERR_NO_MEMORY;
   if (rl__redis_node_call_claimed(node, args, deadline_ns, consume, out, &rc))
     return rc;
   int abandoned = 0;
