@@ -399,6 +399,13 @@ static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
   pl->returnable = returnable(p);
   pl->bucket = p->shape.algorithm == RL_ALG_TOKEN_BUCKET;
   pl->want = s->over_until > now ? 0 : lease_want(c, s, cost, epoch);
+  /* A token bucket's lease lives until its TAT (about reset_until) and is
+   * spent only for half of that; one too short to outlive the sweeper
+   * would go straight back (a second command for nothing): ask for none. */
+  if (pl->bucket && s->reset_until != 0 &&
+      (s->reset_until - now) / 2 <= c->sweep_ns + RETURN_SLACK_NS) {
+    pl->want = 0;
+  }
 }
 
 /* The policy's longest window plus ttl (how long a denial pauses leases). */
