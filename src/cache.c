@@ -96,10 +96,10 @@ typedef struct slot {
   int64_t span_ns;    /* longest window of the policy, plus ttl */
   /* lease */
   uint64_t lease_left;
-  uint64_t last_taken; /* units taken at the last grant (cost + lease) */
-  int64_t lease_until; /* mono ns: idle end, ttl after the last spend */
-  int64_t lease_end;   /* mono ns: hard end (window end, GCRA hold) */
-  int64_t granted_at;  /* Redis ms of the grant */
+  uint64_t last_taken;  /* units taken at the last grant (cost + lease) */
+  int64_t lease_until;  /* mono ns: idle end, ttl after the last spend */
+  int64_t lease_end;    /* mono ns: hard end (window end, GCRA hold) */
+  int64_t granted_at;   /* Redis ms of the grant */
   uint64_t refill_want; /* FLAG_REFILL: extra units to ask for */
   unsigned char key[RL_CACHE_KEY_MAX];
 } slot;
@@ -680,8 +680,8 @@ static void async_done(int err, const rl_decision *d, void *ud) {
   cache *c = a->c;
   if (err == RL_OK) {
     rl_request req = {NULL, 0, a->key, a->key_len, (int64_t)a->cost};
-    request_ref r = {a->hash, a->id, a->stripe,
-                     set_of(c, a->stripe, a->hash), &req};
+    request_ref r = {a->hash, a->id, a->stripe, set_of(c, a->stripe, a->hash),
+                     &req};
     after_direct(c, &r, d, a->sent, a->serial);
   }
   rl_decision_cb cb = a->cb;
@@ -755,20 +755,26 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
   rl__metrics_cache_miss(c->base.metrics);
   rl__lease_cmd rc;
   int ret = pl.ret_units > 0 &&
-            rl__lease_return_build(&rc, p, req->key, req->key_len,
-                                   pl.ret_units, pl.ret_at) == RL_OK;
+            rl__lease_return_build(&rc, p, req->key, req->key_len, pl.ret_units,
+                                   pl.ret_at) == RL_OK;
   async_ctx *a = async_take(c);
   if (a != NULL) {
-    *a = (async_ctx){.c = c, .cb = cb, .ud = ud, .hash = h,
-                     .serial = t->serial, .cost = (uint64_t)req->cost,
-                     .sent = now, .stripe = si, .id = id,
+    *a = (async_ctx){.c = c,
+                     .cb = cb,
+                     .ud = ud,
+                     .hash = h,
+                     .serial = t->serial,
+                     .cost = (uint64_t)req->cost,
+                     .sent = now,
+                     .stripe = si,
+                     .id = id,
                      .key_len = (uint16_t)req->key_len};
     memcpy(a->key, req->key, req->key_len);
   }
   int err = a != NULL ? c->inner->ops->decide_async(c->inner, t, index, req,
                                                     async_done, a, token)
-                      : c->inner->ops->decide_async(c->inner, t, index, req,
-                                                    cb, ud, token);
+                      : c->inner->ops->decide_async(c->inner, t, index, req, cb,
+                                                    ud, token);
   if (err != RL_OK && a != NULL) {
     async_give(c, a);
   }
@@ -801,7 +807,7 @@ static void refill_one(cache *c, const rl__hot_entry *e) {
     pl.want = s->refill_want;
     memcpy(key, s->key, len);
   } else if (s->hash == e->hash && (s->flags & FLAG_REFILL)) {
-    s->flags &= (uint8_t)~(FLAG_REFILL | FLAG_PENDING); /* table changed */
+    s->flags &= (uint8_t) ~(FLAG_REFILL | FLAG_PENDING); /* table changed */
   }
   pthread_mutex_unlock(&sp->lock);
   if (!go) {

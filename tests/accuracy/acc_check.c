@@ -39,8 +39,8 @@ static int by_key_then_order(const void *a, const void *b) {
   return x->remaining > y->remaining ? -1 : (x->remaining < y->remaining);
 }
 
-void acc_check(acc_rec *r, size_t n, const rl_policy *pols,
-               const int *group, acc_verdict *v, int64_t half_ms) {
+void acc_check(acc_rec *r, size_t n, const rl_policy *pols, const int *group,
+               acc_verdict *v, int64_t half_ms) {
   qsort(r, n, sizeof *r, by_key_then_order);
   for (size_t i = 0; i < n;) {
     om_key k;

@@ -39,8 +39,8 @@ typedef struct acc_verdict {
 
 /* Sorts r and replays each (policy, key) through the exact oracle of
  * pols[policy]; adds to v[group[policy]]. */
-void acc_check(acc_rec *r, size_t n, const rl_policy *pols,
-               const int *group, acc_verdict *v, int64_t half_ms);
+void acc_check(acc_rec *r, size_t n, const rl_policy *pols, const int *group,
+               acc_verdict *v, int64_t half_ms);
 
 /* EVALSHA + EVAL calls so far on the plain server at 127.0.0.1:port (INFO
  * commandstats); -1 if it cannot be read. */

@@ -156,13 +156,13 @@ static rl_limiter *open_limiter(shared *sh, rl_policy *p) {
 
 static int child_main(int fd, int idx) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  shared *sh = mmap(NULL, sizeof(shared), PROT_READ | PROT_WRITE, MAP_SHARED,
-                    fd, 0);
+  shared *sh =
+      mmap(NULL, sizeof(shared), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (sh == MAP_FAILED) {
     return 1;
   }
-  size_t len = sizeof(shared) + (size_t)MAX_PROCS * (size_t)sh->cap *
-                                    sizeof(acc_rec);
+  size_t len =
+      sizeof(shared) + (size_t)MAX_PROCS * (size_t)sh->cap * sizeof(acc_rec);
   munmap(sh, sizeof(shared));
   sh = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (sh == MAP_FAILED) {
@@ -337,8 +337,8 @@ static int run_one(const run_cfg *cfg, const char *self, result *res) {
   close(fd);
   if (failed || all == NULL) {
     fprintf(stderr, "accuracy: a limiter process failed (%s %s %s N=%d)\n",
-            alg_names[cfg->alg], mode_names[cfg->mode],
-            trace_names[cfg->trace], cfg->procs);
+            alg_names[cfg->alg], mode_names[cfg->mode], trace_names[cfg->trace],
+            cfg->procs);
     return -1;
   }
   return 0;
@@ -501,7 +501,7 @@ int main(int argc, char **argv) {
                  rlt_cluster_start(&cl, 3, 1, 2000) == 0;
   if (!have_cluster) {
     fprintf(stderr, "accuracy: no cluster%s\n",
-                    no_cluster ? " (RL_ACCURACY_NO_CLUSTER)" : "");
+            no_cluster ? " (RL_ACCURACY_NO_CLUSTER)" : "");
     failures += no_cluster == NULL;
   }
   if (full) {

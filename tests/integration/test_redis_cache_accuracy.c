@@ -406,8 +406,8 @@ static void tally_cb(int err, const rl_decision *d, void *ud) {
 
 /* n decisions of one key, one at a time: each callback must come exactly
  * once (checked after every decision and after rl_free). */
-static void decide_async_n(rl_limiter *rl, const char *policy,
-                           const char *key, int n, async_tally *a) {
+static void decide_async_n(rl_limiter *rl, const char *policy, const char *key,
+                           int n, async_tally *a) {
   for (int i = 0; i < n; i++) {
     rl_request req = {policy, strlen(policy), key, strlen(key), 1};
     submitting = 1;
