@@ -19,16 +19,13 @@
  *
  * Usage: bench_cache [scale]   (scale multiplies the op counts)
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "accuracy/acc_check.h"
 #include "alloc_count.h"
 #include "harness/redis_server.h"
 #include "ratelimiter.h"
@@ -124,50 +121,13 @@ static void print_target(const char *name, double v, const char *op,
          name, v, op, target, pass ? "true" : "false");
 }
 
-/* ---- Redis commands: INFO commandstats ---------------------------------- */
-
-static long long stat_calls(const char *info, const char *name) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "cmdstat_%s:calls=", name);
-  const char *p = strstr(info, pat);
-  return p != NULL ? atoll(p + strlen(pat)) : 0;
-}
-
+/* EVALSHA + EVAL calls so far (tests/accuracy/acc_check.h). */
 static long long script_calls(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(srv.port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+  long long n = acc_script_calls(srv.port);
+  if (n < 0) {
     exit(1);
   }
-  const char cmd[] = "*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n";
-  if (write(fd, cmd, sizeof cmd - 1) != (ssize_t)(sizeof cmd - 1)) {
-    exit(1);
-  }
-  static char buf[65536];
-  size_t n = 0;
-  long want = -1;
-  while (n < sizeof buf - 1) {
-    ssize_t got = read(fd, buf + n, sizeof buf - 1 - n);
-    if (got <= 0) {
-      break;
-    }
-    n += (size_t)got;
-    buf[n] = '\0';
-    char *eol = strstr(buf, "\r\n");
-    if (want < 0 && eol != NULL) {
-      want = atol(buf + 1) + (long)(eol - buf) + 4;
-    }
-    if (want >= 0 && (long)n >= want) {
-      break;
-    }
-  }
-  close(fd);
-  buf[n] = '\0';
-  return stat_calls(buf, "evalsha") + stat_calls(buf, "eval");
+  return n;
 }
 
 typedef struct instance {
