@@ -45,12 +45,13 @@ static int64_t mono_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static rl_limiter *open_rl(uint64_t limit, int cache) {
+static rl_limiter *open_rl_alg(rl_algorithm alg, uint64_t limit,
+                               uint64_t duration_ms, int cache) {
   static rl_policy p;
   rl_policy_init(&p);
   p.name = "b";
-  p.algorithm = RL_ALG_FIXED_WINDOW;
-  rl_policy_add_window(&p, limit, 3600000);
+  p.algorithm = alg;
+  rl_policy_add_window(&p, limit, duration_ms);
   rl_config c;
   rl_config_init(&c);
   c.policies = &p;
@@ -70,6 +71,10 @@ static rl_limiter *open_rl(uint64_t limit, int cache) {
     exit(1);
   }
   return rl;
+}
+
+static rl_limiter *open_rl(uint64_t limit, int cache) {
+  return open_rl_alg(RL_ALG_FIXED_WINDOW, limit, 3600000, cache);
 }
 
 typedef struct result {
@@ -184,6 +189,51 @@ static void redis_load(void) {
                "<=", 0.05);
 }
 
+/* One instance, BLOCKED_THREADS threads on one token-bucket key far over
+ * its limit (100/s), cached denials only: each freed unit is asked for by
+ * the threads whose cached denial ran out, one Redis call per key in
+ * flight (single flight, docs/Cache.md). */
+#define BLOCKED_THREADS 8
+
+static void *blocked_main(void *arg) {
+  instance *in = arg;
+  rl_decision d;
+  int64_t until = mono_ns() + (int64_t)1000000000 * scale;
+  struct timespec pace = {0, 100000};
+  while (mono_ns() < until) {
+    if (rl_allow(in->rl, "blocked", 7, &d) == RL_OK) {
+      in->admitted += d.allowed;
+      in->n++;
+    }
+    nanosleep(&pace, NULL);
+  }
+  rl__redis_thread_cleanup();
+  return NULL;
+}
+
+static void blocked_key_threads(void) {
+  rl_limiter *rl = open_rl_alg(RL_ALG_TOKEN_BUCKET, 100, 1000, 1);
+  instance in[BLOCKED_THREADS];
+  long long before = script_calls();
+  for (int i = 0; i < BLOCKED_THREADS; i++) {
+    in[i] = (instance){.rl = rl};
+    pthread_create(&in[i].th, NULL, blocked_main, &in[i]);
+  }
+  long total = 0, admitted = 0;
+  for (int i = 0; i < BLOCKED_THREADS; i++) {
+    pthread_join(in[i].th, NULL);
+    total += in[i].n;
+    admitted += in[i].admitted;
+  }
+  rl_free(rl);
+  long long calls = script_calls() - before;
+  printf("{\"name\": \"blocked_token_bucket_%d_threads\", \"decisions\": "
+         "%ld, \"admitted\": %ld, \"redis_commands\": %lld, "
+         "\"redis_commands_per_decision\": %.4f}\n",
+         BLOCKED_THREADS, total, admitted, calls,
+         (double)calls / (double)(total ? total : 1));
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) {
     scale = atol(argv[1]) > 0 ? atol(argv[1]) : 1;
@@ -244,6 +294,7 @@ int main(int argc, char **argv) {
   print_target("direct_over_lease_ratio", direct.ns_per_op / lease.ns_per_op,
                ">=", 20);
   redis_load();
+  blocked_key_threads();
   rl__redis_thread_cleanup();
   rlt_redis_stop(&srv);
   return 0;

@@ -73,6 +73,10 @@
 #define FLAG_HOT 1     /* in the hot list */
 #define FLAG_PENDING 2 /* a lease request is in flight */
 #define FLAG_REFILL 4  /* asynchronous path: the sweeper is to fetch a lease */
+#define FLAG_FLIGHT                                                            \
+  8 /* a direct decision of a recently denied key is in                        \
+     * flight: others of this instance wait for it */
+#define FLIGHT_WAIT_NS (20 * NS_PER_MS) /* at most, then they go themselves */
 
 typedef struct slot {
   uint64_t hash;   /* 0 = free */
@@ -106,6 +110,7 @@ typedef struct slot {
 
 typedef struct stripe {
   pthread_mutex_t lock;
+  pthread_cond_t landed; /* a FLAG_FLIGHT decision of this stripe is back */
   uint64_t hits_blocked, hits_lease, misses, evictions;
   uint64_t leases, lease_units, returned_units, redis_calls;
 } __attribute__((aligned(64))) stripe;
@@ -479,16 +484,54 @@ static slot *refind(const request_ref *r) {
   return lookup(r->set, r->hash, r->id, r->req->key, r->req->key_len);
 }
 
-/* After a direct decision: remember a denial, and Redis' remaining. */
-static void after_direct(cache *c, const request_ref *r, const rl_decision *d,
-                         int64_t sent, uint64_t serial) {
+/* After a direct decision: remember a denial, and Redis' remaining (d is
+ * NULL when it failed). The decision that was the key's flight lands. */
+static void after_direct_flight(cache *c, const request_ref *r,
+                                const rl_decision *d, int64_t sent,
+                                uint64_t serial, int flight) {
   stripe *sp = &c->stripes[r->stripe];
   pthread_mutex_lock(&sp->lock);
   slot *s = refind(r);
-  if (s != NULL && !(s->flags & FLAG_PENDING) && s->serial == serial) {
+  if (s != NULL && d != NULL && !(s->flags & FLAG_PENDING) &&
+      s->serial == serial) {
     remember_answer(s, d, (uint64_t)r->req->cost, sent);
   }
+  if (flight) {
+    if (s != NULL) {
+      s->flags &= (uint8_t)~FLAG_FLIGHT;
+    }
+    pthread_cond_broadcast(&sp->landed);
+  }
   pthread_mutex_unlock(&sp->lock);
+}
+
+static void after_direct(cache *c, const request_ref *r, const rl_decision *d,
+                         int64_t sent, uint64_t serial) {
+  after_direct_flight(c, r, d, sent, serial, 0);
+}
+
+/* Single flight: a key denied recently whose direct decision another
+ * thread of this instance has in flight. Waits (stripe locked, at most
+ * FLIGHT_WAIT_NS) for it to land, then tries the local answer again: a
+ * denial it brought back answers this request too, exactly as a cached
+ * denial does. Returns the slot (refound; NULL if it went) and updates
+ * *now; 1 in *hit if out was answered. */
+static slot *wait_flight(cache *c, stripe *sp, const request_ref *r, slot *s,
+                         int64_t *now, int *hit, rl_decision *out) {
+  int64_t until = *now + FLIGHT_WAIT_NS;
+  while (s != NULL && (s->flags & FLAG_FLIGHT) && *now < until) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* the condvar's clock */
+    int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (until - *now);
+    ts.tv_sec = at / 1000000000;
+    ts.tv_nsec = at % 1000000000;
+    pthread_cond_timedwait(&sp->landed, &sp->lock, &ts);
+    *now = rl__mono_ns();
+    s = refind(r);
+  }
+  *hit = s != NULL && !(s->flags & FLAG_FLIGHT) &&
+         answer_locally(sp, s, (uint64_t)r->req->cost, *now, c->ttl_ns, out);
+  return s;
 }
 
 /* After lease.lua: install the grant (or give it straight back). */
@@ -626,20 +669,32 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
   plan pl;
   memset(&pl, 0, sizeof pl);
   pl.serial = t->serial;
+  int flight = 0;
   pthread_mutex_lock(&sp->lock);
   slot *s = find_or_insert(sp, r.set, r.hash, r.id, req->key, req->key_len, t,
                            index, epoch);
   if (s != NULL && adopt(s, t, index)) {
     count_decision(s, epoch);
-    if (answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, out)) {
+    int hit = answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, out);
+    if (!hit && (s->flags & FLAG_FLIGHT)) {
+      s = wait_flight(c, sp, &r, s, &now, &hit, out);
+    }
+    if (hit) {
       pthread_mutex_unlock(&sp->lock);
       rl__metrics_cache_hit(c->base.metrics);
       rl__guard_exit(token);
       return RL_OK;
     }
+  }
+  if (s != NULL && s->serial == t->serial) {
     maybe_promote(c, r.stripe, s, epoch);
     s->span_ns = span_of(c, p);
     plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
+    /* over its limit lately: this decision is the key's flight */
+    flight = !pl.lease && !(s->flags & FLAG_FLIGHT) && s->over_until > now;
+    if (flight) {
+      s->flags |= FLAG_FLIGHT;
+    }
   }
   sp->misses++;
   pthread_mutex_unlock(&sp->lock);
@@ -648,8 +703,9 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
     return decide_leased(c, &r, &pl, p, index, now, out, token);
   }
   int err = c->inner->ops->decide(c->inner, t, index, req, out, token);
-  if (err == RL_OK) {
-    after_direct(c, &r, out, now, pl.serial);
+  if (err == RL_OK || flight) {
+    after_direct_flight(c, &r, err == RL_OK ? out : NULL, now, pl.serial,
+                        flight);
   }
   return err;
 }
@@ -1068,6 +1124,7 @@ static void cache_free(rl__store *s) {
   }
   for (uint32_t i = 0; i <= c->stripe_mask; i++) {
     pthread_mutex_destroy(&c->stripes[i].lock);
+    pthread_cond_destroy(&c->stripes[i].landed);
   }
   pthread_cond_destroy(&c->sweep_cv);
   pthread_mutex_destroy(&c->sweep_mu);
@@ -1228,6 +1285,7 @@ int rl__store_cache_new(const rl_config *config, rl__store *inner,
   }
   for (uint32_t i = 0; i <= c->stripe_mask; i++) {
     pthread_mutex_init(&c->stripes[i].lock, NULL);
+    pthread_cond_init(&c->stripes[i].landed, NULL);
   }
   if (err == RL_OK && c->leases) {
     int64_t sweep = c->ttl_ns / 4;
