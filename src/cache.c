@@ -73,9 +73,9 @@
 #define FLAG_HOT 1     /* in the hot list */
 #define FLAG_PENDING 2 /* a lease request is in flight */
 #define FLAG_REFILL 4  /* asynchronous path: the sweeper is to fetch a lease */
-#define FLAG_FLIGHT                                                            \
-  8 /* a direct decision of a recently denied key is in                        \
-     * flight: others of this instance wait for it */
+/* a direct decision of a recently denied key is in flight: other threads
+ * of this instance wait for it (single flight) */
+#define FLAG_FLIGHT 8
 #define FLIGHT_WAIT_NS (20 * NS_PER_MS) /* at most, then they go themselves */
 
 typedef struct slot {
