@@ -354,18 +354,19 @@ static double per(long long part, long whole) {
 
 static void print_header(void) {
   printf("| store | N | trace | algorithm | mode | decisions | local %% | "
-         "over-limit %% | false denials %% | Redis cmds/decision | "
-         "steady cmds/decision |\n");
-  printf("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+         "over-limit %% | false denials %% | steady false denials %% | "
+         "Redis cmds/decision | steady cmds/decision |\n");
+  printf("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
 }
 
 static void print_row(const run_cfg *c, const result *r) {
-  printf("| %s | %d | %s | %s | %s | %ld | %.1f | %.3f | %.3f | %.4f | "
+  printf("| %s | %d | %s | %s | %s | %ld | %.1f | %.3f | %.3f | %.3f | %.4f | "
          "%.4f |\n",
          c->store == CLUSTER ? "cluster" : "redis", c->procs,
          trace_names[c->trace], alg_names[c->alg], mode_names[c->mode],
          r->decisions, pct(r->v.local, r->decisions),
          pct(r->v.over, r->decisions), pct(r->v.false_denials, r->decisions),
+         pct(r->v.late_false_denials, r->v.late_decisions),
          per(r->calls, r->decisions),
          per(r->steady_calls, r->steady_decisions));
   fflush(stdout);
