@@ -304,8 +304,10 @@ static int run_one(const run_cfg *cfg, const char *self, result *res) {
   while (acc_real_ms() < go_at + cfg->ms / 2) {
     rlt_sleep_ms(2);
   }
+  /* decisions go on while the masters are read: take the middle */
+  long n_before = sum_counts(sh);
   long long calls_half = redis_calls(cfg->store);
-  long n_half = sum_counts(sh);
+  long n_half = (n_before + sum_counts(sh)) / 2;
   int failed = atomic_load(&sh->failed) > 0;
   for (int i = 0; i < cfg->procs; i++) {
     int status = 0;
