@@ -5,6 +5,7 @@
 #include "accuracy/acc_check.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,6 +56,13 @@ void acc_check(acc_rec *r, size_t n, const rl_policy *pols, const int *group,
       } else if (!r[i].allowed && exact.admit) {
         pv->false_denials++;
         pv->late_false_denials += r[i].now >= half_ms;
+        if (getenv("RL_ACCURACY_DEBUG") != NULL && pv->false_denials <= 40) {
+          fprintf(stderr,
+                  "false denial: policy %u key %u at %lld source %u, oracle "
+                  "remaining %llu\n",
+                  r[i].policy, r[i].key, (long long)r[i].now, r[i].source,
+                  (unsigned long long)exact.remaining);
+        }
       }
       if (r[i].allowed) {
         om_key_commit(&k, r[i].now, 1);

@@ -22,7 +22,10 @@
  * Short (default, ctest label "accuracy"): a few runs, with bounds
  * asserted. RL_ACCURACY_FULL=1: the whole matrix, printed as the markdown
  * table of docs/Accuracy.md (scripts/accuracy.sh writes it there), bounds
- * reported only. RL_ACCURACY_MS sets each run's length.
+ * reported only. RL_ACCURACY_MS sets each run's length;
+ * RL_ACCURACY_ONLY="alg mode trace N store" (indices into the name tables
+ * below; store 0 = one Redis, 1 = cluster) makes one run, and
+ * RL_ACCURACY_DEBUG=1 prints its first false denials.
  */
 
 #include <signal.h>
@@ -171,6 +174,7 @@ static int child_main(int fd, int idx) {
   rl_policy pol;
   rl_limiter *rl = open_limiter(sh, &pol);
   if (rl == NULL) {
+    fprintf(stderr, "accuracy: process %d: no limiter ready\n", idx);
     atomic_fetch_add(&sh->failed, 1);
     return 1;
   }
@@ -193,8 +197,11 @@ static int child_main(int fd, int idx) {
              pick_key(sh->cfg.trace, &seed, zipf));
     rl_request req = {NULL, 0, key, strlen(key), 1};
     rl_decision d;
-    if (rl_decide(rl, &req, &d) != RL_OK) {
-      errors++;
+    int rc = rl_decide(rl, &req, &d);
+    if (rc != RL_OK) {
+      if (errors++ == 0) {
+        fprintf(stderr, "accuracy: process %d: %s\n", idx, rl_err_name(rc));
+      }
     } else {
       acc_rec *r = &log[n];
       r->key = (uint16_t)atoi(strchr(key, ':') + 1);
@@ -507,7 +514,13 @@ int main(int argc, char **argv) {
             no_cluster ? " (RL_ACCURACY_NO_CLUSTER)" : "");
     failures += no_cluster == NULL;
   }
-  if (full) {
+  const char *only = getenv("RL_ACCURACY_ONLY"); /* "alg mode trace N store" */
+  run_cfg one = {0, 0, 0, 0, 0, ms, 0};
+  if (only != NULL && sscanf(only, "%d %d %d %d %d", &one.alg, &one.mode,
+                             &one.trace, &one.procs, &one.store) == 5) {
+    print_header();
+    run_and_print(&one, self, 0, NULL);
+  } else if (full) {
     full_runs(self, ms);
   } else {
     short_runs(self, ms);
