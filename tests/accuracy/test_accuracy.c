@@ -396,26 +396,28 @@ static int failures;
   } while (0)
 
 /* direct and cached: exact. leased: over-limit <= 0.1% always; false
- * denials <= 0.1% in the steady state unless a process stalled (then its
- * leases outlived what their sizes assume: reported, not asserted). */
+ * denials <= 0.1% in the steady state unless a process stalled for more
+ * than rlt_slack_ms() (then its leases outlived what their sizes assume:
+ * reported, not asserted). */
 static void check_bounds(const run_cfg *c, const result *r) {
   const acc_verdict *v = &r->v;
   const char *what = alg_names[c->alg];
   EXPECT(r->decisions > 100, "%s: %ld decisions", what, r->decisions);
   EXPECT(v->admitted > 0, "%s: nothing admitted", what);
-  int stalled = r->max_gap_ms > 2 * rlt_slack_ms();
+  int stalled = r->max_gap_ms > rlt_slack_ms();
   if (c->mode != LEASED) {
     EXPECT(v->over == 0, "%s %s: %ld over-limit", what, mode_names[c->mode],
            v->over);
-    EXPECT(stalled || v->false_denials == 0, "%s %s: %ld false denials", what,
+    EXPECT(v->false_denials == 0, "%s %s: %ld false denials", what,
            mode_names[c->mode], v->false_denials);
     return;
   }
   EXPECT(v->over * 1000 <= v->decisions, "%s leased: %ld over-limit of %ld",
          what, v->over, v->decisions);
   EXPECT(stalled || v->late_false_denials * 1000 <= v->late_decisions,
-         "%s leased: %ld false denials of %ld in the steady state", what,
-         v->late_false_denials, v->late_decisions);
+         "%s leased: %ld false denials of %ld in the steady state (longest "
+         "stall %lld ms)",
+         what, v->late_false_denials, v->late_decisions, r->max_gap_ms);
 }
 
 static int run_and_print(run_cfg *c, const char *self, int assert_bounds,
@@ -452,7 +454,7 @@ static void short_runs(const char *self, int64_t ms) {
     run_cfg c = {a, LEASED, HOT_UNDER, 4, STANDALONE, ms, 0};
     result r;
     if (run_and_print(&c, self, 1, &r) == 0) {
-      EXPECT(r.max_gap_ms > 2 * rlt_slack_ms() ||
+      EXPECT(r.max_gap_ms > rlt_slack_ms() ||
                  r.steady_calls * 20 <= r.steady_decisions,
              "%s hot key under its limit: %lld commands for %ld decisions",
              alg_names[a], r.steady_calls, r.steady_decisions);
