@@ -19,16 +19,13 @@
  *
  * Usage: bench_cache [scale]   (scale multiplies the op counts)
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "accuracy/acc_check.h"
 #include "alloc_count.h"
 #include "harness/redis_server.h"
 #include "ratelimiter.h"
@@ -48,12 +45,13 @@ static int64_t mono_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static rl_limiter *open_rl(uint64_t limit, int cache) {
+static rl_limiter *open_rl_alg(rl_algorithm alg, uint64_t limit,
+                               uint64_t duration_ms, int cache) {
   static rl_policy p;
   rl_policy_init(&p);
   p.name = "b";
-  p.algorithm = RL_ALG_FIXED_WINDOW;
-  rl_policy_add_window(&p, limit, 3600000);
+  p.algorithm = alg;
+  rl_policy_add_window(&p, limit, duration_ms);
   rl_config c;
   rl_config_init(&c);
   c.policies = &p;
@@ -73,6 +71,10 @@ static rl_limiter *open_rl(uint64_t limit, int cache) {
     exit(1);
   }
   return rl;
+}
+
+static rl_limiter *open_rl(uint64_t limit, int cache) {
+  return open_rl_alg(RL_ALG_FIXED_WINDOW, limit, 3600000, cache);
 }
 
 typedef struct result {
@@ -124,50 +126,13 @@ static void print_target(const char *name, double v, const char *op,
          name, v, op, target, pass ? "true" : "false");
 }
 
-/* ---- Redis commands: INFO commandstats ---------------------------------- */
-
-static long long stat_calls(const char *info, const char *name) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "cmdstat_%s:calls=", name);
-  const char *p = strstr(info, pat);
-  return p != NULL ? atoll(p + strlen(pat)) : 0;
-}
-
+/* EVALSHA + EVAL calls so far (tests/accuracy/acc_check.h). */
 static long long script_calls(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(srv.port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+  long long n = acc_script_calls(srv.port);
+  if (n < 0) {
     exit(1);
   }
-  const char cmd[] = "*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n";
-  if (write(fd, cmd, sizeof cmd - 1) != (ssize_t)(sizeof cmd - 1)) {
-    exit(1);
-  }
-  static char buf[65536];
-  size_t n = 0;
-  long want = -1;
-  while (n < sizeof buf - 1) {
-    ssize_t got = read(fd, buf + n, sizeof buf - 1 - n);
-    if (got <= 0) {
-      break;
-    }
-    n += (size_t)got;
-    buf[n] = '\0';
-    char *eol = strstr(buf, "\r\n");
-    if (want < 0 && eol != NULL) {
-      want = atol(buf + 1) + (long)(eol - buf) + 4;
-    }
-    if (want >= 0 && (long)n >= want) {
-      break;
-    }
-  }
-  close(fd);
-  buf[n] = '\0';
-  return stat_calls(buf, "evalsha") + stat_calls(buf, "eval");
+  return n;
 }
 
 typedef struct instance {
@@ -222,6 +187,51 @@ static void redis_load(void) {
          (unsigned long long)sum.hits_lease, (unsigned long long)sum.leases);
   print_target("redis_commands_per_decision_hot_key", (double)calls / total,
                "<=", 0.05);
+}
+
+/* One instance, BLOCKED_THREADS threads on one token-bucket key far over
+ * its limit (100/s), cached denials only: each freed unit is asked for by
+ * the threads whose cached denial ran out, one Redis call per key in
+ * flight (single flight, docs/Cache.md). */
+#define BLOCKED_THREADS 8
+
+static void *blocked_main(void *arg) {
+  instance *in = arg;
+  rl_decision d;
+  int64_t until = mono_ns() + (int64_t)1000000000 * scale;
+  struct timespec pace = {0, 100000};
+  while (mono_ns() < until) {
+    if (rl_allow(in->rl, "blocked", 7, &d) == RL_OK) {
+      in->admitted += d.allowed;
+      in->n++;
+    }
+    nanosleep(&pace, NULL);
+  }
+  rl__redis_thread_cleanup();
+  return NULL;
+}
+
+static void blocked_key_threads(void) {
+  rl_limiter *rl = open_rl_alg(RL_ALG_TOKEN_BUCKET, 100, 1000, 1);
+  instance in[BLOCKED_THREADS];
+  long long before = script_calls();
+  for (int i = 0; i < BLOCKED_THREADS; i++) {
+    in[i] = (instance){.rl = rl};
+    pthread_create(&in[i].th, NULL, blocked_main, &in[i]);
+  }
+  long total = 0, admitted = 0;
+  for (int i = 0; i < BLOCKED_THREADS; i++) {
+    pthread_join(in[i].th, NULL);
+    total += in[i].n;
+    admitted += in[i].admitted;
+  }
+  rl_free(rl);
+  long long calls = script_calls() - before;
+  printf("{\"name\": \"blocked_token_bucket_%d_threads\", \"decisions\": "
+         "%ld, \"admitted\": %ld, \"redis_commands\": %lld, "
+         "\"redis_commands_per_decision\": %.4f}\n",
+         BLOCKED_THREADS, total, admitted, calls,
+         (double)calls / (double)(total ? total : 1));
 }
 
 int main(int argc, char **argv) {
@@ -284,6 +294,7 @@ int main(int argc, char **argv) {
   print_target("direct_over_lease_ratio", direct.ns_per_op / lease.ns_per_op,
                ">=", 20);
   redis_load();
+  blocked_key_threads();
   rl__redis_thread_cleanup();
   rlt_redis_stop(&srv);
   return 0;

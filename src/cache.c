@@ -72,6 +72,11 @@
 
 #define FLAG_HOT 1     /* in the hot list */
 #define FLAG_PENDING 2 /* a lease request is in flight */
+#define FLAG_REFILL 4  /* asynchronous path: the sweeper is to fetch a lease */
+/* a direct decision of a recently denied key is in flight: other threads
+ * of this instance wait for it (single flight) */
+#define FLAG_FLIGHT 8
+#define FLIGHT_WAIT_NS (20 * NS_PER_MS) /* at most, then they go themselves */
 
 typedef struct slot {
   uint64_t hash;   /* 0 = free */
@@ -95,18 +100,34 @@ typedef struct slot {
   int64_t span_ns;    /* longest window of the policy, plus ttl */
   /* lease */
   uint64_t lease_left;
-  uint64_t last_taken; /* units taken at the last grant (cost + lease) */
-  int64_t lease_until; /* mono ns: idle end, ttl after the last spend */
-  int64_t lease_end;   /* mono ns: hard end (window end, GCRA hold) */
-  int64_t granted_at;  /* Redis ms of the grant */
+  uint64_t last_taken;  /* units taken at the last grant (cost + lease) */
+  int64_t lease_until;  /* mono ns: idle end, ttl after the last spend */
+  int64_t lease_end;    /* mono ns: hard end (window end, GCRA hold) */
+  int64_t granted_at;   /* Redis ms of the grant */
+  uint64_t refill_want; /* FLAG_REFILL: extra units to ask for */
   unsigned char key[RL_CACHE_KEY_MAX];
 } slot;
 
 typedef struct stripe {
   pthread_mutex_t lock;
+  pthread_cond_t landed; /* a FLAG_FLIGHT decision of this stripe is back */
   uint64_t hits_blocked, hits_lease, misses, evictions;
   uint64_t leases, lease_units, returned_units, redis_calls;
 } __attribute__((aligned(64))) stripe;
+
+/* An asynchronous decision that went to Redis: what its answer is to be
+ * remembered under (a preallocated pool: nothing allocated per decision). */
+typedef struct async_ctx {
+  struct cache *c;
+  struct async_ctx *next; /* free list */
+  rl_decision_cb cb;
+  void *ud;
+  uint64_t hash, serial, cost;
+  int64_t sent;
+  uint32_t stripe;
+  uint16_t id, key_len;
+  unsigned char key[RL_CACHE_KEY_MAX];
+} async_ctx;
 
 typedef struct cache {
   rl__store base;
@@ -136,7 +157,12 @@ typedef struct cache {
   pthread_mutex_t sweep_mu;
   pthread_cond_t sweep_cv;
   int stopping;
+  int refill; /* under sweep_mu: a slot has FLAG_REFILL */
   int64_t sweep_ns;
+  /* asynchronous decisions (async_ctx) */
+  pthread_mutex_t async_mu;
+  async_ctx *async_pool, *async_free;
+  size_t n_async;
 } cache;
 
 static const rl__store_ops cache_ops;
@@ -381,6 +407,8 @@ typedef struct plan {
   uint64_t serial;    /* table the lease is for */
   int returnable;     /* unspent units may go back */
   int bucket;         /* token bucket */
+  uint64_t extra;     /* units of the decision itself that join the lease
+                         (the sweeper's refills: 1) */
 } plan;
 
 static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
@@ -399,6 +427,13 @@ static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
   pl->returnable = returnable(p);
   pl->bucket = p->shape.algorithm == RL_ALG_TOKEN_BUCKET;
   pl->want = s->over_until > now ? 0 : lease_want(c, s, cost, epoch);
+  /* A token bucket's lease lives until its TAT (about reset_until) and is
+   * spent only for half of that; one too short to outlive the sweeper
+   * would go straight back (a second command for nothing): ask for none. */
+  if (pl->bucket && s->reset_until != 0 &&
+      (s->reset_until - now) / 2 <= c->sweep_ns + RETURN_SLACK_NS) {
+    pl->want = 0;
+  }
 }
 
 /* The policy's longest window plus ttl (how long a denial pauses leases). */
@@ -449,16 +484,54 @@ static slot *refind(const request_ref *r) {
   return lookup(r->set, r->hash, r->id, r->req->key, r->req->key_len);
 }
 
-/* After a direct decision: remember a denial, and Redis' remaining. */
-static void after_direct(cache *c, const request_ref *r, const rl_decision *d,
-                         int64_t sent, uint64_t serial) {
+/* After a direct decision: remember a denial, and Redis' remaining (d is
+ * NULL when it failed). The decision that was the key's flight lands. */
+static void after_direct_flight(cache *c, const request_ref *r,
+                                const rl_decision *d, int64_t sent,
+                                uint64_t serial, int flight) {
   stripe *sp = &c->stripes[r->stripe];
   pthread_mutex_lock(&sp->lock);
   slot *s = refind(r);
-  if (s != NULL && !(s->flags & FLAG_PENDING) && s->serial == serial) {
+  if (s != NULL && d != NULL && !(s->flags & FLAG_PENDING) &&
+      s->serial == serial) {
     remember_answer(s, d, (uint64_t)r->req->cost, sent);
   }
+  if (flight) {
+    if (s != NULL) {
+      s->flags &= (uint8_t)~FLAG_FLIGHT;
+    }
+    pthread_cond_broadcast(&sp->landed);
+  }
   pthread_mutex_unlock(&sp->lock);
+}
+
+static void after_direct(cache *c, const request_ref *r, const rl_decision *d,
+                         int64_t sent, uint64_t serial) {
+  after_direct_flight(c, r, d, sent, serial, 0);
+}
+
+/* Single flight: a key denied recently whose direct decision another
+ * thread of this instance has in flight. Waits (stripe locked, at most
+ * FLIGHT_WAIT_NS) for it to land, then tries the local answer again: a
+ * denial it brought back answers this request too, exactly as a cached
+ * denial does. Returns the slot (refound; NULL if it went) and updates
+ * *now; 1 in *hit if out was answered. */
+static slot *wait_flight(cache *c, stripe *sp, const request_ref *r, slot *s,
+                         int64_t *now, int *hit, rl_decision *out) {
+  int64_t until = *now + FLIGHT_WAIT_NS;
+  while (s != NULL && (s->flags & FLAG_FLIGHT) && *now < until) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* the condvar's clock */
+    int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (until - *now);
+    ts.tv_sec = at / 1000000000;
+    ts.tv_nsec = at % 1000000000;
+    pthread_cond_timedwait(&sp->landed, &sp->lock, &ts);
+    *now = rl__mono_ns();
+    s = refind(r);
+  }
+  *hit = s != NULL && !(s->flags & FLAG_FLIGHT) &&
+         answer_locally(sp, s, (uint64_t)r->req->cost, *now, c->ttl_ns, out);
+  return s;
 }
 
 /* After lease.lua: install the grant (or give it straight back). */
@@ -484,16 +557,17 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
     if (s != NULL) {
       remember_answer(s, &rep->d, cost, sent);
     }
-    if (rep->granted > 0) {
-      sp->leases++;
-      sp->lease_units += rep->granted;
-      rl__metrics_lease_granted(c->base.metrics, rep->granted);
+    uint64_t units = rep->granted + (rep->d.allowed ? pl->extra : 0);
+    if (units > 0) {
+      sp->leases += rep->granted > 0;
+      sp->lease_units += units;
+      rl__metrics_lease_granted(c->base.metrics, units);
       int current = atomic_load(&c->serial_now) == pl->serial;
       int64_t valid_ns = (int64_t)rep->valid_ms * NS_PER_MS;
       int long_enough =
           !pl->bucket || valid_ns / 2 > c->sweep_ns + RETURN_SLACK_NS;
       if (s != NULL && current && long_enough && s->serial == pl->serial) {
-        s->lease_left = rep->granted;
+        s->lease_left = units;
         s->lease_until = sent + c->ttl_ns;
         s->lease_end = sent + (int64_t)rep->valid_ms * NS_PER_MS;
         s->granted_at = rep->now_ms;
@@ -505,7 +579,7 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
           s->granted_at = rep->now_ms + (int64_t)rep->valid_ms;
         }
       } else {
-        unused = rep->granted;
+        unused = units;
       }
     }
   }
@@ -595,20 +669,32 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
   plan pl;
   memset(&pl, 0, sizeof pl);
   pl.serial = t->serial;
+  int flight = 0;
   pthread_mutex_lock(&sp->lock);
   slot *s = find_or_insert(sp, r.set, r.hash, r.id, req->key, req->key_len, t,
                            index, epoch);
   if (s != NULL && adopt(s, t, index)) {
     count_decision(s, epoch);
-    if (answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, out)) {
+    int hit = answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, out);
+    if (!hit && (s->flags & FLAG_FLIGHT)) {
+      s = wait_flight(c, sp, &r, s, &now, &hit, out);
+    }
+    if (hit) {
       pthread_mutex_unlock(&sp->lock);
       rl__metrics_cache_hit(c->base.metrics);
       rl__guard_exit(token);
       return RL_OK;
     }
+  }
+  if (s != NULL && s->serial == t->serial) {
     maybe_promote(c, r.stripe, s, epoch);
     s->span_ns = span_of(c, p);
     plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
+    /* over its limit lately: this decision is the key's flight */
+    flight = !pl.lease && !(s->flags & FLAG_FLIGHT) && s->over_until > now;
+    if (flight) {
+      s->flags |= FLAG_FLIGHT;
+    }
   }
   sp->misses++;
   pthread_mutex_unlock(&sp->lock);
@@ -617,50 +703,202 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
     return decide_leased(c, &r, &pl, p, index, now, out, token);
   }
   int err = c->inner->ops->decide(c->inner, t, index, req, out, token);
-  if (err == RL_OK) {
-    after_direct(c, &r, out, now, pl.serial);
+  if (err == RL_OK || flight) {
+    after_direct_flight(c, &r, err == RL_OK ? out : NULL, now, pl.serial,
+                        flight);
   }
   return err;
 }
 
-/* Local answers synchronously; everything else goes to the inner store as
- * it is (denials of asynchronous decisions are not cached). */
+/* ---- asynchronous decisions ---------------------------------------------- */
+
+static async_ctx *async_take(cache *c) {
+  pthread_mutex_lock(&c->async_mu);
+  async_ctx *a = c->async_free;
+  if (a != NULL) {
+    c->async_free = a->next;
+  }
+  pthread_mutex_unlock(&c->async_mu);
+  return a;
+}
+
+static void async_give(cache *c, async_ctx *a) {
+  pthread_mutex_lock(&c->async_mu);
+  a->next = c->async_free;
+  c->async_free = a;
+  pthread_mutex_unlock(&c->async_mu);
+}
+
+/* Redis' answer to an asynchronous decision: remembered like a
+ * synchronous one (a denial blocks the key), then the caller's callback. */
+static void async_done(int err, const rl_decision *d, void *ud) {
+  async_ctx *a = ud;
+  cache *c = a->c;
+  if (err == RL_OK) {
+    rl_request req = {NULL, 0, a->key, a->key_len, (int64_t)a->cost};
+    request_ref r = {a->hash, a->id, a->stripe, set_of(c, a->stripe, a->hash),
+                     &req};
+    after_direct(c, &r, d, a->sent, a->serial);
+  }
+  rl_decision_cb cb = a->cb;
+  void *cb_ud = a->ud;
+  async_give(c, a);
+  cb(err, d, cb_ud);
+}
+
+/* The sweeper fetches the lease of a hot key decided asynchronously (a
+ * callback must not wait for Redis): wake it now. */
+static void wake_sweeper(cache *c) {
+  pthread_mutex_lock(&c->sweep_mu);
+  c->refill = 1;
+  pthread_cond_signal(&c->sweep_cv);
+  pthread_mutex_unlock(&c->sweep_mu);
+}
+
+/* Cached denials and lease hits are answered inline (the callback runs
+ * before this returns); a hot key whose lease ran out gets a new one from
+ * the sweeper thread while this request goes to Redis as it is. */
 static int cache_decide_async(rl__store *st, const rl__policy_table *t,
                               size_t index, const rl_request *req,
                               rl_decision_cb cb, void *ud,
                               rl__guard_token *token) {
   cache *c = (cache *)st;
-  if (req->key_len <= RL_CACHE_KEY_MAX) {
-    uint16_t id = t->ids[index];
-    uint64_t h = key_hash(c, id, req->key, req->key_len);
-    uint32_t si = stripe_of(c, h);
-    stripe *sp = &c->stripes[si];
-    int64_t now = rl__mono_ns();
-    rl_decision d;
-    int hit = 0;
-    pthread_mutex_lock(&sp->lock);
-    slot *s = lookup(set_of(c, si, h), h, id, req->key, req->key_len);
-    if (s != NULL && s->serial == t->serial) {
-      count_decision(s, epoch_of(now));
-      hit = answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, &d);
-    }
+  if (req->key_len > RL_CACHE_KEY_MAX) {
+    atomic_fetch_add_explicit(&c->uncached, 1, memory_order_relaxed);
+    return c->inner->ops->decide_async(c->inner, t, index, req, cb, ud, token);
+  }
+  const rl__policy *p = &t->policies[index];
+  uint16_t id = t->ids[index];
+  uint64_t h = key_hash(c, id, req->key, req->key_len);
+  uint32_t si = stripe_of(c, h);
+  stripe *sp = &c->stripes[si];
+  int64_t now = rl__mono_ns();
+  uint32_t epoch = epoch_of(now);
+  plan pl;
+  memset(&pl, 0, sizeof pl);
+  pl.serial = t->serial;
+  rl_decision d;
+  int hit = 0;
+  pthread_mutex_lock(&sp->lock);
+  slot *s = find_or_insert(sp, set_of(c, si, h), h, id, req->key, req->key_len,
+                           t, index, epoch);
+  if (s != NULL && adopt(s, t, index)) {
+    count_decision(s, epoch);
+    hit = answer_locally(sp, s, (uint64_t)req->cost, now, c->ttl_ns, &d);
     if (!hit) {
-      sp->misses++;
+      maybe_promote(c, si, s, epoch);
+      s->span_ns = span_of(c, p);
+      plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
     }
-    pthread_mutex_unlock(&sp->lock);
-    if (hit) {
-      rl__metrics_cache_hit(c->base.metrics);
-    } else {
-      rl__metrics_cache_miss(c->base.metrics);
-    }
-    if (hit) {
-      rl__guard_exit(token);
-      d.policy = index;
-      cb(RL_OK, &d, ud);
-      return RL_OK;
+    if (pl.lease && pl.want > 0) {
+      s->flags |= FLAG_REFILL; /* FLAG_PENDING until the sweeper is done */
+      s->refill_want = pl.want;
+    } else if (pl.lease) {
+      s->flags &= (uint8_t)~FLAG_PENDING; /* nothing to lease: direct */
     }
   }
-  return c->inner->ops->decide_async(c->inner, t, index, req, cb, ud, token);
+  if (!hit) {
+    sp->misses++;
+  }
+  pthread_mutex_unlock(&sp->lock);
+  if (hit) {
+    rl__metrics_cache_hit(c->base.metrics);
+    rl__guard_exit(token);
+    d.policy = index;
+    cb(RL_OK, &d, ud);
+    return RL_OK;
+  }
+  rl__metrics_cache_miss(c->base.metrics);
+  rl__lease_cmd rc;
+  int ret = pl.ret_units > 0 &&
+            rl__lease_return_build(&rc, p, req->key, req->key_len, pl.ret_units,
+                                   pl.ret_at) == RL_OK;
+  async_ctx *a = async_take(c);
+  if (a != NULL) {
+    *a = (async_ctx){.c = c,
+                     .cb = cb,
+                     .ud = ud,
+                     .hash = h,
+                     .serial = t->serial,
+                     .cost = (uint64_t)req->cost,
+                     .sent = now,
+                     .stripe = si,
+                     .id = id,
+                     .key_len = (uint16_t)req->key_len};
+    memcpy(a->key, req->key, req->key_len);
+  }
+  int err = a != NULL ? c->inner->ops->decide_async(c->inner, t, index, req,
+                                                    async_done, a, token)
+                      : c->inner->ops->decide_async(c->inner, t, index, req, cb,
+                                                    ud, token);
+  if (err != RL_OK && a != NULL) {
+    async_give(c, a);
+  }
+  if (ret) {
+    send_return(c, sp, &rc, pl.ret_units);
+  }
+  if (pl.lease && pl.want > 0) {
+    wake_sweeper(c);
+  }
+  return err;
+}
+
+/* The sweeper's half of FLAG_REFILL: lease.lua for one unit plus the
+ * wanted extra, all of it spent from the slot afterwards (plan.extra). */
+static void refill_one(cache *c, const rl__hot_entry *e) {
+  rl__guard_token token;
+  const rl__policy_table *t = rl__guard_enter(c->policies, &token);
+  stripe *sp = &c->stripes[e->stripe];
+  unsigned char key[RL_CACHE_KEY_MAX];
+  plan pl;
+  memset(&pl, 0, sizeof pl);
+  pthread_mutex_lock(&sp->lock);
+  slot *s = &c->slots[e->slot];
+  int go = s->hash == e->hash && s->policy_id == e->policy_id &&
+           (s->flags & FLAG_REFILL) && s->serial == t->serial &&
+           s->policy_index < t->n;
+  size_t len = s->key_len, index = s->policy_index;
+  if (go) {
+    s->flags &= (uint8_t)~FLAG_REFILL;
+    pl.want = s->refill_want;
+    memcpy(key, s->key, len);
+  } else if (s->hash == e->hash && (s->flags & FLAG_REFILL)) {
+    s->flags &= (uint8_t) ~(FLAG_REFILL | FLAG_PENDING); /* table changed */
+  }
+  pthread_mutex_unlock(&sp->lock);
+  if (!go) {
+    rl__guard_exit(&token);
+    return;
+  }
+  const rl__policy *p = &t->policies[index];
+  pl.lease = 1;
+  pl.serial = t->serial;
+  pl.returnable = returnable(p);
+  pl.bucket = p->shape.algorithm == RL_ALG_TOKEN_BUCKET;
+  pl.extra = 1;
+  rl_request req = {NULL, 0, key, len, 1};
+  request_ref r = {e->hash, e->policy_id, e->stripe,
+                   set_of(c, e->stripe, e->hash), &req};
+  rl__lease_cmd lc;
+  rl__lease_reply rep;
+  memset(&rep, 0, sizeof rep);
+  uint64_t hold = pl.bucket ? c->ttl_ms : (uint64_t)RL_CACHE_TTL_MS_MAX;
+  int64_t sent = rl__mono_ns();
+  int err = rl__lease_cmd_build(&lc, p, key, len, pl.want, hold, 1);
+  rl__guard_exit(&token); /* a slow Redis must not hold up reconfiguring */
+  if (err == RL_OK) {
+    err = c->inner->ops->script_call(c->inner, &lc.cmd, rl__lease_reply_parse,
+                                     &rep);
+  }
+  after_lease(c, &r, &pl, err, &rep, sent, &lc);
+}
+
+static void refill_leases(cache *c) {
+  size_t n = rl__hot_keys_copy(&c->hot, c->sweep_buf, c->hot_k);
+  n = n < c->hot_k ? n : c->hot_k;
+  for (size_t i = 0; i < n; i++) {
+    refill_one(c, &c->sweep_buf[i]);
+  }
 }
 
 /* ---- returning leases ---------------------------------------------------- */
@@ -781,11 +1019,18 @@ static void *sweeper_main(void *arg) {
     int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + c->sweep_ns;
     ts.tv_sec = at / 1000000000;
     ts.tv_nsec = at % 1000000000;
-    pthread_cond_timedwait(&c->sweep_cv, &c->sweep_mu, &ts);
+    if (!c->refill) {
+      pthread_cond_timedwait(&c->sweep_cv, &c->sweep_mu, &ts);
+    }
     if (c->stopping) {
       break;
     }
+    int refill = c->refill;
+    c->refill = 0;
     pthread_mutex_unlock(&c->sweep_mu);
+    if (refill) {
+      refill_leases(c);
+    }
     rl__guard_token token;
     const rl__policy_table *t = rl__guard_enter(c->policies, &token);
     return_leases(c, c->sweep_buf, t, take_stale, 0, 1);
@@ -879,10 +1124,13 @@ static void cache_free(rl__store *s) {
   }
   for (uint32_t i = 0; i <= c->stripe_mask; i++) {
     pthread_mutex_destroy(&c->stripes[i].lock);
+    pthread_cond_destroy(&c->stripes[i].landed);
   }
   pthread_cond_destroy(&c->sweep_cv);
   pthread_mutex_destroy(&c->sweep_mu);
+  pthread_mutex_destroy(&c->async_mu);
   rl__hot_keys_destroy(&c->hot);
+  free(c->async_pool);
   free(c->sweep_buf);
   free(c->reconf_buf);
   free(c->stripes);
@@ -995,19 +1243,30 @@ int rl__store_cache_new(const rl_config *config, rl__store *inner,
               inner->ops->script_send != NULL;
   pthread_mutex_init(&c->sweep_mu, NULL);
   pthread_cond_init(&c->sweep_cv, NULL);
+  pthread_mutex_init(&c->async_mu, NULL);
   atomic_store(&c->serial_now,
                ((rl__policy_table *)rl__guard_peek(policies))->serial);
-  geometry(c, set.max_bytes);
+  /* asynchronous decisions in flight whose answers are remembered: 1/64
+   * of the budget (more in flight are decided without it) */
+  c->n_async = set.max_bytes / 64 / sizeof(async_ctx);
+  c->n_async = c->n_async < 16 ? 16 : (c->n_async > 4096 ? 4096 : c->n_async);
+  geometry(c, set.max_bytes - c->n_async * sizeof(async_ctx));
+  c->bytes += c->n_async * sizeof(async_ctx);
   int err = rl__hot_keys_init(&c->hot, c->hot_k);
   if (err == RL_OK) {
+    c->async_pool = calloc(c->n_async, sizeof *c->async_pool);
     c->stripes = calloc((size_t)c->stripe_mask + 1, sizeof *c->stripes);
     c->slots = calloc(c->n_slots, sizeof *c->slots);
     c->sweep_buf = calloc(c->hot_k, sizeof *c->sweep_buf);
     c->reconf_buf = calloc(c->hot_k, sizeof *c->reconf_buf);
     if (c->stripes == NULL || c->slots == NULL || c->sweep_buf == NULL ||
-        c->reconf_buf == NULL) {
+        c->reconf_buf == NULL || c->async_pool == NULL) {
       err = RL_ERR_NO_MEMORY;
     }
+  }
+  for (size_t i = 0; err == RL_OK && i < c->n_async; i++) {
+    c->async_pool[i].next = c->async_free;
+    c->async_free = &c->async_pool[i];
   }
   if (err != RL_OK) {
     c->inner = NULL;
@@ -1015,6 +1274,8 @@ int rl__store_cache_new(const rl_config *config, rl__store *inner,
     rl__hot_keys_destroy(&c->hot);
     pthread_cond_destroy(&c->sweep_cv);
     pthread_mutex_destroy(&c->sweep_mu);
+    pthread_mutex_destroy(&c->async_mu);
+    free(c->async_pool);
     free(c->sweep_buf);
     free(c->reconf_buf);
     free(c->stripes);
@@ -1024,6 +1285,7 @@ int rl__store_cache_new(const rl_config *config, rl__store *inner,
   }
   for (uint32_t i = 0; i <= c->stripe_mask; i++) {
     pthread_mutex_init(&c->stripes[i].lock, NULL);
+    pthread_cond_init(&c->stripes[i].landed, NULL);
   }
   if (err == RL_OK && c->leases) {
     int64_t sweep = c->ttl_ns / 4;

@@ -16,20 +16,16 @@
  *   - leased hot key under its limit: <= 0.05 Redis commands per decision.
  * RL_CACHE_ACCURACY_MS (default 2000) sets the length of each run.
  */
-#include <arpa/inet.h>
-#include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "test_util.h"
 
+#include "accuracy/acc_check.h"
 #include "harness/redis_server.h"
-#include "model/oracle.h"
 #include "redis_conn.h"
 #include "redis_store.h"
 
@@ -77,43 +73,19 @@ static void make_policies(void) {
   }
 }
 
-typedef struct rec {
-  int64_t now;
-  uint64_t remaining;
-  uint16_t key;
-  uint8_t policy, allowed, source;
-} rec;
-
 typedef struct worker {
   pthread_t th;
   rl_limiter *rl;
   trace tr;
   unsigned seed;
   int64_t until_ms;
-  rec *log;
+  acc_rec *log;
   long n;
   int errors;
   int64_t max_gap_ms; /* longest time between two of its decisions */
 } worker;
 
-static int64_t real_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static double zipf_cdf[ZIPF_KEYS];
-
-static void make_zipf(void) {
-  double sum = 0;
-  for (int k = 0; k < ZIPF_KEYS; k++) {
-    sum += 1.0 / pow(k + 1, 1.2);
-    zipf_cdf[k] = sum;
-  }
-  for (int k = 0; k < ZIPF_KEYS; k++) {
-    zipf_cdf[k] /= sum;
-  }
-}
 
 static unsigned next_rand(worker *w) {
   w->seed = w->seed * 1103515245u + 12345u;
@@ -127,24 +99,22 @@ static void one(worker *w) {
   unsigned policy = alg + (w->tr == HOT_UNDER ? N_ALGS : 0);
   unsigned key = 0;
   if (w->tr == ZIPF) {
-    double u = (next_rand(w) % 1000000) / 1e6;
-    while (key + 1 < ZIPF_KEYS && zipf_cdf[key] < u) {
-      key++;
-    }
+    key = (unsigned)acc_zipf_pick(zipf_cdf, ZIPF_KEYS,
+                                  (next_rand(w) % 1000000) / 1e6);
   }
   char text[8];
   snprintf(text, sizeof text, "k%u", key);
   rl_request req = {pol_names[policy], strlen(pol_names[policy]), text,
                     strlen(text), 1};
   rl_decision d;
-  int64_t before = real_ms();
+  int64_t before = acc_real_ms();
   int rc = rl_decide(w->rl, &req, &d);
   if (rc != RL_OK) {
     w->errors++;
     return;
   }
   long at = w->n;
-  rec *r = &w->log[at];
+  acc_rec *r = &w->log[at];
   r->policy = (uint8_t)policy;
   r->key = (uint16_t)key;
   r->allowed = (uint8_t)d.allowed;
@@ -169,48 +139,11 @@ static void *run(void *arg) {
   return NULL;
 }
 
-/* ---- Redis commands: INFO commandstats ---------------------------------- */
-
-static long long stat_calls(const char *info, const char *name) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "cmdstat_%s:calls=", name);
-  const char *p = strstr(info, pat);
-  return p != NULL ? atoll(p + strlen(pat)) : 0;
-}
-
-/* EVALSHA + EVAL calls since the last CONFIG RESETSTAT. */
+/* EVALSHA + EVAL calls so far (acc_check.h). */
 static long long script_calls(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(srv.port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-  const char cmd[] = "*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n";
-  assert_true(write(fd, cmd, sizeof cmd - 1) == (ssize_t)(sizeof cmd - 1));
-  static char buf[65536];
-  size_t n = 0;
-  long want = -1;
-  while (n < sizeof buf - 1) {
-    ssize_t got = read(fd, buf + n, sizeof buf - 1 - n);
-    if (got <= 0) {
-      break;
-    }
-    n += (size_t)got;
-    buf[n] = '\0';
-    char *eol = strstr(buf, "\r\n");
-    if (want < 0 && eol != NULL) {
-      want = atol(buf + 1) + (long)(eol - buf) + 4;
-    }
-    if (want >= 0 && (long)n >= want) {
-      break;
-    }
-  }
-  close(fd);
-  buf[n] = '\0';
-  return stat_calls(buf, "evalsha") + stat_calls(buf, "eval");
+  long long n = acc_script_calls(srv.port);
+  assert_true(n >= 0);
+  return n;
 }
 
 /* ---- one run --------------------------------------------------------------
@@ -238,65 +171,12 @@ static rl_limiter *open_limiter(mode m) {
   return rl;
 }
 
-typedef struct verdict {
-  long decisions, admitted, local, over, false_denials;
-  long late_decisions, late_false_denials; /* from the run's second half */
-} verdict;
+typedef acc_verdict verdict;
 
-static int by_key_then_order(const void *a, const void *b) {
-  const rec *x = a, *y = b;
-  if (x->policy != y->policy) {
-    return x->policy - y->policy;
-  }
-  if (x->key != y->key) {
-    return x->key - y->key;
-  }
-  if (x->now != y->now) {
-    return x->now < y->now ? -1 : 1;
-  }
-  if (x->allowed != y->allowed) {
-    return y->allowed - x->allowed;
-  }
-  return x->remaining > y->remaining ? -1 : (x->remaining < y->remaining);
-}
-
-static void check(rec *r, size_t n, verdict *v, int64_t half_ms) {
-  qsort(r, n, sizeof *r, by_key_then_order);
-  for (size_t i = 0; i < n;) {
-    om_key k;
-    const rec *first = &r[i];
-    om_key_init(&k, &pols[first->policy]);
-    for (; i < n && r[i].policy == first->policy && r[i].key == first->key;
-         i++) {
-      verdict *pv = &v[r[i].policy % N_ALGS];
-      om_result exact, spec;
-      om_key_decide(&k, r[i].now, 1, &exact, &spec);
-      pv->decisions++;
-      pv->late_decisions += r[i].now >= half_ms;
-      pv->admitted += r[i].allowed;
-      pv->local += r[i].source != RL_SOURCE_REDIS;
-      if (r[i].allowed && !exact.admit) {
-        pv->over++;
-      } else if (!r[i].allowed && exact.admit) {
-        pv->false_denials++;
-        pv->late_false_denials += r[i].now >= half_ms;
-        if (getenv("RL_CACHE_ACCURACY_DEBUG") && pv->false_denials < 30) {
-          print_message(
-              "FD pol %d key %u now %lld (mod %lld) src %d rem %llu "
-              "oracle rem %llu\n",
-              r[i].policy, r[i].key, (long long)r[i].now,
-              (long long)(r[i].now %
-                          (long long)pols[r[i].policy].windows[0].duration_ms),
-              r[i].source, (unsigned long long)r[i].remaining,
-              (unsigned long long)exact.remaining);
-        }
-      }
-      if (r[i].allowed) {
-        om_key_commit(&k, r[i].now, 1);
-      }
-    }
-    om_key_free(&k);
-  }
+/* Each policy's verdicts go to its algorithm. */
+static void check(acc_rec *r, size_t n, verdict *v, int64_t half_ms) {
+  static const int group[N_POLICIES] = {0, 1, 2, 3, 0, 1, 2, 3};
+  acc_check(r, n, pols, group, v, half_ms);
 }
 
 typedef struct outcome {
@@ -327,14 +207,14 @@ static void run_trace(mode m, trace tr, outcome *o) {
                      .tr = tr,
                      .seed = 7919u * (unsigned)(i + 1) + (unsigned)tr,
                      .until_ms = until};
-    ws[i].log = calloc(MAX_OPS, sizeof(rec));
+    ws[i].log = calloc(MAX_OPS, sizeof(acc_rec));
     assert_non_null(ws[i].log);
     assert_int_equal(pthread_create(&ws[i].th, NULL, run, &ws[i]), 0);
   }
   /* The second half is the steady state: Redis commands per decision
    * there, without the warm-up (keys turning hot, leases growing). */
   rlt_sleep_ms(ms / 2);
-  int64_t half_ms = real_ms();
+  int64_t half_ms = acc_real_ms();
   long long calls_half = script_calls();
   long n_half = 0;
   for (int i = 0; i < N_THREADS; i++) {
@@ -362,7 +242,7 @@ static void run_trace(mode m, trace tr, outcome *o) {
     o->max_gap_ms =
         ws[i].max_gap_ms > o->max_gap_ms ? ws[i].max_gap_ms : o->max_gap_ms;
   }
-  rec *all = malloc(total * sizeof *all);
+  acc_rec *all = malloc(total * sizeof *all);
   assert_non_null(all);
   size_t at = 0;
   for (int i = 0; i < N_THREADS; i++) {
@@ -498,10 +378,92 @@ static void test_leased_zipf(void **state) {
   }
 }
 
+/* ---- the asynchronous path ---------------------------------------------- */
+
+typedef struct async_tally {
+  atomic_int calls, errors;
+  int by_source[RL_SOURCE_FALLBACK_LOCAL + 1];
+  int local, local_inline; /* cache or lease answers; of them inline */
+  long admitted;
+} async_tally;
+
+static _Thread_local int submitting; /* inside rl_decide_async */
+
+static void tally_cb(int err, const rl_decision *d, void *ud) {
+  async_tally *a = ud;
+  if (err == RL_OK) {
+    a->by_source[d->source]++;
+    a->admitted += d->allowed;
+    if (d->source == RL_SOURCE_CACHE || d->source == RL_SOURCE_LEASE) {
+      a->local++;
+      a->local_inline += submitting;
+    }
+  } else {
+    atomic_fetch_add(&a->errors, 1);
+  }
+  atomic_fetch_add(&a->calls, 1);
+}
+
+/* n decisions of one key, one at a time: each callback must come exactly
+ * once (checked after every decision and after rl_free). */
+static void decide_async_n(rl_limiter *rl, const char *policy, const char *key,
+                           int n, async_tally *a) {
+  for (int i = 0; i < n; i++) {
+    rl_request req = {policy, strlen(policy), key, strlen(key), 1};
+    submitting = 1;
+    int rc = rl_decide_async(rl, &req, tally_cb, a);
+    submitting = 0;
+    assert_int_equal(rc, RL_OK);
+    int64_t until = rlt_now_ms() + 100 * rlt_slack_ms();
+    while (atomic_load(&a->calls) < i + 1 && rlt_now_ms() < until) {
+      struct timespec pause = {0, 50000};
+      nanosleep(&pause, NULL);
+    }
+    assert_int_equal(atomic_load(&a->calls), i + 1);
+  }
+}
+
+/* rl_decide_async answers cached denials and lease hits inline and goes
+ * to Redis otherwise; a hot key decided only asynchronously gets leases
+ * (fetched by the sweeper) and its denials are cached. */
+static void test_async_cached_and_leased(void **state) {
+  (void)state;
+  char out[64];
+  assert_int_equal(rlt_redis_cmd(&srv, out, sizeof out, 1, "FLUSHALL", NULL),
+                   0);
+  rl_limiter *rl = open_limiter(LEASED);
+  async_tally hot, blocked;
+  memset(&hot, 0, sizeof hot);
+  memset(&blocked, 0, sizeof blocked);
+  /* under its limit (50000/s): leased after it turns hot */
+  decide_async_n(rl, "fwu", "async-hot", 3000, &hot);
+  /* the sliding log is never leased: 100 per 500 ms, then cached denials */
+  decide_async_n(rl, "sl", "async-blocked", 150, &blocked);
+  rl_cache_stats st;
+  assert_int_equal(rl_cache_stats_get(rl, &st), RL_OK);
+  rl_free(rl);
+  print_message("async: hot key %d lease hits, %d Redis; blocked key %d "
+                "cached denials, %ld admitted; %llu leases\n",
+                hot.by_source[RL_SOURCE_LEASE], hot.by_source[RL_SOURCE_REDIS],
+                blocked.by_source[RL_SOURCE_CACHE], blocked.admitted,
+                (unsigned long long)st.leases);
+  assert_int_equal(atomic_load(&hot.calls), 3000); /* none after rl_free */
+  assert_int_equal(atomic_load(&blocked.calls), 150);
+  assert_int_equal(atomic_load(&hot.errors) + atomic_load(&blocked.errors), 0);
+  assert_true(st.leases > 0);
+  assert_true(hot.by_source[RL_SOURCE_LEASE] > 1500);
+  assert_int_equal(hot.admitted, 3000);
+  assert_true(blocked.by_source[RL_SOURCE_CACHE] > 0);
+  assert_true(blocked.admitted <= 100 + 100 * (rlt_slack_ms() > 25)); /* one
+      window boundary may pass on a slow machine */
+  assert_int_equal(hot.local_inline, hot.local);
+  assert_int_equal(blocked.local_inline, blocked.local);
+}
+
 static int setup(void **state) {
   (void)state;
   make_policies();
-  make_zipf();
+  acc_zipf(zipf_cdf, ZIPF_KEYS, 1.2);
   return rlt_redis_start(&srv, NULL);
 }
 
@@ -518,6 +480,7 @@ int main(void) {
       cmocka_unit_test(test_leased_over_limit),
       cmocka_unit_test(test_leased_under_limit),
       cmocka_unit_test(test_leased_zipf),
+      cmocka_unit_test(test_async_cached_and_leased),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
