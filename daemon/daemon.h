@@ -31,8 +31,8 @@ typedef struct rld_daemon {
   rld_metrics metrics;
   struct rld_tracer *tracer; /* NULL: tracing off (trace.h) */
   atomic_int draining;       /* SIGTERM received: /ready says no */
-  int decide_async; /* Redis without the cache: rl_decide_async (the cache
-                     * leases and caches denials only for rl_decide) */
+  int decide_async;          /* the Redis store: rl_decide_async (cached denials
+                              * and lease hits answer inline) */
   size_t n_workers;
   size_t n_started; /* worker threads running */
   struct rld_worker *workers;

@@ -321,11 +321,22 @@ typedef struct rld_pending {
   rld_span span;
 } pending;
 
+/* The slot whose rl_decide_async call this worker thread is inside: a
+ * callback for it on this thread came inline (cached denial, lease hit,
+ * immediate error) and is answered when the call returns, without the
+ * mailbox's eventfd round trip. */
+static _Thread_local pending *submitting;
+static _Thread_local int answered_inline;
+
 static void on_decided(int err, const rl_decision *d, void *ud) {
   pending *p = ud;
   p->c.err = err;
   if (err == RL_OK) {
     p->c.d = *d;
+  }
+  if (p == submitting) {
+    answered_inline = 1;
+    return;
   }
   rld_mailbox_post(&p->w->mailbox, &p->mail);
 }
@@ -375,10 +386,17 @@ static int submit(rld_worker *w, struct evhttp_request *req, mode m,
                   c->key_len, c->in.cost};
   rld_mailbox_expect(&w->mailbox);
   p->t0 = now_ns();
-  if (rl_decide_async(w->d->rl, &r, on_decided, p) != RL_OK) {
-    rld_mailbox_cancel(&w->mailbox); /* no callback will come */
-    give_slot(w, p);
-    return -1;
+  submitting = p;
+  answered_inline = 0;
+  int rc = rl_decide_async(w->d->rl, &r, on_decided, p);
+  submitting = NULL;
+  if (rc != RL_OK || answered_inline) {
+    rld_mailbox_cancel(&w->mailbox); /* no post will come */
+    if (rc != RL_OK) {
+      give_slot(w, p);
+      return -1;
+    }
+    deliver(&p->mail, w); /* answered inline */
   }
   return 0;
 }

@@ -136,7 +136,9 @@ static int build(rld_daemon *d, rld_config *c, uint64_t hash) {
     return -1;
   }
   rld_published_init(&d->published, s);
-  d->decide_async = c->redis.n_addrs > 0 && !c->cache.enabled;
+  /* The Redis store answers asynchronously, with the cache too (cached
+   * denials and lease hits come back inline from rl_decide_async). */
+  d->decide_async = c->redis.n_addrs > 0;
   atomic_store(&d->metrics.config_version, 1);
   atomic_store(&d->metrics.config_hash, hash);
   atomic_store(&d->metrics.last_reload_unix, (int64_t)time(NULL));
