@@ -41,6 +41,7 @@
 #include "test_util.h"
 
 #include "fallback.h"
+#include "harness/redis_cluster.h"
 #include "harness/redis_server.h"
 #include "ratelimiter.h"
 #include "redis_conn.h"
@@ -60,11 +61,20 @@
 #define N_POLICIES 3 /* open, closed, local */
 #define ACCT 3       /* the accounting policy (local) */
 #define ACCT_LIMIT 100
+#define LOCAL_SHARE 500 /* limit 1000 / local_instances 2 */
+/* A decision returns by its deadline + this (x4 under sanitizers) + the
+ * scheduling delay the monitor thread measures. */
+#define DEADLINE_MARGIN_MS 5
 #define TIMEOUT_MS 100
 #define PROBE_MS 200
 #define KEYS_PER_POLICY 64
 #define HIST_BINS 20000 /* 10 us each: 0..200 ms */
 #define LAT_BINS 10000  /* 1 ms each: 0..10 s */
+#define LATE_BINS 10000 /* 10 us each past the deadline: 0..100 ms */
+
+/* Which keys the fault touches: every key of a standalone server; in a
+ * cluster, the keys of the killed master's slots. */
+enum key_class { KEY_AFFECTED, KEY_OTHER_NODE, KEY_UNKNOWN };
 
 static rlt_redis srv;
 static const char *const policy_names[] = {"open", "closed", "local", "acct"};
@@ -87,6 +97,10 @@ typedef struct load {
   atomic_uint_fast64_t open_hist[HIST_BINS];
   atomic_uint_fast64_t lat_hist[LAT_BINS]; /* every decision, 1 ms bins */
   atomic_int_fast64_t sched_max_us;        /* worst oversleep of the monitor */
+  /* calls that waited their whole deadline: how late they returned */
+  atomic_uint_fast64_t late_hist[LATE_BINS];
+  atomic_uint_fast64_t n_other, n_other_bad; /* keys the fault spares */
+  atomic_uchar key_class[N_POLICIES][KEYS_PER_POLICY]; /* enum key_class */
 } load;
 
 static int64_t now_us(void) {
@@ -132,6 +146,19 @@ static void note(load *l, int policy, unsigned key, int err,
     ;
   int64_t ms = dt_us / 1000;
   atomic_fetch_add(&l->lat_hist[ms < LAT_BINS ? ms : LAT_BINS - 1], 1);
+  if (dt_us >= TIMEOUT_MS * 1000) {
+    int64_t bin = (dt_us - TIMEOUT_MS * 1000) / 10;
+    atomic_fetch_add(&l->late_hist[bin < LATE_BINS ? bin : LATE_BINS - 1], 1);
+  }
+  int cls =
+      atomic_load_explicit(&l->key_class[policy][key], memory_order_relaxed);
+  if (cls == KEY_OTHER_NODE) {
+    /* another master: the fault must not show */
+    atomic_fetch_add(&l->n_other, 1);
+    if (err != RL_OK || d->source != RL_SOURCE_REDIS) {
+      atomic_fetch_add(&l->n_other_bad, 1);
+    }
+  }
   if (atomic_load(&l->breaker_at) != 0 && atomic_load(&l->recover_at) == 0) {
     int64_t bin = dt_us / 10;
     atomic_fetch_add(&l->open_hist[bin < HIST_BINS ? bin : HIST_BINS - 1], 1);
@@ -150,7 +177,7 @@ static void note(load *l, int policy, unsigned key, int err,
   }
   int64_t rec = atomic_load(&l->recover_at);
   int64_t zero = 0;
-  if (d->source == RL_SOURCE_REDIS && rec != 0) {
+  if (d->source == RL_SOURCE_REDIS && rec != 0 && cls == KEY_AFFECTED) {
     atomic_compare_exchange_strong(&l->first_redis, &zero, rlt_now_ms());
   }
 }
@@ -202,13 +229,17 @@ static void *monitor_thread(void *arg) {
 /* Decisions that returned past the deadline + margin + the worst
  * scheduling delay the monitor saw: the library's own lateness. */
 static uint64_t count_late(load *l) {
-  int64_t limit_ms =
-      TIMEOUT_MS + l->margin_ms + (atomic_load(&l->sched_max_us) + 999) / 1000;
+  int64_t limit_us = l->margin_ms * 1000 + atomic_load(&l->sched_max_us);
   uint64_t late = 0;
-  for (int64_t i = limit_ms + 1; i < LAT_BINS; i++) {
-    late += atomic_load(&l->lat_hist[i]);
+  for (int64_t i = limit_us / 10 + 1; i < LATE_BINS; i++) {
+    late += atomic_load(&l->late_hist[i]);
   }
   return late;
+}
+
+static double load_average(void) {
+  double avg[1] = {0};
+  return getloadavg(avg, 1) == 1 ? avg[0] : -1;
 }
 
 /* ---- the limiter ----------------------------------------------------------
@@ -216,7 +247,14 @@ static uint64_t count_late(load *l) {
 
 static uint32_t probe_ms = PROBE_MS; /* of the limiters made next */
 
-static rl_limiter *limiter_with_timeout(const char *addr, uint32_t timeout) {
+/* Where the limiters go: one address, or a cluster's seeds. */
+typedef struct target {
+  const char *const *addrs;
+  size_t n;
+  int cluster;
+} target;
+
+static rl_limiter *limiter_on(const target *t, uint32_t timeout) {
   static const rl_fallback_mode modes[] = {RL_FALLBACK_OPEN, RL_FALLBACK_CLOSED,
                                            RL_FALLBACK_LOCAL,
                                            RL_FALLBACK_LOCAL};
@@ -228,14 +266,14 @@ static rl_limiter *limiter_with_timeout(const char *addr, uint32_t timeout) {
     rl_policy_add_window(&p[i], i == ACCT ? ACCT_LIMIT : 1000, 60000);
     p[i].fallback = modes[i];
   }
-  const char *addrs[1] = {addr};
   rl_config c;
   rl_config_init(&c);
   c.policies = p;
   c.n_policies = 4;
   c.store = RL_STORE_REDIS;
-  c.redis.addrs = addrs;
-  c.redis.n_addrs = 1;
+  c.redis.addrs = t->addrs;
+  c.redis.n_addrs = t->n;
+  c.redis.mode = t->cluster ? RL_REDIS_MODE_CLUSTER : RL_REDIS_MODE_AUTO;
   c.redis.timeout_ms = timeout;
   c.fallback.mode = RL_FALLBACK_OPEN;
   c.fallback.probe_interval_ms = probe_ms;
@@ -243,23 +281,34 @@ static rl_limiter *limiter_with_timeout(const char *addr, uint32_t timeout) {
   rl_limiter *rl = NULL;
   assert_int_equal(rl_new(&c, &rl), RL_OK);
   char err[256];
-  if (rl_wait_ready(rl, 10000, err, sizeof err) != RL_OK) {
+  if (rl_wait_ready(rl, 20000, err, sizeof err) != RL_OK) {
     fail_msg("not ready: %s", err);
   }
   return rl;
 }
 
 static rl_limiter *chaos_limiter(const char *addr) {
-  return limiter_with_timeout(addr, TIMEOUT_MS);
+  const char *addrs[1] = {addr};
+  target t = {addrs, 1, 0};
+  return limiter_on(&t, TIMEOUT_MS);
 }
+
+/* The checker's target: the standalone server on 127.0.0.1, or the
+ * cluster of the cluster scenario. */
+static target checked;
 
 /* Another instance on the same Redis (127.0.0.1) with a 10 s deadline:
  * spends and reads the accounting key exactly, however loaded the machine
  * is (a 100 ms decision that times out may or may not count). */
 static rl_limiter *checker(void) {
+  if (checked.n > 0) {
+    return limiter_on(&checked, 10000);
+  }
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)srv.port);
-  return limiter_with_timeout(addr, 10000);
+  const char *addrs[1] = {addr};
+  target t = {addrs, 1, 0};
+  return limiter_on(&t, 10000);
 }
 
 static void local_addr(char *buf, size_t len) {
@@ -318,8 +367,10 @@ typedef struct scenario {
   int n_threads;
   int pace_us;
   int64_t outage_ms;
-  int margin_scale;    /* of the late margin; 0 = 1 */
-  int64_t recovery_ms; /* back on Redis within; 0 = 1000 */
+  int64_t margin_ms; /* past the deadline; 0 = DEADLINE_MARGIN_MS */
+  const char *row;   /* of the failure table (docs/Operations.md) */
+  /* after the warm-up, before the fault (cluster: which master, keys) */
+  void (*prepare)(load *l);
 } scenario;
 
 static int64_t outage_ms(void) {
@@ -354,42 +405,69 @@ static int n_threads_now(void) {
   return n;
 }
 
-/* The q-quantile of the breaker-open latencies, in ms; -1 if none. */
-static double open_quantile(load *l, double q) {
+/* The q-quantile of a histogram of `bins` bins of `bin_ms` each, in ms
+ * (the upper edge of the bin); -1 if empty. */
+static double quantile(atomic_uint_fast64_t *hist, int bins, double bin_ms,
+                       double q) {
   uint64_t total = 0, seen = 0;
-  for (int i = 0; i < HIST_BINS; i++) {
-    total += atomic_load(&l->open_hist[i]);
+  for (int i = 0; i < bins; i++) {
+    total += atomic_load(&hist[i]);
   }
-  for (int i = 0; i < HIST_BINS && total > 0; i++) {
-    seen += atomic_load(&l->open_hist[i]);
+  for (int i = 0; i < bins && total > 0; i++) {
+    seen += atomic_load(&hist[i]);
     if ((double)seen >= q * (double)total) {
-      return (double)(i + 1) / 100;
+      return (double)(i + 1) * bin_ms;
     }
   }
   return -1;
 }
 
-static void print_figures(const scenario *s, load *l, long rss_before,
-                          long rss_peak, int threads_peak) {
-  int64_t fault = atomic_load(&l->fault_at);
-  int64_t brk = atomic_load(&l->breaker_at);
-  int64_t rec = atomic_load(&l->recover_at);
-  int64_t back = atomic_load(&l->first_redis);
+static uint64_t hist_total(atomic_uint_fast64_t *hist, int bins) {
+  uint64_t total = 0;
+  for (int i = 0; i < bins; i++) {
+    total += atomic_load(&hist[i]);
+  }
+  return total;
+}
+
+/* What a scenario measured and whether each criterion held. */
+typedef struct outcome {
+  int64_t breaker_ms, back_ms, within_ms, margin_ms, sched_ms;
+  uint64_t late, deadline_calls, local_max;
+  double late_p999_ms, late_max_ms;
+  long rss_kb;
+  int threads;
+  int acct_expected, acct_counted;
+  rl_fallback_stats fs;
+  const char *failed; /* the first criterion that failed, or NULL */
+} outcome;
+
+static void print_figures(const scenario *s, load *l, const outcome *o) {
   printf("chaos %-16s decisions %6llu, max %5.1f ms, late %llu (margin %lld "
          "ms + scheduling %.1f ms), errors %llu (%s), breaker open after %4lld "
          "ms, back on Redis %4lld ms after recovery, rss +%ld KiB, threads "
          "%d\n",
          s->name, (unsigned long long)atomic_load(&l->n),
-         (double)atomic_load(&l->max_us) / 1000,
-         (unsigned long long)count_late(l), (long long)l->margin_ms,
-         (double)atomic_load(&l->sched_max_us) / 1000,
+         (double)atomic_load(&l->max_us) / 1000, (unsigned long long)o->late,
+         (long long)o->margin_ms, (double)atomic_load(&l->sched_max_us) / 1000,
          (unsigned long long)atomic_load(&l->n_err),
-         rl_err_name(atomic_load(&l->last_err)),
-         brk != 0 ? (long long)(brk - fault) : -1LL, (long long)(back - rec),
-         rss_peak - rss_before, threads_peak);
+         rl_err_name(atomic_load(&l->last_err)), (long long)o->breaker_ms,
+         (long long)o->back_ms, o->rss_kb, o->threads);
+  printf("  past the deadline (%llu calls waited it out): p99.9 <= %.2f ms, "
+         "max <= %.2f ms\n",
+         (unsigned long long)o->deadline_calls, o->late_p999_ms,
+         o->late_max_ms);
   printf("  while the breaker was open: p50 <= %.2f ms, p99 <= %.2f ms, "
          "max <= %.2f ms\n",
-         open_quantile(l, 0.5), open_quantile(l, 0.99), open_quantile(l, 1));
+         quantile(l->open_hist, HIST_BINS, 0.01, 0.5),
+         quantile(l->open_hist, HIST_BINS, 0.01, 0.99),
+         quantile(l->open_hist, HIST_BINS, 0.01, 1));
+  if (atomic_load(&l->n_other) > 0) {
+    printf("  keys on the other masters: %llu decisions, %llu not from Redis "
+           "or failed\n",
+           (unsigned long long)atomic_load(&l->n_other),
+           (unsigned long long)atomic_load(&l->n_other_bad));
+  }
   for (int p = 0; p < N_POLICIES; p++) {
     printf("  %-6s", policy_names[p]);
     for (int k = 0; k < 8; k++) {
@@ -400,7 +478,64 @@ static void print_figures(const scenario *s, load *l, long rss_before,
     }
     printf("\n");
   }
+  printf("  reconciliation: %llu units added, %llu lost, %llu dropped; "
+         "breaker opened %llu, closed %llu, rejected %llu; accounting key "
+         "%d (expected %d)\n",
+         (unsigned long long)o->fs.reconciled_units,
+         (unsigned long long)o->fs.reconcile_lost_units,
+         (unsigned long long)o->fs.reconcile_dropped_units,
+         (unsigned long long)o->fs.breaker_opened,
+         (unsigned long long)o->fs.breaker_closed,
+         (unsigned long long)o->fs.breaker_rejected, o->acct_counted,
+         o->acct_expected);
   fflush(stdout);
+}
+
+/* CHAOS_RESULTS=FILE (default chaos-results.jsonl in the working
+ * directory): one JSON line per scenario, what scripts/chaos_table.sh
+ * renders into docs/Operations.md. */
+static FILE *results;
+
+static const char *build_name(void) {
+  if (RLT_TSAN) {
+    return "tsan";
+  }
+  return rlt_slack_ms() > 25 ? "sanitizer" : "gcc";
+}
+
+static void write_result(const scenario *s, load *l, const outcome *o) {
+  if (results == NULL) {
+    return;
+  }
+  fprintf(results,
+          "{\"scenario\": \"%s\", \"row\": \"%s\", \"build\": \"%s\", "
+          "\"pass\": %s, \"failed\": \"%s\", \"threads\": %d, "
+          "\"decisions\": %llu, \"errors\": %llu, \"max_ms\": %.1f, "
+          "\"deadline_ms\": %d, \"margin_ms\": %lld, \"sched_ms\": %.1f, "
+          "\"late\": %llu, \"deadline_calls\": %llu, \"late_p999_ms\": %.2f, "
+          "\"late_max_ms\": %.2f, \"breaker_ms\": %lld, \"back_ms\": %lld, "
+          "\"within_ms\": %lld, \"other_node_decisions\": %llu, "
+          "\"other_node_bad\": %llu, \"local_max\": %llu, \"local_bound\": "
+          "%d, \"reconciled\": %llu, \"lost\": %llu, \"dropped\": %llu, "
+          "\"acct_expected\": %d, \"acct_counted\": %d, \"rss_kb\": %ld, "
+          "\"load\": %.2f}\n",
+          s->name, s->row, build_name(), o->failed == NULL ? "true" : "false",
+          o->failed != NULL ? o->failed : "", s->n_threads,
+          (unsigned long long)atomic_load(&l->n),
+          (unsigned long long)atomic_load(&l->n_err),
+          (double)atomic_load(&l->max_us) / 1000, TIMEOUT_MS,
+          (long long)o->margin_ms, (double)o->sched_ms,
+          (unsigned long long)o->late, (unsigned long long)o->deadline_calls,
+          o->late_p999_ms, o->late_max_ms, (long long)o->breaker_ms,
+          (long long)o->back_ms, (long long)o->within_ms,
+          (unsigned long long)atomic_load(&l->n_other),
+          (unsigned long long)atomic_load(&l->n_other_bad),
+          (unsigned long long)o->local_max, LOCAL_SHARE,
+          (unsigned long long)o->fs.reconciled_units,
+          (unsigned long long)o->fs.reconcile_lost_units,
+          (unsigned long long)o->fs.reconcile_dropped_units, o->acct_expected,
+          o->acct_counted, o->rss_kb, load_average());
+  fflush(results);
 }
 
 static void wait_until(atomic_int_fast64_t *v, int64_t ms) {
@@ -410,13 +545,57 @@ static void wait_until(atomic_int_fast64_t *v, int64_t ms) {
   }
 }
 
-/* The margin past the deadline: CHAOS_MARGIN_MS, else 2 x rlt_slack_ms()
- * (50 ms; x4 under sanitizers, x RLT_TIME_SCALE), times `scale`: a caller
- * woken at its deadline still needs a CPU on a loaded machine. */
-static int64_t margin_ms(int scale) {
+/* The margin past the deadline: CHAOS_MARGIN_MS, else 5 ms, scaled like
+ * rlt_slack_ms() under sanitizers (x4) and RLT_TIME_SCALE. */
+static int64_t default_margin_ms(void) {
   const char *e = getenv("CHAOS_MARGIN_MS");
-  int64_t m = e != NULL && atoi(e) > 0 ? atoi(e) : 2 * rlt_slack_ms();
-  return m * scale;
+  return e != NULL && atoi(e) > 0 ? atoi(e)
+                                  : DEADLINE_MARGIN_MS * rlt_slack_ms() / 25;
+}
+
+/* The criteria, in the order they are checked; the first that fails is
+ * named in the result line. */
+static const char *first_failure(const scenario *s, load *l, const outcome *o,
+                                 int started, int threads_before, long rss_peak,
+                                 long rss_before, int drained, int before,
+                                 int during) {
+  if (started != s->n_threads) {
+    return "threads not started";
+  }
+  if (s->expect_breaker &&
+      (o->breaker_ms < 0 || o->breaker_ms > o->within_ms)) {
+    return "breaker open within 1 s";
+  }
+  if (atomic_load(&l->first_redis) == 0 || o->back_ms > o->within_ms) {
+    return "back on Redis within 1 s";
+  }
+  if (atomic_load(&l->n_err) != 0 || atomic_load(&l->n_wrong_source) != 0) {
+    return "every decision answered by Redis or its mode";
+  }
+  if (atomic_load(&l->n_other_bad) != 0) {
+    return "other masters' keys unaffected";
+  }
+  if (o->late != 0) {
+    return "no call past deadline + margin";
+  }
+  if (o->local_max > LOCAL_SHARE) {
+    return "local admissions within the share";
+  }
+  /* threads: the callers, the monitor, the loop, the reconciler */
+  if (o->threads - threads_before > s->n_threads + 1) {
+    return "threads bounded";
+  }
+  /* no pile-up (TSan's shadow memory grows with every thread's accesses:
+   * its RSS says nothing about the library) */
+  if (!RLT_TSAN && rss_peak - rss_before >= 64 * 1024) {
+    return "memory bounded";
+  }
+  if (before != 10 || during != 20 || drained != RL_OK ||
+      o->fs.reconcile_dropped_units + o->fs.reconcile_lost_units != 0 ||
+      o->acct_counted != o->acct_expected) {
+    return "reconciliation exact";
+  }
+  return NULL;
 }
 
 static void run(const scenario *s, rl_limiter *rl) {
@@ -425,7 +604,8 @@ static void run(const scenario *s, rl_limiter *rl) {
   scenario_name = s->name;
   l.rl = rl;
   l.pace_us = s->pace_us;
-  l.margin_ms = margin_ms(s->margin_scale > 0 ? s->margin_scale : 1);
+  l.margin_ms = s->margin_ms > 0 ? s->margin_ms * rlt_slack_ms() / 25
+                                 : default_margin_ms();
   pthread_t *th = calloc((size_t)s->n_threads, sizeof *th);
   pthread_t mon;
   /* before the load: on a quiet limiter every one is decided by Redis */
@@ -440,6 +620,9 @@ static void run(const scenario *s, rl_limiter *rl) {
   }
   pthread_create(&mon, NULL, monitor_thread, &l);
   rlt_sleep_ms(300);
+  if (s->prepare != NULL) {
+    s->prepare(&l);
+  }
   /* what the outage adds, beyond the callers' own stacks */
   long rss_before = rss_kb();
   printf("  rss: %ld KiB with the callers running (+%ld KiB for %d threads)\n",
@@ -472,51 +655,37 @@ static void run(const scenario *s, rl_limiter *rl) {
   }
   pthread_join(mon, NULL);
   free(th);
-  print_figures(s, &l, rss_before, rss_peak, threads_peak);
-  int drained = rl__store_fallback_drain(rl__limiter_store(rl), 10000);
-  rl_fallback_stats fs;
-  rl_fallback_stats_get(rl, &fs);
-  printf("  reconciliation: %llu units added, %llu lost, %llu dropped; "
-         "breaker opened %llu, closed %llu, rejected %llu\n",
-         (unsigned long long)fs.reconciled_units,
-         (unsigned long long)fs.reconcile_lost_units,
-         (unsigned long long)fs.reconcile_dropped_units,
-         (unsigned long long)fs.breaker_opened,
-         (unsigned long long)fs.breaker_closed,
-         (unsigned long long)fs.breaker_rejected);
-  fflush(stdout);
 
-  assert_int_equal(started, s->n_threads);
+  outcome o = {0};
+  int64_t brk = atomic_load(&l.breaker_at);
+  o.breaker_ms = brk != 0 ? brk - atomic_load(&l.fault_at) : -1;
+  o.back_ms = atomic_load(&l.first_redis) - atomic_load(&l.recover_at);
   /* within 1 s, plus what the machine's scheduling added */
-  int64_t within = 1000 + slack + atomic_load(&l.sched_max_us) / 1000;
-  if (s->expect_breaker) { /* open within 1 s of the fault */
-    assert_true(atomic_load(&l.breaker_at) != 0);
-    assert_true(atomic_load(&l.breaker_at) - atomic_load(&l.fault_at) <=
-                within);
+  o.sched_ms = (atomic_load(&l.sched_max_us) + 999) / 1000;
+  o.within_ms = 1000 + slack + o.sched_ms;
+  o.margin_ms = l.margin_ms;
+  o.late = count_late(&l);
+  o.deadline_calls = hist_total(l.late_hist, LATE_BINS);
+  o.late_p999_ms = quantile(l.late_hist, LATE_BINS, 0.01, 0.999);
+  o.late_max_ms = quantile(l.late_hist, LATE_BINS, 0.01, 1);
+  for (int k = 0; k < KEYS_PER_POLICY; k++) {
+    uint64_t a = atomic_load(&l.local_admitted[k]);
+    o.local_max = a > o.local_max ? a : o.local_max;
   }
-  /* back on Redis within 1 s of the recovery (a partition: 2 s) */
-  assert_true(atomic_load(&l.first_redis) != 0);
-  assert_true(atomic_load(&l.first_redis) - atomic_load(&l.recover_at) <=
-              within - 1000 + (s->recovery_ms ? s->recovery_ms : 1000));
-  assert_int_equal(atomic_load(&l.n_err), 0);
-  assert_int_equal(atomic_load(&l.n_wrong_source), 0);
-  assert_int_equal(count_late(&l), 0);
-  for (int k = 0; k < KEYS_PER_POLICY; k++) { /* the local share: 1000 / 2 */
-    assert_true(atomic_load(&l.local_admitted[k]) <= 500);
-  }
-  /* threads: the callers, the monitor, the loop, the reconciler */
-  assert_true(threads_peak - threads_before <= s->n_threads + 1);
-  /* no pile-up (TSan's shadow memory grows with every thread's accesses:
-   * its RSS says nothing about the library) */
-  assert_true(RLT_TSAN || rss_peak - rss_before < 64 * 1024);
-  /* reconciliation: exactly what was admitted, once */
-  assert_int_equal(before, 10);
-  assert_int_equal(during, 20);
-  assert_int_equal(drained, RL_OK);
-  assert_int_equal(fs.reconcile_dropped_units + fs.reconcile_lost_units, 0);
-  int expect = (s->keeps_state ? before : 0) + during;
-  assert_int_equal(acct_count(chk), expect);
+  o.rss_kb = rss_peak - rss_before;
+  o.threads = threads_peak;
+  int drained = rl__store_fallback_drain(rl__limiter_store(rl), 10000);
+  rl_fallback_stats_get(rl, &o.fs);
+  o.acct_expected = (s->keeps_state ? before : 0) + during;
+  o.acct_counted = acct_count(chk);
   rl_free(chk);
+  o.failed = first_failure(s, &l, &o, started, threads_before, rss_peak,
+                           rss_before, drained, before, during);
+  print_figures(s, &l, &o);
+  write_result(s, &l, &o);
+  if (o.failed != NULL) {
+    fail_msg("chaos %s: %s", s->name, o.failed);
+  }
 }
 
 /* ---- faults ----------------------------------------------------------------
@@ -594,37 +763,57 @@ static void scenario_on_localhost(const scenario *s) {
 
 static void test_kill_and_restart(void **state) {
   (void)state;
-  scenario s = {"kill -9/restart", kill_fault, kill_heal, 1, 0, 4, 500,
-                outage_ms(),       1,          0};
+  scenario s = {.name = "kill -9/restart",
+                .fault = kill_fault,
+                .heal = kill_heal,
+                .expect_breaker = 1,
+                .keeps_state = 0,
+                .n_threads = 4,
+                .pace_us = 500,
+                .outage_ms = outage_ms(),
+                .row = "Redis down"};
   scenario_on_localhost(&s);
 }
 
 static void test_sigstop(void **state) {
   (void)state;
-  scenario s = {"SIGSTOP/SIGCONT", stop_fault, stop_heal, 1, 1, 4, 500,
-                outage_ms(),       1,          0};
+  scenario s = {.name = "SIGSTOP/SIGCONT",
+                .fault = stop_fault,
+                .heal = stop_heal,
+                .expect_breaker = 1,
+                .keeps_state = 1,
+                .n_threads = 4,
+                .pace_us = 500,
+                .outage_ms = outage_ms(),
+                .row = "Redis slow (>100ms)"};
   scenario_on_localhost(&s);
 }
 
 static void test_client_pause(void **state) {
   (void)state;
-  scenario s = {"CLIENT PAUSE",
-                client_pause_fault,
-                wait_ping,
-                1,
-                1,
-                4,
-                500,
-                outage_ms(),
-                1,
-                0};
+  scenario s = {.name = "CLIENT PAUSE",
+                .fault = client_pause_fault,
+                .heal = wait_ping,
+                .expect_breaker = 1,
+                .keeps_state = 1,
+                .n_threads = 4,
+                .pace_us = 500,
+                .outage_ms = outage_ms(),
+                .row = "Redis slow (>100ms)"};
   scenario_on_localhost(&s);
 }
 
 static void test_debug_sleep(void **state) {
   (void)state;
-  scenario s = {"DEBUG SLEEP", debug_sleep_fault, wait_ping, 1, 1, 4,
-                500,           outage_ms(),       1,         0};
+  scenario s = {.name = "DEBUG SLEEP",
+                .fault = debug_sleep_fault,
+                .heal = wait_ping,
+                .expect_breaker = 1,
+                .keeps_state = 1,
+                .n_threads = 4,
+                .pace_us = 500,
+                .outage_ms = outage_ms(),
+                .row = "Redis slow (>100ms)"};
   scenario_on_localhost(&s);
 }
 
@@ -632,19 +821,36 @@ static void test_oom(void **state) {
   (void)state;
   /* error replies are answers: the breaker stays closed, every decision
    * asks Redis and falls back on its refusal */
-  scenario s = {"OOM noeviction", oom_fault, oom_heal, 0, 1, 4, 500,
-                outage_ms(),      1,         0};
+  scenario s = {.name = "OOM noeviction",
+                .fault = oom_fault,
+                .heal = oom_heal,
+                .expect_breaker = 0,
+                .keeps_state = 1,
+                .n_threads = 4,
+                .pace_us = 500,
+                .outage_ms = outage_ms(),
+                .row = "Redis out of memory"};
   scenario_on_localhost(&s);
 }
 
-/* 1000 callers time out together when Redis stops: 1000 runnable threads,
- * and CFS serves them in a period of about 1000 x 0.75 ms, so a caller
- * woken at its deadline may wait that long for a CPU. The margin is 20x
- * (1 s; 4 s under sanitizers); the figures print the tail. */
+/* 1000 callers time out together when Redis stops: 1000 runnable threads
+ * on 2 CPUs. The bound is the same 5 ms past the deadline plus the
+ * scheduling delay the monitor thread measures (CFS serves 1000 runnable
+ * threads in a period of about 1000 x 0.75 ms: a caller woken at its
+ * deadline may wait that long for a CPU, whatever the library does); the
+ * figures print both (2 CPUs, load 2.9: 1.84 ms late at most, scheduling
+ * 24.9 ms). */
 static void test_1000_callers(void **state) {
   (void)state;
-  scenario s = {"1000 callers", stop_fault, stop_heal,   1,  1,
-                1000,           20000,      outage_ms(), 20, 0};
+  scenario s = {.name = "1000 callers",
+                .fault = stop_fault,
+                .heal = stop_heal,
+                .expect_breaker = 1,
+                .keeps_state = 1,
+                .n_threads = 1000,
+                .pace_us = 20000,
+                .outage_ms = outage_ms(),
+                .row = "1000 concurrent goroutines"};
   scenario_on_localhost(&s);
 }
 
@@ -727,6 +933,145 @@ static void test_two_instances_over_admission(void **state) {
          ACCT_LIMIT, before, during, before + during, 2 * ACCT_LIMIT);
   rl_free(a);
   rl_free(b);
+}
+
+/* ---- cluster master killed -------------------------------------------------
+ */
+
+static rlt_cluster cluster;
+static int victim = -1, heir = -1; /* the killed master, its replica */
+
+/* The running master that holds a key matching pattern, or -1. */
+static int master_with(const char *pattern) {
+  char out[256];
+  for (int i = 0; i < cluster.n; i++) {
+    if (cluster.node[i].pid > 0 && rlt_cluster_is_master(&cluster, i) &&
+        rlt_cluster_cli(&cluster, i, out, sizeof out, "KEYS", pattern, NULL) ==
+            0 &&
+        strstr(out, "rl:") != NULL) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/* "<field>:<number>" of INFO replication on node i, or -1. */
+static long long repl_offset(int i, const char *field) {
+  char out[4096];
+  if (rlt_cluster_cli(&cluster, i, out, sizeof out, "INFO", "replication",
+                      NULL) != 0) {
+    return -1;
+  }
+  const char *p = strstr(out, field);
+  return p != NULL ? atoll(p + strlen(field)) : -1;
+}
+
+/* Sorts the load's keys by master: KEY_AFFECTED on the victim, else
+ * KEY_OTHER_NODE; keys not written yet stay KEY_UNKNOWN. Key names are
+ * "rl:{<hash>}:<policy>@<layout>:<key>" (redis_keys.h). */
+static void classify_keys(load *l) {
+  static char out[1 << 16];
+  for (int p = 0; p < N_POLICIES; p++) {
+    for (int k = 0; k < KEYS_PER_POLICY; k++) {
+      atomic_store(&l->key_class[p][k], KEY_UNKNOWN);
+    }
+  }
+  for (int i = 0; i < cluster.n; i++) {
+    if (cluster.node[i].pid <= 0 || !rlt_cluster_is_master(&cluster, i) ||
+        rlt_cluster_cli(&cluster, i, out, sizeof out, "KEYS", "rl:*", NULL) !=
+            0) {
+      continue;
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+      char *pol = strstr(line, "}:");
+      char *at = pol != NULL ? strchr(pol, '@') : NULL;
+      char *colon = at != NULL ? strchr(at, ':') : NULL;
+      unsigned k = 0;
+      if (colon == NULL || sscanf(colon + 1, "k%u", &k) != 1 ||
+          k >= KEYS_PER_POLICY) {
+        continue;
+      }
+      pol += 2;
+      for (int p = 0; p < N_POLICIES; p++) {
+        if (strlen(policy_names[p]) == (size_t)(at - pol) &&
+            strncmp(pol, policy_names[p], (size_t)(at - pol)) == 0) {
+          atomic_store(&l->key_class[p][k],
+                       i == victim ? KEY_AFFECTED : KEY_OTHER_NODE);
+        }
+      }
+    }
+  }
+}
+
+/* After the warm-up: the victim is the master of the accounting key; its
+ * replica has every write the master had then (so the units spent before
+ * the fault survive the failover). */
+static void cluster_prepare(load *l) {
+  victim = master_with("rl:*:acct@*:acct");
+  assert_true(victim >= 0);
+  heir = rlt_cluster_replica_of(&cluster, victim);
+  assert_true(heir >= 0);
+  long long at = repl_offset(victim, "master_repl_offset:");
+  int64_t until = rlt_now_ms() + 5000;
+  while (repl_offset(heir, "slave_repl_offset:") < at && rlt_now_ms() < until) {
+    rlt_sleep_ms(5);
+  }
+  classify_keys(l);
+  int n[3] = {0};
+  for (int p = 0; p < N_POLICIES; p++) {
+    for (int k = 0; k < KEYS_PER_POLICY; k++) {
+      n[atomic_load(&l->key_class[p][k])]++;
+    }
+  }
+  printf("  killing master :%u (replica :%u); keys on it %d, on the other "
+         "masters %d, not seen %d\n",
+         (unsigned)cluster.node[victim].port, (unsigned)cluster.node[heir].port,
+         n[KEY_AFFECTED], n[KEY_OTHER_NODE], n[KEY_UNKNOWN]);
+  assert_true(n[KEY_AFFECTED] > 0 && n[KEY_OTHER_NODE] > 0);
+}
+
+static void master_kill_fault(void) {
+  rlt_redis_kill(&cluster.node[victim]);
+}
+
+/* Recovery is the replica's promotion (cluster-node-timeout 1 s plus the
+ * election): polled every few ms. */
+static void wait_promotion(void) {
+  int64_t until = rlt_now_ms() + 20000;
+  while (!rlt_cluster_is_master(&cluster, heir) && rlt_now_ms() < until) {
+    rlt_sleep_ms(2);
+  }
+  assert_true(rlt_cluster_is_master(&cluster, heir));
+}
+
+/* kill -9 of the master that holds the accounting key, under load on keys
+ * of every master: its breaker opens, its keys fall back, the other
+ * masters' keys stay on Redis; after the replica's promotion the keys are
+ * back on Redis (the router refreshes its map) and the local units are
+ * reconciled into the new master. */
+static void test_cluster_master_killed(void **state) {
+  (void)state;
+  if (rlt_cluster_start(&cluster, 3, 1, 1000) != 0) {
+    fail_msg("cluster did not start");
+  }
+  checked = (target){cluster.addrs, 2, 1};
+  rl_limiter *rl = limiter_on(&checked, TIMEOUT_MS);
+  scenario s = {.name = "cluster master",
+                .fault = master_kill_fault,
+                .heal = wait_promotion,
+                .expect_breaker = 1,
+                .keeps_state = 1,
+                .n_threads = 4,
+                .pace_us = 500,
+                .outage_ms = 0, /* until the promotion */
+                .row = "Cluster master killed",
+                .prepare = cluster_prepare};
+  run(&s, rl);
+  rl_free(rl);
+  checked.n = 0;
+  rlt_cluster_stop(&cluster);
 }
 
 /* ---- network partition ----------------------------------------------------
@@ -828,19 +1173,20 @@ static void test_network_partition(void **state) {
   char addr[64];
   snprintf(addr, sizeof addr, "10.213.0.1:%u", (unsigned)srv.port);
   rl_limiter *rl = limiter_in_ns(addr);
-  /* Back on Redis within 2 s, not 1: the probe's bytes wait in a TCP
-   * send queue for the next retransmission (linear at first, then
-   * doubling: up to ~1.4 s after a 2 s partition); see Degradation.md. */
-  scenario s = {"partition",
-                partition_fault,
-                partition_heal,
-                1,
-                1,
-                4,
-                500,
-                outage_ms(),
-                1,
-                2000};
+  /* Back on Redis within 1 s: a connection whose bytes go unacknowledged
+   * past a deadline is replaced, and an unanswered SYN is sent again on a
+   * fresh socket after 200 ms (redis_conn.c), instead of waiting for the
+   * kernel's doubling retransmissions (up to 1.4 s after a 2 s partition
+   * before); see Degradation.md. */
+  scenario s = {.name = "partition",
+                .fault = partition_fault,
+                .heal = partition_heal,
+                .expect_breaker = 1,
+                .keeps_state = 1,
+                .n_threads = 4,
+                .pace_us = 500,
+                .outage_ms = outage_ms(),
+                .row = "Network partition"};
   run(&s, rl);
   rl_free(rl);
   ns_cleanup();
@@ -855,6 +1201,9 @@ static int setup(void **state) {
     decision_log = fopen(path, "w");
     log_t0 = rlt_now_ms();
   }
+  const char *res = getenv("CHAOS_RESULTS");
+  results =
+      fopen(res != NULL && res[0] != '\0' ? res : "chaos-results.jsonl", "w");
   return rlt_redis_start(&srv, NULL);
 }
 
@@ -865,6 +1214,9 @@ static int teardown(void **state) {
   rl__redis_thread_cleanup();
   if (decision_log != NULL) {
     fclose(decision_log);
+  }
+  if (results != NULL) {
+    fclose(results);
   }
   return 0;
 }
@@ -878,6 +1230,7 @@ int main(void) {
       cmocka_unit_test(test_oom),
       cmocka_unit_test(test_two_instances_over_admission),
       cmocka_unit_test(test_network_partition),
+      cmocka_unit_test(test_cluster_master_killed),
       cmocka_unit_test(test_1000_callers),
   };
   const char *only = getenv("CHAOS_ONLY"); /* e.g. "test_sigstop" */
