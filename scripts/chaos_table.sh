@@ -73,7 +73,8 @@ def figures(r):
         s += f", slowest call {r['max_ms']} ms"
     if r.get('other_node_decisions', 0) > 0:
         s += (f", other masters' keys {r['other_node_decisions']} decisions"
-              f" ({r['other_node_bad']} off Redis)")
+              f" ({r['other_node_bad']} fast fallbacks or errors, "
+              f"{r.get('other_node_timeouts', 0)} timeouts)")
     s += (f", local max {r['local_max']}/{r['local_bound']} per key"
           f", reconciled {r['reconciled']} units ({r['lost']} lost, "
           f"{r['dropped']} dropped), accounting key {r['acct_counted']}/"

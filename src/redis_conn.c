@@ -383,15 +383,16 @@ static void complete(rl__conn *c, rl__req *r, int status,
 }
 
 /* The kernel retransmits bytes or a SYN the peer's host never
- * acknowledged: the network, not the server, is silent. */
+ * acknowledged: the network, not the server, is silent (a stopped server's
+ * kernel still acknowledges; a full receive window is probed, not
+ * retransmitted). */
 static int peer_silent(const rl__conn *c) {
   struct tcp_info ti;
   socklen_t len = sizeof(ti);
   if (c->fd < 0 || getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
     return 0;
   return ti.tcpi_state == TCP_SYN_SENT ||
-         (ti.tcpi_unacked > 0 &&
-          (ti.tcpi_retransmits > 0 || ti.tcpi_backoff > 0));
+         (ti.tcpi_unacked > 0 && ti.tcpi_retransmits > 0);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg) {
@@ -406,8 +407,10 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
   }
   if (c->state == ST_READY && c->inflight.head != NULL && peer_silent(c)) {
     /* the network drops our bytes: a fresh connection notices the end of
-     * a partition at once, this one only at its next retransmission */
-    conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE,
+     * a partition at once, this one only at its next retransmission. The
+     * owed callbacks get RL_ERR_TIMEOUT: their commands may still reach
+     * Redis (never reconciled, so never counted twice). */
+    conn_fail(c, RL_ERR_TIMEOUT,
               "timeout with bytes the server's host never acknowledged");
     return;
   }
