@@ -73,9 +73,9 @@
 #define TIMEOUT_MS 100
 #define PROBE_MS 200
 #define KEYS_PER_POLICY 64
-#define HIST_BINS 20000 /* 10 us each: 0..200 ms */
-#define LAT_BINS 10000  /* 1 ms each: 0..10 s */
-#define LATE_BINS 10000 /* 10 us each past the deadline: 0..100 ms */
+#define HIST_BINS 20000  /* 10 us each: 0..200 ms */
+#define LAT_BINS 10000   /* 1 ms each: 0..10 s */
+#define LATE_BINS 100000 /* 10 us each past the deadline: 0..1 s */
 
 /* Which keys the fault touches: every key of a standalone server; in a
  * cluster, the keys of the killed master's slots. */
@@ -104,6 +104,9 @@ typedef struct load {
   atomic_int_fast64_t sched_max_us;        /* worst oversleep of the monitor */
   /* calls that waited their whole deadline: how late they returned */
   atomic_uint_fast64_t late_hist[LATE_BINS];
+  /* the same, minus each call's run-queue delay: the library's part */
+  atomic_uint_fast64_t own_hist[LATE_BINS];
+  atomic_int no_schedstat; /* no run-queue delays: monitor's delay used */
   atomic_uint_fast64_t n_other, n_other_bad; /* keys the fault spares */
   atomic_uint_fast64_t n_other_timeout;      /* of those: deadline passed */
   atomic_uchar key_class[N_POLICIES][KEYS_PER_POLICY]; /* enum key_class */
@@ -143,8 +146,10 @@ static void log_decision(int policy, unsigned key, int err,
   pthread_mutex_unlock(&log_mu);
 }
 
+/* wait_us: how long the caller was runnable but not running during the
+ * call (its run-queue delay, schedstat), or -1 if unknown. */
 static void note(load *l, int policy, unsigned key, int err,
-                 const rl_decision *d, int64_t dt_us) {
+                 const rl_decision *d, int64_t dt_us, int64_t wait_us) {
   log_decision(policy, key, err, d, dt_us);
   atomic_fetch_add(&l->n, 1);
   int64_t max = atomic_load(&l->max_us);
@@ -155,6 +160,14 @@ static void note(load *l, int policy, unsigned key, int err,
   if (dt_us >= TIMEOUT_MS * 1000) {
     int64_t bin = (dt_us - TIMEOUT_MS * 1000) / 10;
     atomic_fetch_add(&l->late_hist[bin < LATE_BINS ? bin : LATE_BINS - 1], 1);
+    /* the library's own lateness: without the time the kernel kept the
+     * caller off a CPU */
+    int64_t own = dt_us - TIMEOUT_MS * 1000 - (wait_us > 0 ? wait_us : 0);
+    bin = own > 0 ? own / 10 : 0;
+    atomic_fetch_add(&l->own_hist[bin < LATE_BINS ? bin : LATE_BINS - 1], 1);
+    if (wait_us < 0) {
+      atomic_store(&l->no_schedstat, 1);
+    }
   }
   int cls =
       atomic_load_explicit(&l->key_class[policy][key], memory_order_relaxed);
@@ -194,10 +207,24 @@ static void note(load *l, int policy, unsigned key, int err,
   }
 }
 
+/* The calling thread's run-queue delay so far (schedstat's second field,
+ * ns), or -1. */
+static int64_t run_delay_ns(int fd) {
+  char buf[96];
+  ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+  long long on_cpu = 0, delay = 0;
+  if (n <= 0) {
+    return -1;
+  }
+  buf[n] = '\0';
+  return sscanf(buf, "%lld %lld", &on_cpu, &delay) == 2 ? delay : -1;
+}
+
 static void *load_thread(void *arg) {
   load *l = arg;
   unsigned seed = (unsigned)(uintptr_t)pthread_self();
   char key[16];
+  int sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
   for (unsigned i = 0; !atomic_load(&l->stop); i++) {
     int p = (int)(i % N_POLICIES);
     unsigned k = (unsigned)rand_r(&seed) % KEYS_PER_POLICY;
@@ -205,12 +232,18 @@ static void *load_thread(void *arg) {
     rl_request req = {policy_names[p], strlen(policy_names[p]), key,
                       (size_t)len, 1};
     rl_decision d;
+    int64_t w0 = run_delay_ns(sched_fd);
     int64_t t0 = now_us();
     int err = rl_decide(l->rl, &req, &d);
-    note(l, p, k, err, &d, now_us() - t0);
+    int64_t dt = now_us() - t0;
+    int64_t w1 = run_delay_ns(sched_fd);
+    note(l, p, k, err, &d, dt, w0 >= 0 && w1 >= 0 ? (w1 - w0) / 1000 : -1);
     if (l->pace_us > 0) {
       usleep((useconds_t)l->pace_us);
     }
+  }
+  if (sched_fd >= 0) {
+    close(sched_fd);
   }
   rl__redis_thread_cleanup();
   return NULL;
@@ -238,13 +271,17 @@ static void *monitor_thread(void *arg) {
   return NULL;
 }
 
-/* Decisions that returned past the deadline + margin + the worst
- * scheduling delay the monitor saw: the library's own lateness. */
+/* Decisions that returned past the deadline + margin, not counting the
+ * time the kernel kept the caller off a CPU (its run-queue delay during
+ * the call; without schedstat: the worst scheduling delay the monitor
+ * saw): the library's own lateness. */
 static uint64_t count_late(load *l) {
-  int64_t limit_us = l->margin_ms * 1000 + atomic_load(&l->sched_max_us);
+  int64_t limit_us =
+      l->margin_ms * 1000 +
+      (atomic_load(&l->no_schedstat) ? atomic_load(&l->sched_max_us) : 0);
   uint64_t late = 0;
   for (int64_t i = limit_us / 10 + 1; i < LATE_BINS; i++) {
-    late += atomic_load(&l->late_hist[i]);
+    late += atomic_load(&l->own_hist[i]);
   }
   return late;
 }
@@ -437,7 +474,7 @@ static uint64_t hist_total(atomic_uint_fast64_t *hist, int bins) {
 typedef struct outcome {
   int64_t breaker_ms, back_ms, within_ms, margin_ms, sched_ms;
   uint64_t late, deadline_calls, local_max;
-  double late_p999_ms, late_max_ms;
+  double late_p999_ms, late_max_ms, own_p999_ms, own_max_ms;
   long rss_kb;
   int threads;
   int acct_expected, acct_counted;
@@ -447,7 +484,8 @@ typedef struct outcome {
 
 static void print_figures(const scenario *s, load *l, const outcome *o) {
   printf("chaos %-16s decisions %6llu, max %5.1f ms, late %llu (margin %lld "
-         "ms + scheduling %.1f ms), errors %llu (%s), breaker open after %4lld "
+         "ms; monitor's oversleep %.1f ms), errors %llu (%s), breaker open "
+         "after %4lld "
          "ms, back on Redis %4lld ms after recovery, rss +%ld KiB, threads "
          "%d\n",
          s->name, (unsigned long long)atomic_load(&l->n),
@@ -457,9 +495,10 @@ static void print_figures(const scenario *s, load *l, const outcome *o) {
          rl_err_name(atomic_load(&l->last_err)), (long long)o->breaker_ms,
          (long long)o->back_ms, o->rss_kb, o->threads);
   printf("  past the deadline (%llu calls waited it out): p99.9 <= %.2f ms, "
+         "max <= %.2f ms; without their run-queue delay: p99.9 <= %.2f ms, "
          "max <= %.2f ms\n",
-         (unsigned long long)o->deadline_calls, o->late_p999_ms,
-         o->late_max_ms);
+         (unsigned long long)o->deadline_calls, o->late_p999_ms, o->late_max_ms,
+         o->own_p999_ms, o->own_max_ms);
   printf("  while the breaker was open: p50 <= %.2f ms, p99 <= %.2f ms, "
          "max <= %.2f ms\n",
          quantile(l->open_hist, HIST_BINS, 0.01, 0.5),
@@ -517,7 +556,8 @@ static void write_result(const scenario *s, load *l, const outcome *o) {
           "\"decisions\": %llu, \"errors\": %llu, \"max_ms\": %.1f, "
           "\"deadline_ms\": %d, \"margin_ms\": %lld, \"sched_ms\": %.1f, "
           "\"late\": %llu, \"deadline_calls\": %llu, \"late_p999_ms\": %.2f, "
-          "\"late_max_ms\": %.2f, \"breaker_ms\": %lld, \"back_ms\": %lld, "
+          "\"late_max_ms\": %.2f, \"own_p999_ms\": %.2f, "
+          "\"own_max_ms\": %.2f, \"breaker_ms\": %lld, \"back_ms\": %lld, "
           "\"within_ms\": %lld, \"other_node_decisions\": %llu, "
           "\"other_node_bad\": %llu, \"other_node_timeouts\": %llu, "
           "\"local_max\": %llu, \"local_bound\": "
@@ -531,9 +571,9 @@ static void write_result(const scenario *s, load *l, const outcome *o) {
           (double)atomic_load(&l->max_us) / 1000, TIMEOUT_MS,
           (long long)o->margin_ms, (double)o->sched_ms,
           (unsigned long long)o->late, (unsigned long long)o->deadline_calls,
-          o->late_p999_ms, o->late_max_ms, (long long)o->breaker_ms,
-          (long long)o->back_ms, (long long)o->within_ms,
-          (unsigned long long)atomic_load(&l->n_other),
+          o->late_p999_ms, o->late_max_ms, o->own_p999_ms, o->own_max_ms,
+          (long long)o->breaker_ms, (long long)o->back_ms,
+          (long long)o->within_ms, (unsigned long long)atomic_load(&l->n_other),
           (unsigned long long)atomic_load(&l->n_other_bad),
           (unsigned long long)atomic_load(&l->n_other_timeout),
           (unsigned long long)o->local_max, LOCAL_SHARE,
@@ -674,6 +714,8 @@ static void run(const scenario *s, rl_limiter *rl) {
   o.deadline_calls = hist_total(l.late_hist, LATE_BINS);
   o.late_p999_ms = quantile(l.late_hist, LATE_BINS, 0.01, 0.999);
   o.late_max_ms = quantile(l.late_hist, LATE_BINS, 0.01, 1);
+  o.own_p999_ms = quantile(l.own_hist, LATE_BINS, 0.01, 0.999);
+  o.own_max_ms = quantile(l.own_hist, LATE_BINS, 0.01, 1);
   for (int k = 0; k < KEYS_PER_POLICY; k++) {
     uint64_t a = atomic_load(&l.local_admitted[k]);
     o.local_max = a > o.local_max ? a : o.local_max;
@@ -822,20 +864,19 @@ static void test_oom(void **state) {
 }
 
 /* 1000 callers time out together when Redis stops: 1000 runnable threads
- * on 2 CPUs, and CFS serves them in a period of about 1000 x 0.75 ms, so
- * a caller woken at its deadline may wait that long for a CPU, whatever
- * the library does; the monitor thread's oversleep does not see every
- * such wait. Measured lateness (gcc, load 2.9): p99.9 1.45 ms, max
- * 1.84 ms, within 5 ms; TSan at load 12: max 96 ms. The asserted margin
- * is 50 ms (200 ms under sanitizers) + the measured scheduling delay; the
- * figures print the lateness. */
+ * on 2 CPUs. Each call's own run-queue delay is taken out of its lateness,
+ * but not the time it waits for a lock held by another thread that is
+ * itself waiting for a CPU among the 1000 (the loop thread handing a reply
+ * over, the reconciler): measured at load 40, p99.9 0.24 ms but one call
+ * in 2129 over 100 ms. The margin is 250 ms (1 s under sanitizers), not
+ * 5 ms; the figures print the tail (docs/Degradation.md). */
 static void test_1000_callers(void **state) {
   (void)state;
   scenario s = standard("1000 callers", "1000 concurrent goroutines",
                         stop_fault, stop_heal);
   s.n_threads = 1000;
   s.pace_us = 20000;
-  s.margin_ms = 50;
+  s.margin_ms = 250;
   scenario_on_localhost(&s);
 }
 
