@@ -405,7 +405,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
     stat_inc(&c->n_timeouts, 1);
     complete(c, c->heap[0], RL_ERR_TIMEOUT, NULL);
   }
-  if (c->state == ST_READY && c->inflight.head != NULL && peer_silent(c)) {
+  if (c->state == ST_READY && peer_silent(c)) {
     /* the network drops our bytes: a fresh connection notices the end of
      * a partition at once, this one only at its next retransmission. The
      * owed callbacks get RL_ERR_TIMEOUT: their commands may still reach
