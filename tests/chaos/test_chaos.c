@@ -8,11 +8,12 @@
  * limit / 2) across three policies, one per mode (open, closed, local),
  * injects one fault into a real redis-server, heals it, and checks:
  *   - no decision returns past its deadline + margin + the machine's
- *     scheduling delay (deadline 100 ms; margin 5 ms, x4 in sanitizer
- *     builds, 50 ms for 1000 callers, CHAOS_MARGIN_MS overrides; the
- *     scheduling delay is the worst oversleep of a monitor thread's 2 ms
- *     sleeps: a caller woken at its deadline waits that long for a CPU,
- *     whatever the library does); p99.9 and max lateness are printed;
+ *     scheduling delay, not counting its own run-queue delay during the
+ *     call (/proc/thread-self/schedstat) (deadline 100 ms; margin 5 ms,
+ *     x4 in sanitizer builds, 250 ms for 1000 callers, CHAOS_MARGIN_MS
+ *     overrides; the scheduling delay is the worst oversleep of a monitor
+ *     thread's 2 ms sleeps, for a lock holder kept off a CPU); p99.9 and
+ *     max lateness are printed with and without the run-queue delay;
  *   - no decision fails: every mode answers, and each policy's sources
  *     are Redis or its own mode's fallback;
  *   - the breaker opens within 1 s of the fault (faults that make Redis
@@ -272,14 +273,15 @@ static void *monitor_thread(void *arg) {
   return NULL;
 }
 
-/* Decisions that returned past the deadline + margin, not counting the
- * time the kernel kept the caller off a CPU (its run-queue delay during
- * the call; without schedstat: the worst scheduling delay the monitor
- * saw): the library's own lateness. */
+/* Decisions that returned past the deadline + margin + the worst
+ * scheduling delay the monitor saw, not counting the time the kernel kept
+ * the caller itself off a CPU (its run-queue delay during the call): the
+ * library's own lateness. The monitor's delay stays in the bound for the
+ * waits the caller's run-queue delay does not show: a lock held by
+ * another thread (the loop thread handing a reply over, the reconciler)
+ * that is itself waiting for a CPU. */
 static uint64_t count_late(load *l) {
-  int64_t limit_us =
-      l->margin_ms * 1000 +
-      (atomic_load(&l->no_schedstat) ? atomic_load(&l->sched_max_us) : 0);
+  int64_t limit_us = l->margin_ms * 1000 + atomic_load(&l->sched_max_us);
   uint64_t late = 0;
   for (int64_t i = limit_us / 10 + 1; i < LATE_BINS; i++) {
     late += atomic_load(&l->own_hist[i]);
@@ -975,6 +977,7 @@ static void test_two_instances_over_admission(void **state) {
 
 static rlt_cluster cluster;
 static int victim = -1, heir = -1; /* the killed master, its replica */
+static rl_limiter *cluster_rl;     /* freed by cluster_down, even on failure */
 
 /* The running master that holds a key matching pattern, or -1. */
 static int master_with(const char *pattern) {
@@ -1099,6 +1102,8 @@ static int cluster_up(void **state) {
  * server again. */
 static int cluster_down(void **state) {
   (void)state;
+  rl_free(cluster_rl);
+  cluster_rl = NULL;
   checked.n = 0;
   rlt_cluster_stop(&cluster);
   return 0;
@@ -1106,13 +1111,12 @@ static int cluster_down(void **state) {
 
 static void test_cluster_master_killed(void **state) {
   (void)state;
-  rl_limiter *rl = limiter_on(&checked, TIMEOUT_MS);
+  rl_limiter *rl = cluster_rl = limiter_on(&checked, TIMEOUT_MS);
   scenario s = standard("cluster master", "Cluster master killed",
                         master_kill_fault, wait_promotion);
   s.outage_ms = 0; /* until the promotion */
   s.prepare = cluster_prepare;
   run(&s, rl);
-  rl_free(rl);
 }
 
 /* ---- network partition ----------------------------------------------------
