@@ -798,21 +798,30 @@ static void on_writable(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
-/* Timer of the state: reconnect when DOWN, connect timeout otherwise. */
+/* Timer of the state: reconnect when DOWN; otherwise a fresh SYN if the
+ * last one is unanswered, or the connect timeout once it has elapsed
+ * (until then the timer is re-armed: it fires early for the SYN retry). */
 static void on_state_timer(evutil_socket_t fd, short what, void *arg) {
   rl__conn *c = arg;
   (void)fd;
   (void)what;
-  int64_t left = 0;
-  if (c->state == ST_CONNECTING)
-    left = c->connect_ns + (int64_t)c->node->o.connect_timeout_ms * 1000000 -
-           rl__mono_ns();
-  if (c->state == ST_DOWN)
+  if (c->state == ST_DOWN) {
     conn_connect(c);
-  else if (c->state == ST_CONNECTING && left > 0 && peer_silent(c))
-    connect_again(c, left);
-  else if (c->state != ST_READY && c->state != ST_CLOSED)
+    return;
+  }
+  if (c->state == ST_READY || c->state == ST_CLOSED)
+    return;
+  int64_t left = c->connect_ns +
+                 (int64_t)c->node->o.connect_timeout_ms * 1000000 -
+                 rl__mono_ns();
+  if (left <= 0) {
     conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE, "connect timeout");
+  } else if (c->state == ST_CONNECTING && peer_silent(c)) {
+    connect_again(c, left);
+  } else {
+    struct timeval tv = tv_from_ns(left);
+    event_add(c->state_ev, &tv);
+  }
 }
 
 static void close_socket(rl__conn *c) {
