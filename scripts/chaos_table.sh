@@ -69,7 +69,8 @@ def figures(r):
               f"{r['late_p999_ms']:.2f} ms, max {r['late_max_ms']:.2f} ms; "
               f"without their run-queue delay p99.9 "
               f"{r['own_p999_ms']:.2f} ms, max {r['own_max_ms']:.2f} ms "
-              f"(bound {r['margin_ms']} ms)")
+              f"(bound {r['margin_ms']} ms + the monitor's scheduling delay "
+              f"{r['sched_ms']:.0f} ms)")
     else:
         s += f", slowest call {r['max_ms']} ms"
     if r.get('other_node_decisions', 0) > 0:
