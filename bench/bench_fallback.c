@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "alloc_count.h"
+#include "chaos/fallback_limiter.h"
 #include "harness/redis_server.h"
 #include "ratelimiter.h"
 
@@ -41,28 +42,18 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 static rl_limiter *limiter(void) {
-  static const char *const names[] = {"none", "open", "closed", "local"};
-  static const rl_fallback_mode modes[] = {RL_FALLBACK_NONE, RL_FALLBACK_OPEN,
-                                           RL_FALLBACK_CLOSED,
-                                           RL_FALLBACK_LOCAL};
+  static const rlt_fallback_policy spec[] = {
+      {"none", RL_FALLBACK_NONE, 1000000000},
+      {"open", RL_FALLBACK_OPEN, 1000000000},
+      {"closed", RL_FALLBACK_CLOSED, 1000000000},
+      {"local", RL_FALLBACK_LOCAL, 1000000000}};
   rl_policy p[4];
-  for (int i = 0; i < 4; i++) {
-    rl_policy_init(&p[i]);
-    p[i].name = names[i];
-    p[i].algorithm = RL_ALG_SLIDING_COUNTER;
-    rl_policy_add_window(&p[i], 1000000000, 3600000);
-    p[i].fallback = modes[i];
-  }
   char addr[32];
   snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)srv.port);
   const char *addrs[1] = {addr};
   rl_config c;
-  rl_config_init(&c);
-  c.policies = p;
-  c.n_policies = 4;
-  c.store = RL_STORE_REDIS;
-  c.redis.addrs = addrs;
-  c.redis.n_addrs = 1;
+  rlt_fallback_config(&c, p, spec, 4, RL_ALG_SLIDING_COUNTER, 3600000, addrs,
+                      1);
   c.fallback.probe_interval_ms = 60000; /* no probe during a case */
   rl_limiter *rl = NULL;
   if (rl_new(&c, &rl) != RL_OK || rl_wait_ready(rl, 5000, NULL, 0) != RL_OK) {

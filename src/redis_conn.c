@@ -113,6 +113,11 @@
 #define OUT_KEEP ((size_t)1024 * 1024)
 #define POOL_MAX 64
 #define QUEUE_MAX_LIMIT (1u << 20)
+/* A SYN unanswered this long is sent again on a fresh socket (then after
+ * twice as long, ...) within the connect timeout: the kernel's own first
+ * retransmission waits 1 s, then 3 s, which is what a healed network
+ * partition would wait for (docs/Degradation.md). */
+#define SYN_RETRY_NS ((int64_t)200 * 1000000)
 
 enum conn_state {
   ST_IDLE,
@@ -188,10 +193,12 @@ typedef struct rl__conn {
   uint32_t heap_len;
   int64_t timer_at; /* deadline deadline_ev is armed for; NO_DEADLINE */
   rl__resp_reader rd;
-  unsigned hs_done;    /* handshake replies received */
-  uint32_t backoff_ms; /* next reconnect delay */
-  int down;            /* node->mu: last attempt failed, counted in n_down */
-  rl__req *records;    /* the queue_max records */
+  unsigned hs_done;     /* handshake replies received */
+  uint32_t backoff_ms;  /* next reconnect delay */
+  int64_t connect_ns;   /* CONNECTING: when the first SYN went out */
+  int64_t syn_retry_ns; /* CONNECTING: wait before the next fresh SYN */
+  int down;             /* node->mu: last attempt failed, counted in n_down */
+  rl__req *records;     /* the queue_max records */
   /* counters: written by the loop thread, read by anyone */
   atomic_uint_fast64_t n_commands, n_writes, n_replies, n_timeouts, n_connects,
       n_lost;
@@ -235,6 +242,7 @@ static void conn_fail(rl__conn *c, int status, const char *why);
 static void conn_write(rl__conn *c);
 static void conn_read(rl__conn *c);
 static void conn_connect(rl__conn *c);
+static void connect_again(rl__conn *c, int64_t left_ns);
 static int process_replies(rl__conn *c);
 static void take_note(rl__conn *c);
 
@@ -425,6 +433,19 @@ static void complete(rl__conn *c, rl__req *r, int status,
   r->cb(status, reply, r->ud, r->tag);
 }
 
+/* The kernel retransmits bytes or a SYN the peer's host never
+ * acknowledged: the network, not the server, is silent (a stopped server's
+ * kernel still acknowledges; a full receive window is probed, not
+ * retransmitted). */
+static int peer_silent(const rl__conn *c) {
+  struct tcp_info ti;
+  socklen_t len = sizeof(ti);
+  if (c->fd < 0 || getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+    return 0;
+  return ti.tcpi_state == TCP_SYN_SENT ||
+         (ti.tcpi_unacked > 0 && ti.tcpi_retransmits > 0);
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg) {
   rl__conn *c = arg;
   (void)fd;
@@ -434,6 +455,15 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg) {
   while (c->heap_len > 0 && c->heap[0]->deadline_ns <= now) {
     stat_inc(&c->n_timeouts, 1);
     complete(c, c->heap[0], RL_ERR_TIMEOUT, NULL);
+  }
+  if (c->state == ST_READY && peer_silent(c)) {
+    /* the network drops our bytes: a fresh connection notices the end of
+     * a partition at once, this one only at its next retransmission. The
+     * owed callbacks get RL_ERR_TIMEOUT: their commands may still reach
+     * Redis (never reconciled, so never counted twice). */
+    conn_fail(c, RL_ERR_TIMEOUT,
+              "timeout with bytes the server's host never acknowledged");
+    return;
   }
   if (now >= stall_at(c)) {
     const rl__req *head = c->inflight.head;
@@ -875,15 +905,30 @@ static void on_writable(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
-/* Timer of the state: reconnect when DOWN, connect timeout otherwise. */
+/* Timer of the state: reconnect when DOWN; otherwise a fresh SYN if the
+ * last one is unanswered, or the connect timeout once it has elapsed
+ * (until then the timer is re-armed: it fires early for the SYN retry). */
 static void on_state_timer(evutil_socket_t fd, short what, void *arg) {
   rl__conn *c = arg;
   (void)fd;
   (void)what;
-  if (c->state == ST_DOWN)
+  if (c->state == ST_DOWN) {
     conn_connect(c);
-  else if (c->state != ST_READY && c->state != ST_CLOSED)
+    return;
+  }
+  if (c->state == ST_READY || c->state == ST_CLOSED)
+    return;
+  int64_t left = c->connect_ns +
+                 (int64_t)c->node->o.connect_timeout_ms * 1000000 -
+                 rl__mono_ns();
+  if (left <= 0) {
     conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE, "connect timeout");
+  } else if (c->state == ST_CONNECTING && peer_silent(c)) {
+    connect_again(c, left);
+  } else {
+    struct timeval tv = tv_from_ns(left);
+    event_add(c->state_ev, &tv);
+  }
 }
 
 static void close_socket(rl__conn *c) {
@@ -940,23 +985,15 @@ static int open_socket(rl__conn *c, char *why, size_t whylen) {
   return 0;
 }
 
-static void conn_connect(rl__conn *c) {
+/* Opens the socket and starts connecting; arms the state timer for the
+ * next fresh SYN or the connect timeout, whichever comes first. */
+static void start_connect(rl__conn *c, int64_t left_ns) {
   rl__redis_node *node = c->node;
   char why[RL__REDIS_ERRSTR_LEN];
-  c->state = ST_CONNECTING;
-  pthread_mutex_lock(&c->mu);
-  c->accept_rc = RL_OK;
-  pthread_mutex_unlock(&c->mu);
-  pthread_mutex_lock(&node->mu);
-  node->n_down -= (unsigned)c->down; /* trying again */
-  c->down = 0;
-  pthread_mutex_unlock(&node->mu);
-  struct timeval tv = tv_from_ns((int64_t)node->o.connect_timeout_ms * 1000000);
+  int64_t wait = c->syn_retry_ns < left_ns ? c->syn_retry_ns : left_ns;
+  c->syn_retry_ns *= 2;
+  struct timeval tv = tv_from_ns(wait);
   event_add(c->state_ev, &tv);
-  if (rl__resp_reader_reset(&c->rd) != RL_OK) {
-    conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE, "out of memory");
-    return;
-  }
   if (open_socket(c, why, sizeof(why)) != 0) {
     conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE, why);
     return;
@@ -969,6 +1006,31 @@ static void conn_connect(rl__conn *c) {
     snprintf(why, sizeof(why), "connect: %s", strerror(errno));
     conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE, why);
   }
+}
+
+/* The SYN is still unanswered: a fresh socket sends a new one now. */
+static void connect_again(rl__conn *c, int64_t left_ns) {
+  close_socket(c);
+  start_connect(c, left_ns);
+}
+
+static void conn_connect(rl__conn *c) {
+  rl__redis_node *node = c->node;
+  c->state = ST_CONNECTING;
+  pthread_mutex_lock(&c->mu);
+  c->accept_rc = RL_OK;
+  pthread_mutex_unlock(&c->mu);
+  pthread_mutex_lock(&node->mu);
+  node->n_down -= (unsigned)c->down; /* trying again */
+  c->down = 0;
+  pthread_mutex_unlock(&node->mu);
+  if (rl__resp_reader_reset(&c->rd) != RL_OK) {
+    conn_fail(c, RL_ERR_BACKEND_UNAVAILABLE, "out of memory");
+    return;
+  }
+  c->connect_ns = rl__mono_ns();
+  c->syn_retry_ns = SYN_RETRY_NS;
+  start_connect(c, (int64_t)node->o.connect_timeout_ms * 1000000);
 }
 
 static uint32_t next_backoff(rl__conn *c) {

@@ -1,22 +1,25 @@
 /*
  * test_chaos.c - real faults under load (issue 6; docs/Degradation.md has
- * the table of scenarios and the figures).
+ * the figures and bounds, docs/Operations.md the failure table rendered
+ * from this test's results).
  *
  * Each scenario runs load threads on one limiter (Redis store, 100 ms
  * deadline, breaker threshold 10, probe interval 200 ms, local share
  * limit / 2) across three policies, one per mode (open, closed, local),
  * injects one fault into a real redis-server, heals it, and checks:
  *   - no decision returns past its deadline + margin + the machine's
- *     scheduling delay (deadline 100 ms; margin 2 x rlt_slack_ms(): 50 ms,
- *     x4 in sanitizer builds, CHAOS_MARGIN_MS overrides; the scheduling
- *     delay is the worst oversleep of a monitor thread's 2 ms sleeps: a
- *     caller woken at its deadline waits that long for a CPU, whatever
- *     the library does);
+ *     scheduling delay, not counting its own run-queue delay during the
+ *     call (/proc/thread-self/schedstat) (deadline 100 ms; margin 5 ms,
+ *     x4 in sanitizer builds, 250 ms for 1000 callers, CHAOS_MARGIN_MS
+ *     overrides; the scheduling delay is the worst oversleep of a monitor
+ *     thread's 2 ms sleeps, for a lock holder kept off a CPU); p99.9 and
+ *     max lateness are printed with and without the run-queue delay;
  *   - no decision fails: every mode answers, and each policy's sources
  *     are Redis or its own mode's fallback;
  *   - the breaker opens within 1 s of the fault (faults that make Redis
  *     unreachable or silent) and decisions are back on Redis within 1 s
  *     of the recovery;
+ *   - in a cluster, keys on the other masters stay on Redis throughout;
  *   - reconciliation is exact: a key driven by the main thread spends
  *     units on Redis before the fault and locally during it; after the
  *     recovery Redis counts exactly their sum (no loss, no double count);
@@ -24,10 +27,12 @@
  * Faults: kill -9 and restart, SIGSTOP/SIGCONT, CLIENT PAUSE, DEBUG SLEEP,
  * maxmemory + noeviction (OOM error replies), a network partition (network
  * namespace + veth + nftables drop rules; skipped without CAP_NET_ADMIN),
- * and 1000 concurrent callers during a SIGSTOP (threads and memory stay
- * bounded). CHAOS_OUTAGE_MS sets the outage length (default 2000);
- * CHAOS_LOG=FILE logs every decision of the load threads; CHAOS_ONLY=NAME
- * runs one scenario (a cmocka test name pattern).
+ * kill -9 of a Redis Cluster master (3 masters + 3 replicas), and 1000
+ * concurrent callers during a SIGSTOP (threads and memory stay bounded).
+ * CHAOS_OUTAGE_MS sets the outage length (default 2000); CHAOS_LOG=FILE
+ * logs every decision of the load threads; CHAOS_ONLY=NAME runs one
+ * scenario (a cmocka test name pattern); CHAOS_RESULTS=FILE gets one JSON
+ * line per scenario (default chaos-results.jsonl).
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -40,7 +45,9 @@
 
 #include "test_util.h"
 
+#include "chaos/fallback_limiter.h"
 #include "fallback.h"
+#include "harness/redis_cluster.h"
 #include "harness/redis_server.h"
 #include "ratelimiter.h"
 #include "redis_conn.h"
@@ -60,11 +67,21 @@
 #define N_POLICIES 3 /* open, closed, local */
 #define ACCT 3       /* the accounting policy (local) */
 #define ACCT_LIMIT 100
+#define LOCAL_SHARE 500 /* limit 1000 / local_instances 2 */
+/* A decision returns by its deadline + this (x4 under sanitizers) + the
+ * scheduling delay the monitor thread measures. */
+#define DEADLINE_MARGIN_MS 5
+#define BREAKER_THRESHOLD 10 /* the default the limiters use */
 #define TIMEOUT_MS 100
 #define PROBE_MS 200
 #define KEYS_PER_POLICY 64
-#define HIST_BINS 20000 /* 10 us each: 0..200 ms */
-#define LAT_BINS 10000  /* 1 ms each: 0..10 s */
+#define HIST_BINS 20000  /* 10 us each: 0..200 ms */
+#define LAT_BINS 10000   /* 1 ms each: 0..10 s */
+#define LATE_BINS 100000 /* 10 us each past the deadline: 0..1 s */
+
+/* Which keys the fault touches: every key of a standalone server; in a
+ * cluster, the keys of the killed master's slots. */
+enum key_class { KEY_AFFECTED, KEY_OTHER_NODE, KEY_UNKNOWN };
 
 static rlt_redis srv;
 static const char *const policy_names[] = {"open", "closed", "local", "acct"};
@@ -87,6 +104,14 @@ typedef struct load {
   atomic_uint_fast64_t open_hist[HIST_BINS];
   atomic_uint_fast64_t lat_hist[LAT_BINS]; /* every decision, 1 ms bins */
   atomic_int_fast64_t sched_max_us;        /* worst oversleep of the monitor */
+  /* calls that waited their whole deadline: how late they returned */
+  atomic_uint_fast64_t late_hist[LATE_BINS];
+  /* the same, minus each call's run-queue delay: the library's part */
+  atomic_uint_fast64_t own_hist[LATE_BINS];
+  atomic_int no_schedstat; /* no run-queue delays: monitor's delay used */
+  atomic_uint_fast64_t n_other, n_other_bad; /* keys the fault spares */
+  atomic_uint_fast64_t n_other_timeout;      /* of those: deadline passed */
+  atomic_uchar key_class[N_POLICIES][KEYS_PER_POLICY]; /* enum key_class */
 } load;
 
 static int64_t now_us(void) {
@@ -123,8 +148,10 @@ static void log_decision(int policy, unsigned key, int err,
   pthread_mutex_unlock(&log_mu);
 }
 
+/* wait_us: how long the caller was runnable but not running during the
+ * call (its run-queue delay, schedstat), or -1 if unknown. */
 static void note(load *l, int policy, unsigned key, int err,
-                 const rl_decision *d, int64_t dt_us) {
+                 const rl_decision *d, int64_t dt_us, int64_t wait_us) {
   log_decision(policy, key, err, d, dt_us);
   atomic_fetch_add(&l->n, 1);
   int64_t max = atomic_load(&l->max_us);
@@ -132,6 +159,33 @@ static void note(load *l, int policy, unsigned key, int err,
     ;
   int64_t ms = dt_us / 1000;
   atomic_fetch_add(&l->lat_hist[ms < LAT_BINS ? ms : LAT_BINS - 1], 1);
+  if (dt_us >= TIMEOUT_MS * 1000) {
+    int64_t bin = (dt_us - TIMEOUT_MS * 1000) / 10;
+    atomic_fetch_add(&l->late_hist[bin < LATE_BINS ? bin : LATE_BINS - 1], 1);
+    /* the library's own lateness: without the time the kernel kept the
+     * caller off a CPU */
+    int64_t own = dt_us - TIMEOUT_MS * 1000 - (wait_us > 0 ? wait_us : 0);
+    bin = own > 0 ? own / 10 : 0;
+    atomic_fetch_add(&l->own_hist[bin < LATE_BINS ? bin : LATE_BINS - 1], 1);
+    if (wait_us < 0) {
+      atomic_store(&l->no_schedstat, 1);
+    }
+  }
+  int cls =
+      atomic_load_explicit(&l->key_class[policy][key], memory_order_relaxed);
+  if (cls == KEY_OTHER_NODE) {
+    /* another master: the fault must not show. A call that waited out
+     * its deadline is the loaded machine's (it happens without a fault);
+     * the fault would show as a fast fallback (an open breaker, a lost
+     * connection) or an error. */
+    atomic_fetch_add(&l->n_other, 1);
+    if (err != RL_OK) {
+      atomic_fetch_add(&l->n_other_bad, 1);
+    } else if (d->source != RL_SOURCE_REDIS) {
+      atomic_fetch_add(
+          dt_us < TIMEOUT_MS * 1000 ? &l->n_other_bad : &l->n_other_timeout, 1);
+    }
+  }
   if (atomic_load(&l->breaker_at) != 0 && atomic_load(&l->recover_at) == 0) {
     int64_t bin = dt_us / 10;
     atomic_fetch_add(&l->open_hist[bin < HIST_BINS ? bin : HIST_BINS - 1], 1);
@@ -150,15 +204,29 @@ static void note(load *l, int policy, unsigned key, int err,
   }
   int64_t rec = atomic_load(&l->recover_at);
   int64_t zero = 0;
-  if (d->source == RL_SOURCE_REDIS && rec != 0) {
+  if (d->source == RL_SOURCE_REDIS && rec != 0 && cls == KEY_AFFECTED) {
     atomic_compare_exchange_strong(&l->first_redis, &zero, rlt_now_ms());
   }
+}
+
+/* The calling thread's run-queue delay so far (schedstat's second field,
+ * ns), or -1. */
+static int64_t run_delay_ns(int fd) {
+  char buf[96];
+  ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+  long long on_cpu = 0, delay = 0;
+  if (n <= 0) {
+    return -1;
+  }
+  buf[n] = '\0';
+  return sscanf(buf, "%lld %lld", &on_cpu, &delay) == 2 ? delay : -1;
 }
 
 static void *load_thread(void *arg) {
   load *l = arg;
   unsigned seed = (unsigned)(uintptr_t)pthread_self();
   char key[16];
+  int sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
   for (unsigned i = 0; !atomic_load(&l->stop); i++) {
     int p = (int)(i % N_POLICIES);
     unsigned k = (unsigned)rand_r(&seed) % KEYS_PER_POLICY;
@@ -166,12 +234,18 @@ static void *load_thread(void *arg) {
     rl_request req = {policy_names[p], strlen(policy_names[p]), key,
                       (size_t)len, 1};
     rl_decision d;
+    int64_t w0 = run_delay_ns(sched_fd);
     int64_t t0 = now_us();
     int err = rl_decide(l->rl, &req, &d);
-    note(l, p, k, err, &d, now_us() - t0);
+    int64_t dt = now_us() - t0;
+    int64_t w1 = run_delay_ns(sched_fd);
+    note(l, p, k, err, &d, dt, w0 >= 0 && w1 >= 0 ? (w1 - w0) / 1000 : -1);
     if (l->pace_us > 0) {
       usleep((useconds_t)l->pace_us);
     }
+  }
+  if (sched_fd >= 0) {
+    close(sched_fd);
   }
   rl__redis_thread_cleanup();
   return NULL;
@@ -200,15 +274,24 @@ static void *monitor_thread(void *arg) {
 }
 
 /* Decisions that returned past the deadline + margin + the worst
- * scheduling delay the monitor saw: the library's own lateness. */
+ * scheduling delay the monitor saw, not counting the time the kernel kept
+ * the caller itself off a CPU (its run-queue delay during the call): the
+ * library's own lateness. The monitor's delay stays in the bound for the
+ * waits the caller's run-queue delay does not show: a lock held by
+ * another thread (the loop thread handing a reply over, the reconciler)
+ * that is itself waiting for a CPU. */
 static uint64_t count_late(load *l) {
-  int64_t limit_ms =
-      TIMEOUT_MS + l->margin_ms + (atomic_load(&l->sched_max_us) + 999) / 1000;
+  int64_t limit_us = l->margin_ms * 1000 + atomic_load(&l->sched_max_us);
   uint64_t late = 0;
-  for (int64_t i = limit_ms + 1; i < LAT_BINS; i++) {
-    late += atomic_load(&l->lat_hist[i]);
+  for (int64_t i = limit_us / 10 + 1; i < LATE_BINS; i++) {
+    late += atomic_load(&l->own_hist[i]);
   }
   return late;
+}
+
+static double load_average(void) {
+  double avg[1] = {0};
+  return getloadavg(avg, 1) == 1 ? avg[0] : -1;
 }
 
 /* ---- the limiter ----------------------------------------------------------
@@ -216,26 +299,24 @@ static uint64_t count_late(load *l) {
 
 static uint32_t probe_ms = PROBE_MS; /* of the limiters made next */
 
-static rl_limiter *limiter_with_timeout(const char *addr, uint32_t timeout) {
-  static const rl_fallback_mode modes[] = {RL_FALLBACK_OPEN, RL_FALLBACK_CLOSED,
-                                           RL_FALLBACK_LOCAL,
-                                           RL_FALLBACK_LOCAL};
+/* Where the limiters go: one address, or a cluster's seeds. */
+typedef struct target {
+  const char *const *addrs;
+  size_t n;
+  int cluster;
+} target;
+
+static rl_limiter *limiter_on(const target *t, uint32_t timeout) {
+  static const rlt_fallback_policy spec[] = {
+      {"open", RL_FALLBACK_OPEN, 1000},
+      {"closed", RL_FALLBACK_CLOSED, 1000},
+      {"local", RL_FALLBACK_LOCAL, 1000},
+      {"acct", RL_FALLBACK_LOCAL, ACCT_LIMIT}};
   rl_policy p[4];
-  for (int i = 0; i < 4; i++) {
-    rl_policy_init(&p[i]);
-    p[i].name = policy_names[i];
-    p[i].algorithm = RL_ALG_SLIDING_LOG;
-    rl_policy_add_window(&p[i], i == ACCT ? ACCT_LIMIT : 1000, 60000);
-    p[i].fallback = modes[i];
-  }
-  const char *addrs[1] = {addr};
   rl_config c;
-  rl_config_init(&c);
-  c.policies = p;
-  c.n_policies = 4;
-  c.store = RL_STORE_REDIS;
-  c.redis.addrs = addrs;
-  c.redis.n_addrs = 1;
+  rlt_fallback_config(&c, p, spec, 4, RL_ALG_SLIDING_LOG, 60000, t->addrs,
+                      t->n);
+  c.redis.mode = t->cluster ? RL_REDIS_MODE_CLUSTER : RL_REDIS_MODE_AUTO;
   c.redis.timeout_ms = timeout;
   c.fallback.mode = RL_FALLBACK_OPEN;
   c.fallback.probe_interval_ms = probe_ms;
@@ -243,23 +324,34 @@ static rl_limiter *limiter_with_timeout(const char *addr, uint32_t timeout) {
   rl_limiter *rl = NULL;
   assert_int_equal(rl_new(&c, &rl), RL_OK);
   char err[256];
-  if (rl_wait_ready(rl, 10000, err, sizeof err) != RL_OK) {
+  if (rl_wait_ready(rl, 20000, err, sizeof err) != RL_OK) {
     fail_msg("not ready: %s", err);
   }
   return rl;
 }
 
 static rl_limiter *chaos_limiter(const char *addr) {
-  return limiter_with_timeout(addr, TIMEOUT_MS);
+  const char *addrs[1] = {addr};
+  target t = {addrs, 1, 0};
+  return limiter_on(&t, TIMEOUT_MS);
 }
+
+/* The checker's target: the standalone server on 127.0.0.1, or the
+ * cluster of the cluster scenario. */
+static target checked;
 
 /* Another instance on the same Redis (127.0.0.1) with a 10 s deadline:
  * spends and reads the accounting key exactly, however loaded the machine
  * is (a 100 ms decision that times out may or may not count). */
 static rl_limiter *checker(void) {
+  if (checked.n > 0) {
+    return limiter_on(&checked, 10000);
+  }
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)srv.port);
-  return limiter_with_timeout(addr, 10000);
+  const char *addrs[1] = {addr};
+  target t = {addrs, 1, 0};
+  return limiter_on(&t, 10000);
 }
 
 static void local_addr(char *buf, size_t len) {
@@ -318,8 +410,10 @@ typedef struct scenario {
   int n_threads;
   int pace_us;
   int64_t outage_ms;
-  int margin_scale;    /* of the late margin; 0 = 1 */
-  int64_t recovery_ms; /* back on Redis within; 0 = 1000 */
+  int64_t margin_ms; /* past the deadline; 0 = DEADLINE_MARGIN_MS */
+  const char *row;   /* of the failure table (docs/Operations.md) */
+  /* after the warm-up, before the fault (cluster: which master, keys) */
+  void (*prepare)(load *l);
 } scenario;
 
 static int64_t outage_ms(void) {
@@ -354,42 +448,73 @@ static int n_threads_now(void) {
   return n;
 }
 
-/* The q-quantile of the breaker-open latencies, in ms; -1 if none. */
-static double open_quantile(load *l, double q) {
+/* The q-quantile of a histogram of `bins` bins of `bin_ms` each, in ms
+ * (the upper edge of the bin); -1 if empty. */
+static double quantile(atomic_uint_fast64_t *hist, int bins, double bin_ms,
+                       double q) {
   uint64_t total = 0, seen = 0;
-  for (int i = 0; i < HIST_BINS; i++) {
-    total += atomic_load(&l->open_hist[i]);
+  for (int i = 0; i < bins; i++) {
+    total += atomic_load(&hist[i]);
   }
-  for (int i = 0; i < HIST_BINS && total > 0; i++) {
-    seen += atomic_load(&l->open_hist[i]);
+  for (int i = 0; i < bins && total > 0; i++) {
+    seen += atomic_load(&hist[i]);
     if ((double)seen >= q * (double)total) {
-      return (double)(i + 1) / 100;
+      return (double)(i + 1) * bin_ms;
     }
   }
   return -1;
 }
 
-static void print_figures(const scenario *s, load *l, long rss_before,
-                          long rss_peak, int threads_peak) {
-  int64_t fault = atomic_load(&l->fault_at);
-  int64_t brk = atomic_load(&l->breaker_at);
-  int64_t rec = atomic_load(&l->recover_at);
-  int64_t back = atomic_load(&l->first_redis);
+static uint64_t hist_total(atomic_uint_fast64_t *hist, int bins) {
+  uint64_t total = 0;
+  for (int i = 0; i < bins; i++) {
+    total += atomic_load(&hist[i]);
+  }
+  return total;
+}
+
+/* What a scenario measured and whether each criterion held. */
+typedef struct outcome {
+  int64_t breaker_ms, back_ms, within_ms, breaker_within_ms, margin_ms,
+      sched_ms;
+  uint64_t late, deadline_calls, local_max;
+  double late_p999_ms, late_max_ms, own_p999_ms, own_max_ms;
+  long rss_kb;
+  int threads;
+  int acct_expected, acct_counted;
+  rl_fallback_stats fs;
+  const char *failed; /* the first criterion that failed, or NULL */
+} outcome;
+
+static void print_figures(const scenario *s, load *l, const outcome *o) {
   printf("chaos %-16s decisions %6llu, max %5.1f ms, late %llu (margin %lld "
-         "ms + scheduling %.1f ms), errors %llu (%s), breaker open after %4lld "
+         "ms; monitor's oversleep %.1f ms), errors %llu (%s), breaker open "
+         "after %4lld "
          "ms, back on Redis %4lld ms after recovery, rss +%ld KiB, threads "
          "%d\n",
          s->name, (unsigned long long)atomic_load(&l->n),
-         (double)atomic_load(&l->max_us) / 1000,
-         (unsigned long long)count_late(l), (long long)l->margin_ms,
-         (double)atomic_load(&l->sched_max_us) / 1000,
+         (double)atomic_load(&l->max_us) / 1000, (unsigned long long)o->late,
+         (long long)o->margin_ms, (double)atomic_load(&l->sched_max_us) / 1000,
          (unsigned long long)atomic_load(&l->n_err),
-         rl_err_name(atomic_load(&l->last_err)),
-         brk != 0 ? (long long)(brk - fault) : -1LL, (long long)(back - rec),
-         rss_peak - rss_before, threads_peak);
+         rl_err_name(atomic_load(&l->last_err)), (long long)o->breaker_ms,
+         (long long)o->back_ms, o->rss_kb, o->threads);
+  printf("  past the deadline (%llu calls waited it out): p99.9 <= %.2f ms, "
+         "max <= %.2f ms; without their run-queue delay: p99.9 <= %.2f ms, "
+         "max <= %.2f ms\n",
+         (unsigned long long)o->deadline_calls, o->late_p999_ms, o->late_max_ms,
+         o->own_p999_ms, o->own_max_ms);
   printf("  while the breaker was open: p50 <= %.2f ms, p99 <= %.2f ms, "
          "max <= %.2f ms\n",
-         open_quantile(l, 0.5), open_quantile(l, 0.99), open_quantile(l, 1));
+         quantile(l->open_hist, HIST_BINS, 0.01, 0.5),
+         quantile(l->open_hist, HIST_BINS, 0.01, 0.99),
+         quantile(l->open_hist, HIST_BINS, 0.01, 1));
+  if (atomic_load(&l->n_other) > 0) {
+    printf("  keys on the other masters: %llu decisions, %llu fell back "
+           "without waiting or failed, %llu timed out (the machine)\n",
+           (unsigned long long)atomic_load(&l->n_other),
+           (unsigned long long)atomic_load(&l->n_other_bad),
+           (unsigned long long)atomic_load(&l->n_other_timeout));
+  }
   for (int p = 0; p < N_POLICIES; p++) {
     printf("  %-6s", policy_names[p]);
     for (int k = 0; k < 8; k++) {
@@ -400,7 +525,69 @@ static void print_figures(const scenario *s, load *l, long rss_before,
     }
     printf("\n");
   }
+  printf("  reconciliation: %llu units added, %llu lost, %llu dropped; "
+         "breaker opened %llu, closed %llu, rejected %llu; accounting key "
+         "%d (expected %d)\n",
+         (unsigned long long)o->fs.reconciled_units,
+         (unsigned long long)o->fs.reconcile_lost_units,
+         (unsigned long long)o->fs.reconcile_dropped_units,
+         (unsigned long long)o->fs.breaker_opened,
+         (unsigned long long)o->fs.breaker_closed,
+         (unsigned long long)o->fs.breaker_rejected, o->acct_counted,
+         o->acct_expected);
   fflush(stdout);
+}
+
+/* CHAOS_RESULTS=FILE (default chaos-results.jsonl in the working
+ * directory): one JSON line per scenario, what scripts/chaos_table.sh
+ * renders into docs/Operations.md. */
+static FILE *results;
+
+static const char *build_name(void) {
+  if (RLT_TSAN) {
+    return "tsan";
+  }
+  return rlt_slack_ms() > 25 ? "sanitizer" : "gcc";
+}
+
+static void write_result(const scenario *s, load *l, const outcome *o) {
+  if (results == NULL) {
+    return;
+  }
+  fprintf(results,
+          "{\"scenario\": \"%s\", \"row\": \"%s\", \"build\": \"%s\", "
+          "\"pass\": %s, \"failed\": \"%s\", \"threads\": %d, "
+          "\"decisions\": %llu, \"errors\": %llu, \"max_ms\": %.1f, "
+          "\"deadline_ms\": %d, \"margin_ms\": %lld, \"sched_ms\": %.1f, "
+          "\"late\": %llu, \"deadline_calls\": %llu, \"late_p999_ms\": %.2f, "
+          "\"late_max_ms\": %.2f, \"own_p999_ms\": %.2f, "
+          "\"own_max_ms\": %.2f, \"breaker_ms\": %lld, \"back_ms\": %lld, "
+          "\"within_ms\": %lld, \"breaker_within_ms\": %lld, "
+          "\"other_node_decisions\": %llu, "
+          "\"other_node_bad\": %llu, \"other_node_timeouts\": %llu, "
+          "\"local_max\": %llu, \"local_bound\": "
+          "%d, \"reconciled\": %llu, \"lost\": %llu, \"dropped\": %llu, "
+          "\"acct_expected\": %d, \"acct_counted\": %d, \"rss_kb\": %ld, "
+          "\"load\": %.2f}\n",
+          s->name, s->row, build_name(), o->failed == NULL ? "true" : "false",
+          o->failed != NULL ? o->failed : "", s->n_threads,
+          (unsigned long long)atomic_load(&l->n),
+          (unsigned long long)atomic_load(&l->n_err),
+          (double)atomic_load(&l->max_us) / 1000, TIMEOUT_MS,
+          (long long)o->margin_ms, (double)o->sched_ms,
+          (unsigned long long)o->late, (unsigned long long)o->deadline_calls,
+          o->late_p999_ms, o->late_max_ms, o->own_p999_ms, o->own_max_ms,
+          (long long)o->breaker_ms, (long long)o->back_ms,
+          (long long)o->within_ms, (long long)o->breaker_within_ms,
+          (unsigned long long)atomic_load(&l->n_other),
+          (unsigned long long)atomic_load(&l->n_other_bad),
+          (unsigned long long)atomic_load(&l->n_other_timeout),
+          (unsigned long long)o->local_max, LOCAL_SHARE,
+          (unsigned long long)o->fs.reconciled_units,
+          (unsigned long long)o->fs.reconcile_lost_units,
+          (unsigned long long)o->fs.reconcile_dropped_units, o->acct_expected,
+          o->acct_counted, o->rss_kb, load_average());
+  fflush(results);
 }
 
 static void wait_until(atomic_int_fast64_t *v, int64_t ms) {
@@ -410,13 +597,57 @@ static void wait_until(atomic_int_fast64_t *v, int64_t ms) {
   }
 }
 
-/* The margin past the deadline: CHAOS_MARGIN_MS, else 2 x rlt_slack_ms()
- * (50 ms; x4 under sanitizers, x RLT_TIME_SCALE), times `scale`: a caller
- * woken at its deadline still needs a CPU on a loaded machine. */
-static int64_t margin_ms(int scale) {
+/* The margin past the deadline: CHAOS_MARGIN_MS, else 5 ms, scaled like
+ * rlt_slack_ms() under sanitizers (x4) and RLT_TIME_SCALE. */
+static int64_t default_margin_ms(void) {
   const char *e = getenv("CHAOS_MARGIN_MS");
-  int64_t m = e != NULL && atoi(e) > 0 ? atoi(e) : 2 * rlt_slack_ms();
-  return m * scale;
+  return e != NULL && atoi(e) > 0 ? atoi(e)
+                                  : DEADLINE_MARGIN_MS * rlt_slack_ms() / 25;
+}
+
+/* The criteria, in the order they are checked; the first that fails is
+ * named in the result line. */
+static const char *first_failure(const scenario *s, load *l, const outcome *o,
+                                 int started, int threads_before, long rss_peak,
+                                 long rss_before, int drained, int before,
+                                 int during) {
+  if (started != s->n_threads) {
+    return "threads not started";
+  }
+  if (s->expect_breaker &&
+      (o->breaker_ms < 0 || o->breaker_ms > o->breaker_within_ms)) {
+    return "breaker open within 1 s";
+  }
+  if (atomic_load(&l->first_redis) == 0 || o->back_ms > o->within_ms) {
+    return "back on Redis within 1 s";
+  }
+  if (atomic_load(&l->n_err) != 0 || atomic_load(&l->n_wrong_source) != 0) {
+    return "every decision answered by Redis or its mode";
+  }
+  if (atomic_load(&l->n_other_bad) != 0) {
+    return "other masters' keys unaffected";
+  }
+  if (o->late != 0) {
+    return "no call past deadline + margin";
+  }
+  if (o->local_max > LOCAL_SHARE) {
+    return "local admissions within the share";
+  }
+  /* threads: the callers, the monitor, the loop, the reconciler */
+  if (o->threads - threads_before > s->n_threads + 1) {
+    return "threads bounded";
+  }
+  /* no pile-up (TSan's shadow memory grows with every thread's accesses:
+   * its RSS says nothing about the library) */
+  if (!RLT_TSAN && rss_peak - rss_before >= 64 * 1024) {
+    return "memory bounded";
+  }
+  if (before != 10 || during != 20 || drained != RL_OK ||
+      o->fs.reconcile_dropped_units + o->fs.reconcile_lost_units != 0 ||
+      o->acct_counted != o->acct_expected) {
+    return "reconciliation exact";
+  }
+  return NULL;
 }
 
 static void run(const scenario *s, rl_limiter *rl) {
@@ -425,7 +656,8 @@ static void run(const scenario *s, rl_limiter *rl) {
   scenario_name = s->name;
   l.rl = rl;
   l.pace_us = s->pace_us;
-  l.margin_ms = margin_ms(s->margin_scale > 0 ? s->margin_scale : 1);
+  l.margin_ms = s->margin_ms > 0 ? s->margin_ms * rlt_slack_ms() / 25
+                                 : default_margin_ms();
   pthread_t *th = calloc((size_t)s->n_threads, sizeof *th);
   pthread_t mon;
   /* before the load: on a quiet limiter every one is decided by Redis */
@@ -440,6 +672,9 @@ static void run(const scenario *s, rl_limiter *rl) {
   }
   pthread_create(&mon, NULL, monitor_thread, &l);
   rlt_sleep_ms(300);
+  if (s->prepare != NULL) {
+    s->prepare(&l);
+  }
   /* what the outage adds, beyond the callers' own stacks */
   long rss_before = rss_kb();
   printf("  rss: %ld KiB with the callers running (+%ld KiB for %d threads)\n",
@@ -472,51 +707,44 @@ static void run(const scenario *s, rl_limiter *rl) {
   }
   pthread_join(mon, NULL);
   free(th);
-  print_figures(s, &l, rss_before, rss_peak, threads_peak);
-  int drained = rl__store_fallback_drain(rl__limiter_store(rl), 10000);
-  rl_fallback_stats fs;
-  rl_fallback_stats_get(rl, &fs);
-  printf("  reconciliation: %llu units added, %llu lost, %llu dropped; "
-         "breaker opened %llu, closed %llu, rejected %llu\n",
-         (unsigned long long)fs.reconciled_units,
-         (unsigned long long)fs.reconcile_lost_units,
-         (unsigned long long)fs.reconcile_dropped_units,
-         (unsigned long long)fs.breaker_opened,
-         (unsigned long long)fs.breaker_closed,
-         (unsigned long long)fs.breaker_rejected);
-  fflush(stdout);
 
-  assert_int_equal(started, s->n_threads);
+  outcome o = {0};
+  int64_t brk = atomic_load(&l.breaker_at);
+  o.breaker_ms = brk != 0 ? brk - atomic_load(&l.fault_at) : -1;
+  o.back_ms = atomic_load(&l.first_redis) - atomic_load(&l.recover_at);
   /* within 1 s, plus what the machine's scheduling added */
-  int64_t within = 1000 + slack + atomic_load(&l.sched_max_us) / 1000;
-  if (s->expect_breaker) { /* open within 1 s of the fault */
-    assert_true(atomic_load(&l.breaker_at) != 0);
-    assert_true(atomic_load(&l.breaker_at) - atomic_load(&l.fault_at) <=
-                within);
+  o.sched_ms = (atomic_load(&l.sched_max_us) + 999) / 1000;
+  o.within_ms = 1000 + slack + o.sched_ms;
+  /* the breaker opens at the 10th failure in a row: with 4 callers, their
+   * third round of calls, each round's start delayed by the machine */
+  o.breaker_within_ms =
+      1000 + slack +
+      o.sched_ms * ((BREAKER_THRESHOLD + s->n_threads - 1) / s->n_threads);
+  o.margin_ms = l.margin_ms;
+  o.late = count_late(&l);
+  o.deadline_calls = hist_total(l.late_hist, LATE_BINS);
+  o.late_p999_ms = quantile(l.late_hist, LATE_BINS, 0.01, 0.999);
+  o.late_max_ms = quantile(l.late_hist, LATE_BINS, 0.01, 1);
+  o.own_p999_ms = quantile(l.own_hist, LATE_BINS, 0.01, 0.999);
+  o.own_max_ms = quantile(l.own_hist, LATE_BINS, 0.01, 1);
+  for (int k = 0; k < KEYS_PER_POLICY; k++) {
+    uint64_t a = atomic_load(&l.local_admitted[k]);
+    o.local_max = a > o.local_max ? a : o.local_max;
   }
-  /* back on Redis within 1 s of the recovery (a partition: 2 s) */
-  assert_true(atomic_load(&l.first_redis) != 0);
-  assert_true(atomic_load(&l.first_redis) - atomic_load(&l.recover_at) <=
-              within - 1000 + (s->recovery_ms ? s->recovery_ms : 1000));
-  assert_int_equal(atomic_load(&l.n_err), 0);
-  assert_int_equal(atomic_load(&l.n_wrong_source), 0);
-  assert_int_equal(count_late(&l), 0);
-  for (int k = 0; k < KEYS_PER_POLICY; k++) { /* the local share: 1000 / 2 */
-    assert_true(atomic_load(&l.local_admitted[k]) <= 500);
-  }
-  /* threads: the callers, the monitor, the loop, the reconciler */
-  assert_true(threads_peak - threads_before <= s->n_threads + 1);
-  /* no pile-up (TSan's shadow memory grows with every thread's accesses:
-   * its RSS says nothing about the library) */
-  assert_true(RLT_TSAN || rss_peak - rss_before < 64 * 1024);
-  /* reconciliation: exactly what was admitted, once */
-  assert_int_equal(before, 10);
-  assert_int_equal(during, 20);
-  assert_int_equal(drained, RL_OK);
-  assert_int_equal(fs.reconcile_dropped_units + fs.reconcile_lost_units, 0);
-  int expect = (s->keeps_state ? before : 0) + during;
-  assert_int_equal(acct_count(chk), expect);
+  o.rss_kb = rss_peak - rss_before;
+  o.threads = threads_peak;
+  int drained = rl__store_fallback_drain(rl__limiter_store(rl), 10000);
+  rl_fallback_stats_get(rl, &o.fs);
+  o.acct_expected = (s->keeps_state ? before : 0) + during;
+  o.acct_counted = acct_count(chk);
   rl_free(chk);
+  o.failed = first_failure(s, &l, &o, started, threads_before, rss_peak,
+                           rss_before, drained, before, during);
+  print_figures(s, &l, &o);
+  write_result(s, &l, &o);
+  if (o.failed != NULL) {
+    fail_msg("chaos %s: %s", s->name, o.failed);
+  }
 }
 
 /* ---- faults ----------------------------------------------------------------
@@ -592,39 +820,47 @@ static void scenario_on_localhost(const scenario *s) {
   rl_free(rl);
 }
 
+/* 4 callers, one decision each 500 us, an outage of outage_ms(); Redis
+ * goes silent or away (the breaker opens) and keeps its data. */
+static scenario standard(const char *name, const char *row, void (*fault)(void),
+                         void (*heal)(void)) {
+  scenario s = {.name = name,
+                .fault = fault,
+                .heal = heal,
+                .expect_breaker = 1,
+                .keeps_state = 1,
+                .n_threads = 4,
+                .pace_us = 500,
+                .outage_ms = outage_ms(),
+                .row = row};
+  return s;
+}
+
 static void test_kill_and_restart(void **state) {
   (void)state;
-  scenario s = {"kill -9/restart", kill_fault, kill_heal, 1, 0, 4, 500,
-                outage_ms(),       1,          0};
+  scenario s = standard("kill -9/restart", "Redis down", kill_fault, kill_heal);
+  s.keeps_state = 0;
   scenario_on_localhost(&s);
 }
 
 static void test_sigstop(void **state) {
   (void)state;
-  scenario s = {"SIGSTOP/SIGCONT", stop_fault, stop_heal, 1, 1, 4, 500,
-                outage_ms(),       1,          0};
+  scenario s =
+      standard("SIGSTOP/SIGCONT", "Redis slow (>100ms)", stop_fault, stop_heal);
   scenario_on_localhost(&s);
 }
 
 static void test_client_pause(void **state) {
   (void)state;
-  scenario s = {"CLIENT PAUSE",
-                client_pause_fault,
-                wait_ping,
-                1,
-                1,
-                4,
-                500,
-                outage_ms(),
-                1,
-                0};
+  scenario s = standard("CLIENT PAUSE", "Redis slow (>100ms)",
+                        client_pause_fault, wait_ping);
   scenario_on_localhost(&s);
 }
 
 static void test_debug_sleep(void **state) {
   (void)state;
-  scenario s = {"DEBUG SLEEP", debug_sleep_fault, wait_ping, 1, 1, 4,
-                500,           outage_ms(),       1,         0};
+  scenario s = standard("DEBUG SLEEP", "Redis slow (>100ms)", debug_sleep_fault,
+                        wait_ping);
   scenario_on_localhost(&s);
 }
 
@@ -632,19 +868,26 @@ static void test_oom(void **state) {
   (void)state;
   /* error replies are answers: the breaker stays closed, every decision
    * asks Redis and falls back on its refusal */
-  scenario s = {"OOM noeviction", oom_fault, oom_heal, 0, 1, 4, 500,
-                outage_ms(),      1,         0};
+  scenario s =
+      standard("OOM noeviction", "Redis out of memory", oom_fault, oom_heal);
+  s.expect_breaker = 0;
   scenario_on_localhost(&s);
 }
 
-/* 1000 callers time out together when Redis stops: 1000 runnable threads,
- * and CFS serves them in a period of about 1000 x 0.75 ms, so a caller
- * woken at its deadline may wait that long for a CPU. The margin is 20x
- * (1 s; 4 s under sanitizers); the figures print the tail. */
+/* 1000 callers time out together when Redis stops: 1000 runnable threads
+ * on 2 CPUs. Each call's own run-queue delay is taken out of its lateness,
+ * but not the time it waits for a lock held by another thread that is
+ * itself waiting for a CPU among the 1000 (the loop thread handing a reply
+ * over, the reconciler): measured at load 40, p99.9 0.24 ms but one call
+ * in 2129 over 100 ms. The margin is 250 ms (1 s under sanitizers), not
+ * 5 ms; the figures print the tail (docs/Degradation.md). */
 static void test_1000_callers(void **state) {
   (void)state;
-  scenario s = {"1000 callers", stop_fault, stop_heal,   1,  1,
-                1000,           20000,      outage_ms(), 20, 0};
+  scenario s = standard("1000 callers", "1000 concurrent goroutines",
+                        stop_fault, stop_heal);
+  s.n_threads = 1000;
+  s.pace_us = 20000;
+  s.margin_ms = 250;
   scenario_on_localhost(&s);
 }
 
@@ -727,6 +970,153 @@ static void test_two_instances_over_admission(void **state) {
          ACCT_LIMIT, before, during, before + during, 2 * ACCT_LIMIT);
   rl_free(a);
   rl_free(b);
+}
+
+/* ---- cluster master killed -------------------------------------------------
+ */
+
+static rlt_cluster cluster;
+static int victim = -1, heir = -1; /* the killed master, its replica */
+static rl_limiter *cluster_rl;     /* freed by cluster_down, even on failure */
+
+/* The running master that holds a key matching pattern, or -1. */
+static int master_with(const char *pattern) {
+  char out[256];
+  for (int i = 0; i < cluster.n; i++) {
+    if (cluster.node[i].pid > 0 && rlt_cluster_is_master(&cluster, i) &&
+        rlt_cluster_cli(&cluster, i, out, sizeof out, "KEYS", pattern, NULL) ==
+            0 &&
+        strstr(out, "rl:") != NULL) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/* "<field>:<number>" of INFO replication on node i, or -1. */
+static long long repl_offset(int i, const char *field) {
+  char out[4096];
+  if (rlt_cluster_cli(&cluster, i, out, sizeof out, "INFO", "replication",
+                      NULL) != 0) {
+    return -1;
+  }
+  const char *p = strstr(out, field);
+  return p != NULL ? atoll(p + strlen(field)) : -1;
+}
+
+/* Sorts the load's keys by master: KEY_AFFECTED on the victim, else
+ * KEY_OTHER_NODE; keys not written yet stay KEY_UNKNOWN. Key names are
+ * "rl:{<hash>}:<policy>@<layout>:<key>" (redis_keys.h). */
+static void classify_keys(load *l) {
+  static char out[1 << 16];
+  for (int p = 0; p < N_POLICIES; p++) {
+    for (int k = 0; k < KEYS_PER_POLICY; k++) {
+      atomic_store(&l->key_class[p][k], KEY_UNKNOWN);
+    }
+  }
+  for (int i = 0; i < cluster.n; i++) {
+    if (cluster.node[i].pid <= 0 || !rlt_cluster_is_master(&cluster, i) ||
+        rlt_cluster_cli(&cluster, i, out, sizeof out, "KEYS", "rl:*", NULL) !=
+            0) {
+      continue;
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+      char *pol = strstr(line, "}:");
+      char *at = pol != NULL ? strchr(pol, '@') : NULL;
+      char *colon = at != NULL ? strchr(at, ':') : NULL;
+      unsigned k = 0;
+      if (colon == NULL || sscanf(colon + 1, "k%u", &k) != 1 ||
+          k >= KEYS_PER_POLICY) {
+        continue;
+      }
+      pol += 2;
+      for (int p = 0; p < N_POLICIES; p++) {
+        if (strlen(policy_names[p]) == (size_t)(at - pol) &&
+            strncmp(pol, policy_names[p], (size_t)(at - pol)) == 0) {
+          atomic_store(&l->key_class[p][k],
+                       i == victim ? KEY_AFFECTED : KEY_OTHER_NODE);
+        }
+      }
+    }
+  }
+}
+
+/* After the warm-up: the victim is the master of the accounting key; its
+ * replica has every write the master had then (so the units spent before
+ * the fault survive the failover). */
+static void cluster_prepare(load *l) {
+  victim = master_with("rl:*:acct@*:acct");
+  assert_true(victim >= 0);
+  heir = rlt_cluster_replica_of(&cluster, victim);
+  assert_true(heir >= 0);
+  long long at = repl_offset(victim, "master_repl_offset:");
+  int64_t until = rlt_now_ms() + 5000;
+  while (repl_offset(heir, "slave_repl_offset:") < at && rlt_now_ms() < until) {
+    rlt_sleep_ms(5);
+  }
+  classify_keys(l);
+  int n[3] = {0};
+  for (int p = 0; p < N_POLICIES; p++) {
+    for (int k = 0; k < KEYS_PER_POLICY; k++) {
+      n[atomic_load(&l->key_class[p][k])]++;
+    }
+  }
+  printf("  killing master :%u (replica :%u); keys on it %d, on the other "
+         "masters %d, not seen %d\n",
+         (unsigned)cluster.node[victim].port, (unsigned)cluster.node[heir].port,
+         n[KEY_AFFECTED], n[KEY_OTHER_NODE], n[KEY_UNKNOWN]);
+  assert_true(n[KEY_AFFECTED] > 0 && n[KEY_OTHER_NODE] > 0);
+}
+
+static void master_kill_fault(void) {
+  rlt_redis_kill(&cluster.node[victim]);
+}
+
+/* Recovery is the replica's promotion (cluster-node-timeout 1 s plus the
+ * election): polled every few ms. */
+static void wait_promotion(void) {
+  int64_t until = rlt_now_ms() + 20000;
+  while (!rlt_cluster_is_master(&cluster, heir) && rlt_now_ms() < until) {
+    rlt_sleep_ms(2);
+  }
+  assert_true(rlt_cluster_is_master(&cluster, heir));
+}
+
+/* kill -9 of the master that holds the accounting key, under load on keys
+ * of every master: its breaker opens, its keys fall back, the other
+ * masters' keys stay on Redis; after the replica's promotion the keys are
+ * back on Redis (the router refreshes its map) and the local units are
+ * reconciled into the new master. */
+static int cluster_up(void **state) {
+  (void)state;
+  if (rlt_cluster_start(&cluster, 3, 1, 1000) != 0) {
+    return -1;
+  }
+  checked = (target){cluster.addrs, 2, 1};
+  return 0;
+}
+
+/* Runs even when the test failed: later scenarios check the standalone
+ * server again. */
+static int cluster_down(void **state) {
+  (void)state;
+  rl_free(cluster_rl);
+  cluster_rl = NULL;
+  checked.n = 0;
+  rlt_cluster_stop(&cluster);
+  return 0;
+}
+
+static void test_cluster_master_killed(void **state) {
+  (void)state;
+  rl_limiter *rl = cluster_rl = limiter_on(&checked, TIMEOUT_MS);
+  scenario s = standard("cluster master", "Cluster master killed",
+                        master_kill_fault, wait_promotion);
+  s.outage_ms = 0; /* until the promotion */
+  s.prepare = cluster_prepare;
+  run(&s, rl);
 }
 
 /* ---- network partition ----------------------------------------------------
@@ -828,19 +1218,13 @@ static void test_network_partition(void **state) {
   char addr[64];
   snprintf(addr, sizeof addr, "10.213.0.1:%u", (unsigned)srv.port);
   rl_limiter *rl = limiter_in_ns(addr);
-  /* Back on Redis within 2 s, not 1: the probe's bytes wait in a TCP
-   * send queue for the next retransmission (linear at first, then
-   * doubling: up to ~1.4 s after a 2 s partition); see Degradation.md. */
-  scenario s = {"partition",
-                partition_fault,
-                partition_heal,
-                1,
-                1,
-                4,
-                500,
-                outage_ms(),
-                1,
-                2000};
+  /* Back on Redis within 1 s: a connection whose bytes go unacknowledged
+   * past a deadline is replaced, and an unanswered SYN is sent again on a
+   * fresh socket after 200 ms (redis_conn.c), instead of waiting for the
+   * kernel's doubling retransmissions (up to 1.4 s after a 2 s partition
+   * before); see Degradation.md. */
+  scenario s = standard("partition", "Network partition", partition_fault,
+                        partition_heal);
   run(&s, rl);
   rl_free(rl);
   ns_cleanup();
@@ -855,6 +1239,9 @@ static int setup(void **state) {
     decision_log = fopen(path, "w");
     log_t0 = rlt_now_ms();
   }
+  const char *res = getenv("CHAOS_RESULTS");
+  results =
+      fopen(res != NULL && res[0] != '\0' ? res : "chaos-results.jsonl", "w");
   return rlt_redis_start(&srv, NULL);
 }
 
@@ -865,6 +1252,9 @@ static int teardown(void **state) {
   rl__redis_thread_cleanup();
   if (decision_log != NULL) {
     fclose(decision_log);
+  }
+  if (results != NULL) {
+    fclose(results);
   }
   return 0;
 }
@@ -878,6 +1268,8 @@ int main(void) {
       cmocka_unit_test(test_oom),
       cmocka_unit_test(test_two_instances_over_admission),
       cmocka_unit_test(test_network_partition),
+      cmocka_unit_test_setup_teardown(test_cluster_master_killed, cluster_up,
+                                      cluster_down),
       cmocka_unit_test(test_1000_callers),
   };
   const char *only = getenv("CHAOS_ONLY"); /* e.g. "test_sigstop" */
