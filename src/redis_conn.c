@@ -800,9 +800,24 @@ static void take_note(rl__conn *c) {
     flush_freed(c);
 }
 
+/* Nothing to read on an idle socket: the edge was a claimer's reply, which
+ * it has taken. Checked with a peek, which takes nothing, so that the
+ * loop does not hold `loop_reading` (and turn the next claimer away) for
+ * a read that would find nothing. */
+static int idle_and_empty(rl__conn *c) {
+  char b;
+  return c->state == ST_READY && c->tls == NULL && c->inflight.head == NULL &&
+         atomic_load(&c->outstanding) == 0 &&
+         !atomic_load_explicit(&c->self_note, memory_order_relaxed) &&
+         recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+         (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 /* The loop's reads: never under a claim (the claimer reads), and after
  * any note a claimer left. */
 static void conn_read(rl__conn *c) {
+  if (idle_and_empty(c))
+    return;
   atomic_store(&c->loop_reading, 1);
   if (!claimed(c)) {
     if (atomic_load_explicit(&c->self_note, memory_order_relaxed))
