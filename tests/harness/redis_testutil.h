@@ -77,6 +77,14 @@ static inline int rlt_consume(const rl__redis_reply *r, void *out) {
   return 0;
 }
 
+/* Whether a callback got the reply an INCR whose tag is the value it
+ * must return should get (matching and per-connection order). */
+static inline int rlt_incr_matches(int status, const rl__redis_reply *r,
+                                   uint64_t tag) {
+  return status == RL_OK && r->type == RL__REPLY_INTEGER &&
+         (uint64_t)r->integer == tag;
+}
+
 static inline int64_t rlt_deadline(int64_t ms) {
   return rl__mono_ns() + ms * 1000000;
 }

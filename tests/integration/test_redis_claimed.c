@@ -13,37 +13,15 @@
 
 #include "test_util.h"
 
-#include "harness/redis_testutil.h"
+#include "harness/redis_node_fixture.h"
 
-typedef struct fixture {
-  rlt_redis srv;
-  rl__redis_node *node;
-} fixture;
-
+/* pool 1: every thread on one connection */
 static int setup(void **state) {
-  fixture *f = calloc(1, sizeof(*f));
-  *state = f;
-  if (f == NULL || rlt_redis_start(&f->srv, NULL) != 0)
-    return -1;
-  rl__redis_node_opts o;
-  char err[128];
-  rlt_node_opts(&o, &f->srv);
-  o.pool_size = 1; /* every thread on one connection */
-  if (rl__redis_node_new(NULL, &o, &f->node, err, sizeof(err)) != RL_OK) {
-    fprintf(stderr, "node_new: %s\n", err);
-    return -1;
-  }
-  return rl__redis_node_wait_ready(f->node, rlt_deadline(5000));
+  return rlt_node_fixture_setup(state, 1, 0, NULL, 0);
 }
 
 static int teardown(void **state) {
-  fixture *f = *state;
-  rlt_redis_resume(&f->srv);
-  rl__redis_node_free(f->node);
-  rlt_redis_stop(&f->srv);
-  free(f);
-  rl__redis_thread_cleanup();
-  return 0;
+  return rlt_node_fixture_teardown(state);
 }
 
 static uint64_t claimed(fixture *f) {
@@ -182,8 +160,7 @@ typedef struct async_state {
 static void async_cb(int status, const rl__redis_reply *r, void *ud,
                      uint64_t tag) {
   async_state *a = ud;
-  if (status != RL_OK || r->type != RL__REPLY_INTEGER ||
-      (uint64_t)r->integer != tag)
+  if (!rlt_incr_matches(status, r, tag))
     atomic_fetch_add(&a->mismatches, 1);
   atomic_fetch_add(&a->done, 1);
 }

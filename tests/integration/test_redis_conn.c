@@ -11,38 +11,13 @@
 
 #include "test_util.h"
 
-#include "harness/redis_testutil.h"
+#include "harness/redis_node_fixture.h"
 
 static const char *const incr_script = "return redis.call('INCR', KEYS[1])";
 
-typedef struct fixture {
-  rlt_redis srv;
-  rl__redis_node *node;
-} fixture;
-
-static int start_node(fixture *f, unsigned pool, unsigned queue_max) {
-  rl__redis_node_opts o;
-  char err[128];
-  rlt_node_opts(&o, &f->srv);
-  o.pool_size = pool;
-  if (queue_max)
-    o.queue_max = queue_max;
-  o.scripts = &incr_script;
-  o.n_scripts = 1;
-  if (rl__redis_node_new(NULL, &o, &f->node, err, sizeof(err)) != RL_OK) {
-    fprintf(stderr, "node_new: %s\n", err);
-    return -1;
-  }
-  return rl__redis_node_wait_ready(f->node, rlt_deadline(5000));
-}
-
 /* A server and a node of pool connections and queue_max (0: default). */
-static int setup_node(void **state, int pool, int queue_max) {
-  fixture *f = calloc(1, sizeof(*f));
-  *state = f;
-  if (f == NULL || rlt_redis_start(&f->srv, NULL) != 0)
-    return -1;
-  return start_node(f, pool, queue_max);
+static int setup_node(void **state, unsigned pool, unsigned queue_max) {
+  return rlt_node_fixture_setup(state, pool, queue_max, &incr_script, 1);
 }
 
 static int setup(void **state) {
@@ -58,13 +33,7 @@ static int setup_one_conn(void **state) {
 }
 
 static int teardown(void **state) {
-  fixture *f = *state;
-  rlt_redis_resume(&f->srv);
-  rl__redis_node_free(f->node);
-  rlt_redis_stop(&f->srv);
-  free(f);
-  rl__redis_thread_cleanup();
-  return 0;
+  return rlt_node_fixture_teardown(state);
 }
 
 /* ---- an async call whose callback is counted --------------------------- */
@@ -202,8 +171,7 @@ typedef struct worker {
 static void worker_cb(int status, const rl__redis_reply *r, void *ud,
                       uint64_t tag) {
   worker *w = ud;
-  if (status != RL_OK || r->type != RL__REPLY_INTEGER ||
-      (uint64_t)r->integer != tag)
+  if (!rlt_incr_matches(status, r, tag))
     atomic_fetch_add(&w->mismatches, 1);
   atomic_fetch_add(&w->calls[tag], 1);
   atomic_fetch_add(&w->done, 1);
