@@ -2,7 +2,8 @@
  * test_redis_cache_accuracy.c - accuracy and Redis load of the cache layer
  * (docs/Cache.md): 4 limiters x 2 threads on one redis-server, every
  * decision logged with its time (Redis' for Redis answers, CLOCK_REALTIME
- * read before the call for local ones: same host, same clock) and replayed
+ * for local ones, same host, same clock: read before the call for a lease
+ * hit, after it for a cached denial, see one()) and replayed
  * per key through the exact oracle of tests/model/oracle.h.
  *
  * Modes: direct (no cache), cached (denials cached, no leases), leased
@@ -109,6 +110,7 @@ static void one(worker *w) {
   rl_decision d;
   int64_t before = acc_real_ms();
   int rc = rl_decide(w->rl, &req, &d);
+  int64_t after = acc_real_ms();
   if (rc != RL_OK) {
     w->errors++;
     return;
@@ -120,7 +122,15 @@ static void one(worker *w) {
   r->allowed = (uint8_t)d.allowed;
   r->source = (uint8_t)d.source;
   r->remaining = d.remaining;
-  r->now = d.source == RL_SOURCE_REDIS ? rl__redis_last_now_ms() : before;
+  /* Local admissions (lease hits) at the time read before the call; local
+   * denials at the time read after it, when they were made: a
+   * single-flight waiter's denial comes from another thread's Redis call
+   * that landed up to 20 ms after the request (src/cache.c, wait_flight),
+   * and meanwhile other instances may have spent what was free when it
+   * arrived. Without the wait the two times are microseconds apart. */
+  r->now = d.source == RL_SOURCE_REDIS ? rl__redis_last_now_ms()
+           : d.allowed                 ? before
+                                       : after;
   __atomic_store_n(&w->n, at + 1, __ATOMIC_RELEASE);
 }
 
