@@ -36,13 +36,11 @@ local algorithms = {
   token_bucket = gcra,
   fixed_window = fixed_window,
 }
-local name = ARGV[1] or ''
-local alg = algorithms[name]
-if not alg then
-  return args.error('no lease for algorithm "' ..
-    (string.find(name, '^[%w_]*$') and #name <= 32 and name or '?') .. '"')
-end
-local want, err = args.int(2, 'want', 0, args.COST_MAX)
+local name = ARGV[1]
+local alg, err = args.algorithm(algorithms, 'no lease for algorithm')
+if not alg then return args.error(err) end
+local want
+want, err = args.int(2, 'want', 0, args.COST_MAX)
 if not want then return args.error(err) end
 local hold
 hold, err = args.int(3, 'hold_ms', 1, args.DURATION_MAX)

@@ -31,13 +31,11 @@ local algorithms = {
   token_bucket = gcra,
   fixed_window = fixed_window,
 }
-local name = ARGV[1] or ''
-local alg = algorithms[name]
-if not alg then
-  return args.error('no lease for algorithm "' ..
-    (string.find(name, '^[%w_]*$') and #name <= 32 and name or '?') .. '"')
-end
-local units, err = args.int(2, 'units', 1, args.COST_MAX)
+local name = ARGV[1]
+local alg, err = args.algorithm(algorithms, 'no lease for algorithm')
+if not alg then return args.error(err) end
+local units
+units, err = args.int(2, 'units', 1, args.COST_MAX)
 if not units then return args.error(err) end
 local granted_at
 granted_at, err = args.int(3, 'granted_at', 0, 9007199254740991)

@@ -32,13 +32,9 @@ local algorithms = {
   token_bucket = gcra,
   fixed_window = fixed_window,
 }
-local name = ARGV[1] or ''
-local alg = algorithms[name]
+local alg, err = args.algorithm(algorithms, 'unknown algorithm')
 if not alg then
-  if #name > 32 or not string.find(name, '^[%w_]*$') then
-    name = '?' -- never echo arbitrary bytes into an error reply
-  end
-  return args.error('unknown algorithm "' .. name .. '"')
+  return args.error(err)
 end
 local cost, windows = args.parse(2, ARGV[1])
 if not cost then

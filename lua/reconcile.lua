@@ -44,10 +44,9 @@ local algorithms = {
   token_bucket = gcra,
   fixed_window = fixed_window,
 }
-local name = ARGV[1] or ''
-local alg = algorithms[name]
+local alg, err = args.algorithm(algorithms, 'unknown algorithm')
 if not alg then
-  return args.error('unknown algorithm')
+  return args.error(err)
 end
 local age = tonumber(ARGV[3] or '')
 if not age or age < 0 or age > args.DURATION_MAX then
@@ -61,7 +60,7 @@ end
 -- windows; the marker and ARGV[3] (age) are not part of that layout.
 KEYS[2] = nil
 table.remove(ARGV, 3)
-local units, windows = args.parse(2, name)
+local units, windows = args.parse(2, ARGV[1])
 if not units then
   return args.error(windows)
 end

@@ -33,6 +33,21 @@ function args.error(what)
   return redis.error_reply('ERR ratelimiter: ' .. what)
 end
 
+-- The algorithm ARGV[1] names, looked up in algorithms; or nil and what
+-- is wrong (the name is echoed only when short and plain, never arbitrary
+-- bytes into an error reply).
+function args.algorithm(algorithms, what)
+  local name = ARGV[1] or ''
+  local alg = algorithms[name]
+  if alg then
+    return alg
+  end
+  if #name > 32 or not string.find(name, '^[%w_]*$') then
+    name = '?'
+  end
+  return nil, what .. ' "' .. name .. '"'
+end
+
 -- ARGV[i] as an integer in [lo, hi], or nil and what is wrong.
 function args.int(i, name, lo, hi)
   local s = ARGV[i]
