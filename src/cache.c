@@ -1106,6 +1106,22 @@ static void cache_reconfigured(rl__store *s, const rl__policy_table *old) {
   }
 }
 
+/* What every cache has, whether or not it got as far as its stripes'
+ * locks and its sweeper: the sweeper's and the async pool's sync objects,
+ * the hot-key sketch, the arrays, the cache itself. */
+static void free_cache(cache *c) {
+  pthread_cond_destroy(&c->sweep_cv);
+  pthread_mutex_destroy(&c->sweep_mu);
+  pthread_mutex_destroy(&c->async_mu);
+  rl__hot_keys_destroy(&c->hot);
+  free(c->async_pool);
+  free(c->sweep_buf);
+  free(c->reconf_buf);
+  free(c->stripes);
+  free(c->slots);
+  free(c);
+}
+
 static void cache_free(rl__store *s) {
   cache *c = (cache *)s;
   if (c->sweeper_started) {
@@ -1126,16 +1142,7 @@ static void cache_free(rl__store *s) {
     pthread_mutex_destroy(&c->stripes[i].lock);
     pthread_cond_destroy(&c->stripes[i].landed);
   }
-  pthread_cond_destroy(&c->sweep_cv);
-  pthread_mutex_destroy(&c->sweep_mu);
-  pthread_mutex_destroy(&c->async_mu);
-  rl__hot_keys_destroy(&c->hot);
-  free(c->async_pool);
-  free(c->sweep_buf);
-  free(c->reconf_buf);
-  free(c->stripes);
-  free(c->slots);
-  free(c);
+  free_cache(c);
 }
 
 static const rl__store_ops cache_ops = {
@@ -1271,16 +1278,7 @@ int rl__store_cache_new(const rl_config *config, rl__store *inner,
   if (err != RL_OK) {
     c->inner = NULL;
     inner->ops->free(inner);
-    rl__hot_keys_destroy(&c->hot);
-    pthread_cond_destroy(&c->sweep_cv);
-    pthread_mutex_destroy(&c->sweep_mu);
-    pthread_mutex_destroy(&c->async_mu);
-    free(c->async_pool);
-    free(c->sweep_buf);
-    free(c->reconf_buf);
-    free(c->stripes);
-    free(c->slots);
-    free(c);
+    free_cache(c);
     return err;
   }
   for (uint32_t i = 0; i <= c->stripe_mask; i++) {

@@ -1720,10 +1720,11 @@ static void claimed_exchange(rl__conn *c, rl__req *r, int fd,
   rl__resp_release(&c->self_rd);
   if (end != CLAIM_DONE)
     rl__resp_reader_reset(&c->self_rd);
-  if (rl__breaker_success(&node->breaker))
-    atomic_store(&node->recover_pending, 1); /* run by the loop, woken: */
+  int recovered = rl__breaker_success(&node->breaker);
+  if (recovered) /* node_recovered() is the loop's: it runs it when woken */
+    atomic_store(&node->recover_pending, 1);
   unclaim(c, r, fd, end, deadline_ns);
-  if (atomic_load_explicit(&node->recover_pending, memory_order_relaxed))
+  if (recovered)
     rl__redis_loop_wake(node->loop, &c->wake);
 }
 
