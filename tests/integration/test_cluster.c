@@ -131,6 +131,17 @@ static int wait_hot_slot(const char *prefix) {
   return slot;
 }
 
+/* Starts the load on prefix's keys; returns the master owning the hot
+ * key's slot (*slot). */
+static int start_hot_load(cl_load *l, rl_limiter *rl, const char *prefix,
+                          int *slot) {
+  cl_load_start(l, rl, THREADS, prefix);
+  *slot = wait_hot_slot(prefix);
+  int m = rlt_cluster_slot_owner(&cluster, (unsigned)*slot, -1);
+  assert_true(m >= 0);
+  return m;
+}
+
 static void assert_exact(const char *what, const cl_verdict *v,
                          double seconds) {
   cl_print(what, v, seconds);
@@ -254,10 +265,8 @@ static void test_migrate_hot_slot(void **state) {
   rl_limiter *rl = open_limiter(10000);
   cl_load l;
   int64_t t0 = rlt_now_ms();
-  cl_load_start(&l, rl, THREADS, "m");
-  int slot = wait_hot_slot("m");
-  int from = rlt_cluster_slot_owner(&cluster, (unsigned)slot, -1);
-  assert_true(from >= 0);
+  int slot;
+  int from = start_hot_load(&l, rl, "m", &slot);
   int to = -1;
   for (int i = 0; i < cluster.n && to < 0; i++)
     if (i != from && cluster.node[i].pid > 0 &&
@@ -466,11 +475,10 @@ static void test_failover_then_script_flush(void **state) {
   rl_limiter *rl = open_limiter(10000);
   cl_load l;
   int64_t t0 = rlt_now_ms();
-  cl_load_start(&l, rl, THREADS, "f");
-  int slot = wait_hot_slot("f");
-  int m = rlt_cluster_slot_owner(&cluster, (unsigned)slot, -1);
+  int slot;
+  int m = start_hot_load(&l, rl, "f", &slot);
   int r = rlt_cluster_replica_of(&cluster, m);
-  assert_true(m >= 0 && r >= 0);
+  assert_true(r >= 0);
   fprintf(stderr, "failover: replica :%u takes over from :%u\n",
           cluster.node[r].port, cluster.node[m].port);
   char out[256];
@@ -535,11 +543,10 @@ static void test_kill_master(void **state) {
   const uint32_t timeout_ms = 200;
   rl_limiter *rl = open_limiter(timeout_ms);
   cl_load l;
-  cl_load_start(&l, rl, THREADS, "k");
-  int slot = wait_hot_slot("k");
-  int m = rlt_cluster_slot_owner(&cluster, (unsigned)slot, -1);
+  int slot;
+  int m = start_hot_load(&l, rl, "k", &slot);
   int r = rlt_cluster_replica_of(&cluster, m);
-  assert_true(m >= 0 && r >= 0);
+  assert_true(r >= 0);
   rlt_sleep_ms(300);
   int64_t killed = rlt_now_ms();
   rlt_redis_kill(&cluster.node[m]);
