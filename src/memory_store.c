@@ -85,7 +85,9 @@
  * (~100 ns each), and every slow path tries one, so the extra is what a
  * stripe unlinks during a few decisions, plus the old table after a growth.
  * A thread descheduled inside a decision holds the epoch back until it runs
- * again; retired memory accumulates meanwhile (the price of EBR).
+ * again; retired memory accumulates meanwhile (the price of EBR). Slab
+ * pages (node_slab.h) are reused, not returned, until the store is freed:
+ * they stay at the stripe's peak of small nodes, rounded up to a page.
  */
 #include <pthread.h>
 #include <stddef.h>

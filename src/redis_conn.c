@@ -44,8 +44,9 @@
  * the socket itself (ppoll to its deadline), parses the one reply with its
  * own reader and gives the connection back: one wakeup, as a client that
  * owns its socket has. While a claim stands the loop neither reads that
- * socket (the read event is edge-triggered, so skipping costs nothing)
- * nor takes new submissions (they wait, at most one round trip, and the
+ * socket (the read event is edge-triggered, so skipping costs nothing;
+ * an edge on an idle connection is met with a peek, not a read, so the
+ * next claimer is not turned away) nor takes new submissions (they wait, at most one round trip, and the
  * claimer wakes the loop when it leaves: `self_deferred`), so the claimed
  * command is the only one on the wire. A claimer that gives up (deadline,
  * error) hands the bytes it read and a tombstone record (answered, at the
