@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -70,6 +71,20 @@ static inline rl_limiter *limiter_with(rl_algorithm alg, fake_clock *clock,
 static inline int allow_str(rl_limiter *rl, const char *key, int64_t cost,
                             rl_decision *d) {
   return rl_allow_n(rl, key, strlen(key), cost, d);
+}
+
+/* The value of the Prometheus sample whose name and labels are exactly
+ * `series` in text; fails the test when absent. */
+static inline unsigned long long metric_sample(const char *text,
+                                               const char *series) {
+  size_t n = strlen(series);
+  for (const char *p = text; (p = strstr(p, series)) != NULL; p += n) {
+    if ((p == text || p[-1] == '\n') && p[n] == ' ') {
+      return strtoull(p + n + 1, NULL, 10);
+    }
+  }
+  fail_msg("no sample %s in:\n%s", series, text);
+  return 0;
 }
 
 #endif /* RL_TEST_UTIL_H */

@@ -17,17 +17,6 @@
 
 static rlt_redis srv;
 
-static unsigned long long sample(const char *text, const char *series) {
-  size_t n = strlen(series);
-  for (const char *p = text; (p = strstr(p, series)) != NULL; p += n) {
-    if ((p == text || p[-1] == '\n') && p[n] == ' ') {
-      return strtoull(p + n + 1, NULL, 10);
-    }
-  }
-  fail_msg("no sample %s in:\n%s", series, text);
-  return 0;
-}
-
 static atomic_int done;
 
 static void on_decision(int err, const rl_decision *d, void *ud) {
@@ -64,24 +53,25 @@ static void test_latency_and_decisions(void **state) {
   char *t = malloc(TEXT_MAX);
   assert_non_null(t);
   assert_int_equal(rl_metrics_render(rl, t, TEXT_MAX, NULL), RL_OK);
-  assert_int_equal(sample(t, "ratelimiter_redis_latency_seconds_count{"
-                             "operation=\"allow\"}"),
+  assert_int_equal(metric_sample(t, "ratelimiter_redis_latency_seconds_count{"
+                                    "operation=\"allow\"}"),
                    6);
-  assert_int_equal(sample(t, "ratelimiter_redis_latency_seconds_bucket{"
-                             "operation=\"allow\",le=\"+Inf\"}"),
+  assert_int_equal(metric_sample(t, "ratelimiter_redis_latency_seconds_bucket{"
+                                    "operation=\"allow\",le=\"+Inf\"}"),
                    6);
-  assert_int_equal(sample(t, "ratelimiter_requests_total{policy=\"api\","
-                             "window=\"1m\",result=\"allowed\"}"),
+  assert_int_equal(metric_sample(t, "ratelimiter_requests_total{policy=\"api\","
+                                    "window=\"1m\",result=\"allowed\"}"),
                    4);
-  assert_int_equal(sample(t, "ratelimiter_requests_total{policy=\"api\","
-                             "window=\"1m\",result=\"denied\"}"),
+  assert_int_equal(metric_sample(t, "ratelimiter_requests_total{policy=\"api\","
+                                    "window=\"1m\",result=\"denied\"}"),
                    2);
   assert_int_equal(
-      sample(t, "ratelimiter_decision_sources_total{source=\"redis\"}"), 6);
+      metric_sample(t, "ratelimiter_decision_sources_total{source=\"redis\"}"),
+      6);
   char node[96];
   snprintf(node, sizeof node, "ratelimiter_breaker_state{node=\"%s\"}",
            addr.text);
-  assert_int_equal(sample(t, node), 0);
+  assert_int_equal(metric_sample(t, node), 0);
   assert_non_null(strstr(t, "store=\"redis\"} 1\n"));
   assert_null(strstr(t, "secret"));
 
@@ -94,8 +84,9 @@ static void test_latency_and_decisions(void **state) {
   assert_int_equal(failed, 3);
   assert_int_equal(rl_metrics_render(rl, t, TEXT_MAX, NULL), RL_OK);
   assert_int_equal(
-      sample(t, "ratelimiter_errors_total{code=\"backend_unavailable\"}") +
-          sample(t, "ratelimiter_errors_total{code=\"timeout\"}"),
+      metric_sample(t,
+                    "ratelimiter_errors_total{code=\"backend_unavailable\"}") +
+          metric_sample(t, "ratelimiter_errors_total{code=\"timeout\"}"),
       3);
   /* more failures open the node's breaker (threshold 10): the gauge of
    * that node says so (2 = open), read at scrape time */
@@ -103,7 +94,7 @@ static void test_latency_and_decisions(void **state) {
     (void)rl_allow(rl, "user-secret", 11, &d);
   }
   assert_int_equal(rl_metrics_render(rl, t, TEXT_MAX, NULL), RL_OK);
-  assert_int_equal(sample(t, node), 2);
+  assert_int_equal(metric_sample(t, node), 2);
   free(t);
   rl_free(rl);
 }

@@ -24,19 +24,6 @@ static char *scrape(rl_limiter *rl) {
   return buf;
 }
 
-/* The value of the sample whose name and labels are exactly `series`;
- * fails when absent. */
-static unsigned long long sample(const char *text, const char *series) {
-  size_t n = strlen(series);
-  for (const char *p = text; (p = strstr(p, series)) != NULL; p += n) {
-    if ((p == text || p[-1] == '\n') && p[n] == ' ') {
-      return strtoull(p + n + 1, NULL, 10);
-    }
-  }
-  fail_msg("no sample %s in:\n%s", series, text);
-  return 0;
-}
-
 /* The unnamed default policy of both configurations: 2 per minute and 3
  * per hour. */
 static void default_policy(rl_policy *p) {
@@ -88,18 +75,19 @@ static void test_decisions_by_policy_window_result(void **state) {
   rl_request unknown = {"nope", 4, "k", 1, 1};
   assert_int_equal(rl_decide(rl, &unknown, &d), RL_ERR_POLICY_UNKNOWN);
   char *t = scrape(rl);
-  assert_int_equal(sample(t, REQ("default", "1m", "allowed")), 2);
-  assert_int_equal(sample(t, REQ("default", "1m", "denied")), 1);
-  assert_int_equal(sample(t, REQ("default", "1h", "allowed")), 1);
-  assert_int_equal(sample(t, REQ("default", "1h", "denied")), 1);
-  assert_int_equal(sample(t, REQ("api", "1500ms", "allowed")), 1);
-  assert_int_equal(sample(t, REQ("api", "1500ms", "denied")), 2);
+  assert_int_equal(metric_sample(t, REQ("default", "1m", "allowed")), 2);
+  assert_int_equal(metric_sample(t, REQ("default", "1m", "denied")), 1);
+  assert_int_equal(metric_sample(t, REQ("default", "1h", "allowed")), 1);
+  assert_int_equal(metric_sample(t, REQ("default", "1h", "denied")), 1);
+  assert_int_equal(metric_sample(t, REQ("api", "1500ms", "allowed")), 1);
+  assert_int_equal(metric_sample(t, REQ("api", "1500ms", "denied")), 2);
   assert_int_equal(
-      sample(t, "ratelimiter_decision_sources_total{source=\"memory\"}"), 8);
-  assert_int_equal(sample(t, "ratelimiter_errors_total{code=\"key_empty\"}"),
-                   1);
+      metric_sample(t, "ratelimiter_decision_sources_total{source=\"memory\"}"),
+      8);
   assert_int_equal(
-      sample(t, "ratelimiter_errors_total{code=\"policy_unknown\"}"), 1);
+      metric_sample(t, "ratelimiter_errors_total{code=\"key_empty\"}"), 1);
+  assert_int_equal(
+      metric_sample(t, "ratelimiter_errors_total{code=\"policy_unknown\"}"), 1);
   assert_non_null(strstr(t, "ratelimiter_build_info{version=\""));
   assert_non_null(strstr(t, "store=\"memory\"} 1\n"));
   assert_null(strstr(t, "secret"));
@@ -129,15 +117,15 @@ static void test_async_and_disabled(void **state) {
                    RL_ERR_COST_INVALID);
   assert_int_equal(allowed, 2);
   char *t = scrape(on);
-  assert_int_equal(sample(t, REQ("api", "1500ms", "allowed")), 1);
-  assert_int_equal(sample(t, REQ("api", "1500ms", "denied")), 1);
-  assert_int_equal(sample(t, "ratelimiter_errors_total{code=\"cost_invalid\"}"),
-                   1);
+  assert_int_equal(metric_sample(t, REQ("api", "1500ms", "allowed")), 1);
+  assert_int_equal(metric_sample(t, REQ("api", "1500ms", "denied")), 1);
+  assert_int_equal(
+      metric_sample(t, "ratelimiter_errors_total{code=\"cost_invalid\"}"), 1);
   free(t);
   decide_n(off, NULL, "k", 5);
   t = scrape(off);
-  assert_int_equal(sample(t, REQ("api", "1500ms", "allowed")), 0);
-  assert_int_equal(sample(t, REQ("default", "1m", "allowed")), 0);
+  assert_int_equal(metric_sample(t, REQ("api", "1500ms", "allowed")), 0);
+  assert_int_equal(metric_sample(t, REQ("default", "1m", "allowed")), 0);
   free(t);
   /* Turned on live, then off again: only the decisions in between. */
   rl__metrics_enable(rl__limiter_metrics(off), 1);
@@ -146,7 +134,7 @@ static void test_async_and_disabled(void **state) {
   rl__metrics_enable(NULL, 1);
   decide_n(off, NULL, "k2", 1);
   t = scrape(off);
-  assert_int_equal(sample(t, REQ("default", "1m", "allowed")), 1);
+  assert_int_equal(metric_sample(t, REQ("default", "1m", "allowed")), 1);
   free(t);
   rl_free(on);
   rl_free(off);
@@ -171,9 +159,9 @@ static void test_series_survive_reload(void **state) {
   decide_n(rl, NULL, "k", 1);
   decide_n(rl, "api", "k", 2);
   char *t = scrape(rl);
-  assert_int_equal(sample(t, REQ("default", "1m", "allowed")), 2);
-  assert_int_equal(sample(t, REQ("api", "1500ms", "allowed")), 1);
-  assert_int_equal(sample(t, REQ("api", "2s", "allowed")), 2);
+  assert_int_equal(metric_sample(t, REQ("default", "1m", "allowed")), 2);
+  assert_int_equal(metric_sample(t, REQ("api", "1500ms", "allowed")), 1);
+  assert_int_equal(metric_sample(t, REQ("api", "2s", "allowed")), 2);
   free(t);
   rl_free(rl);
 }
@@ -211,7 +199,7 @@ static void test_many_threads_count_exactly(void **state) {
     }
   }
   char *t = scrape(rl);
-  assert_int_equal(sample(t, REQ("default", "1m", "allowed")),
+  assert_int_equal(metric_sample(t, REQ("default", "1m", "allowed")),
                    2 * THREADS * EACH);
   free(t);
   rl_free(rl);
@@ -242,30 +230,30 @@ static void test_layer_hooks(void **state) {
   rl__metrics_breaker_state(NULL, 0, RL__BREAKER_OPEN);
   assert_int_equal(rl__metrics_node(NULL, "x"), -1);
   char *t = scrape(rl);
-  assert_int_equal(sample(t, "ratelimiter_cache_hits_total"), 2);
-  assert_int_equal(sample(t, "ratelimiter_cache_misses_total"), 1);
-  assert_int_equal(sample(t, "ratelimiter_leases_granted_total"), 1);
-  assert_int_equal(sample(t, "ratelimiter_leases_returned_total"), 1);
+  assert_int_equal(metric_sample(t, "ratelimiter_cache_hits_total"), 2);
+  assert_int_equal(metric_sample(t, "ratelimiter_cache_misses_total"), 1);
+  assert_int_equal(metric_sample(t, "ratelimiter_leases_granted_total"), 1);
+  assert_int_equal(metric_sample(t, "ratelimiter_leases_returned_total"), 1);
   assert_int_equal(
-      sample(t, "ratelimiter_lease_units_total{event=\"granted\"}"), 10);
-  assert_int_equal(sample(t, "ratelimiter_hot_keys"), 7);
-  assert_int_equal(sample(t, "ratelimiter_hot_keys_detected_total"), 1);
+      metric_sample(t, "ratelimiter_lease_units_total{event=\"granted\"}"), 10);
+  assert_int_equal(metric_sample(t, "ratelimiter_hot_keys"), 7);
+  assert_int_equal(metric_sample(t, "ratelimiter_hot_keys_detected_total"), 1);
   assert_int_equal(
-      sample(t, "ratelimiter_fallback_events_total{mode=\"local\"}"), 1);
+      metric_sample(t, "ratelimiter_fallback_events_total{mode=\"local\"}"), 1);
   assert_int_equal(
-      sample(t, "ratelimiter_fallback_events_total{mode=\"open\"}"), 0);
+      metric_sample(t, "ratelimiter_fallback_events_total{mode=\"open\"}"), 0);
   assert_int_equal(
-      sample(t, "ratelimiter_breaker_state{node=\"10.0.0.1:6379\"}"), 0);
-  assert_int_equal(sample(t, "ratelimiter_breaker_state{node=\"[::1]:7000_\"}"),
-                   2);
-  assert_int_equal(sample(t, "ratelimiter_redis_latency_seconds_bucket{"
-                             "operation=\"lease\",le=\"0.0005\"}"),
+      metric_sample(t, "ratelimiter_breaker_state{node=\"10.0.0.1:6379\"}"), 0);
+  assert_int_equal(
+      metric_sample(t, "ratelimiter_breaker_state{node=\"[::1]:7000_\"}"), 2);
+  assert_int_equal(metric_sample(t, "ratelimiter_redis_latency_seconds_bucket{"
+                                    "operation=\"lease\",le=\"0.0005\"}"),
                    1);
-  assert_int_equal(sample(t, "ratelimiter_redis_latency_seconds_bucket{"
-                             "operation=\"lease\",le=\"+Inf\"}"),
+  assert_int_equal(metric_sample(t, "ratelimiter_redis_latency_seconds_bucket{"
+                                    "operation=\"lease\",le=\"+Inf\"}"),
                    2);
-  assert_int_equal(sample(t, "ratelimiter_redis_latency_seconds_count{"
-                             "operation=\"allow\"}"),
+  assert_int_equal(metric_sample(t, "ratelimiter_redis_latency_seconds_count{"
+                                    "operation=\"allow\"}"),
                    0);
   free(t);
   rl_free(rl);
