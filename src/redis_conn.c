@@ -46,15 +46,16 @@
  * owns its socket has. While a claim stands the loop neither reads that
  * socket (the read event is edge-triggered, so skipping costs nothing;
  * an edge on an idle connection is met with a peek, not a read, so the
- * next claimer is not turned away) nor takes new submissions (they wait, at most one round trip, and the
- * claimer wakes the loop when it leaves: `self_deferred`), so the claimed
- * command is the only one on the wire. A claimer that gives up (deadline,
- * error) hands the bytes it read and a tombstone record (answered, at the
- * head of `submitted`) to the loop, which then matches the late reply as
- * it does for any abandoned request; a claimer that could not send all of
- * its command asks the loop to reset the connection. A socket the loop
- * closes during a claim is only shut down (the claimer wakes at once) and
- * left to the claimer to close, so its number cannot be reused under it.
+ * next claimer is not turned away) nor takes new submissions (they wait, at
+ * most one round trip, and the claimer wakes the loop when it leaves:
+ * `self_deferred`), so the claimed command is the only one on the wire. A
+ * claimer that gives up (deadline, error) hands the bytes it read and a
+ * tombstone record (answered, at the head of `submitted`) to the loop, which
+ * then matches the late reply as it does for any abandoned request; a claimer
+ * that could not send all of its command asks the loop to reset the connection.
+ * A socket the loop closes during a claim is only shut down (the claimer wakes
+ * at once) and left to the claimer to close, so its number cannot be reused
+ * under it.
  *
  * Pipelining. When woken, the loop takes the whole submission side in one
  * lock: the records move to the in-flight FIFO and the deadline heap, and
