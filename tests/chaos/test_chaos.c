@@ -680,8 +680,19 @@ static void run(const scenario *s, rl_limiter *rl) {
   printf("  rss: %ld KiB with the callers running (+%ld KiB for %d threads)\n",
          rss_before, rss_before - rss_start, started);
 
-  atomic_store(&l.fault_at, rlt_now_ms());
+  /* The outage starts when the fault is in place: fault() returns once
+   * the process is killed or stopped, or once nft has loaded the drop rules
+   * (a shell, ip netns exec and nft: on a busy machine that alone took over
+   * a second, during which Redis kept answering). Decisions logged before
+   * then count as "during the fault" all the same. */
+  int64_t fault_started = rlt_now_ms();
+  atomic_store(&l.fault_at, fault_started);
   s->fault();
+  atomic_store(&l.fault_at, rlt_now_ms());
+  if (rlt_now_ms() - fault_started > 100) {
+    printf("  the fault took %lld ms to put in place\n",
+           (long long)(rlt_now_ms() - fault_started));
+  }
   int64_t slack = rlt_slack_ms();
   if (s->expect_breaker) {
     wait_until(&l.breaker_at, 1000 + 4 * slack);
@@ -710,7 +721,9 @@ static void run(const scenario *s, rl_limiter *rl) {
 
   outcome o = {0};
   int64_t brk = atomic_load(&l.breaker_at);
-  o.breaker_ms = brk != 0 ? brk - atomic_load(&l.fault_at) : -1;
+  int64_t in_place = atomic_load(&l.fault_at);
+  /* 0 when it opened while the fault was still being put in place */
+  o.breaker_ms = brk == 0 ? -1 : brk > in_place ? brk - in_place : 0;
   o.back_ms = atomic_load(&l.first_redis) - atomic_load(&l.recover_at);
   /* within 1 s, plus what the machine's scheduling added */
   o.sched_ms = (atomic_load(&l.sched_max_us) + 999) / 1000;
