@@ -160,6 +160,7 @@ typedef struct cache {
   atomic_uint_fast64_t serial_now; /* table that new leases must be for */
   atomic_uint_fast64_t uncached;   /* keys too long to cache */
   atomic_uint_fast64_t hot_count;
+  atomic_uint_fast64_t displaced; /* hot keys displaced by hotter ones */
   /* sweeper */
   pthread_t sweeper;
   int sweeper_started;
@@ -490,6 +491,10 @@ static void maybe_promote(cache *c, uint32_t si, slot *s, uint32_t epoch) {
         atomic_fetch_add_explicit(&c->hot_count, 1, memory_order_relaxed) + 1;
     rl__metrics_hot_key_detected(c->base.metrics);
     rl__metrics_hot_keys_set(c->base.metrics, hot);
+  } else if (rl__hot_keys_displace(&c->hot, e.rate)) {
+    /* the sweeper returns the coolest key's lease and frees its place;
+     * this key enters at a decision after that */
+    atomic_fetch_add_explicit(&c->displaced, 1, memory_order_relaxed);
   }
 }
 
@@ -980,7 +985,7 @@ static void sweep_rate(cache *c, const rl__hot_entry *e, int64_t now) {
   pthread_mutex_lock(&sp->lock);
   slot *s = &c->slots[e->slot];
   uint64_t rate = rate_of(s, epoch);
-  int cold = rate < c->threshold / 2 || rate == 0;
+  int cold = rate < c->threshold / 2 || rate == 0 || e->displaced;
   if (s->hash != e->hash || s->policy_id != e->policy_id) {
     cold = 1; /* cannot happen: hot slots are never evicted */
   } else if (cold && (s->lease_left > 0 || (s->flags & FLAG_PENDING))) {
@@ -1012,7 +1017,8 @@ static void return_leases(cache *c, rl__hot_entry *buf,
     const rl__hot_entry *e = &buf[i];
     rl__lease_cmd rc;
     uint64_t units = 0;
-    if (take_lease(c, e, t, take, now, &rc, &units)) {
+    if (take_lease(c, e, t, demote && e->displaced ? take_always : take, now,
+                   &rc, &units)) {
       stripe *sp = &c->stripes[e->stripe];
       if (sync) {
         if (c->inner->ops->script_call(c->inner, &rc.cmd, ignore_reply, NULL) ==
@@ -1362,6 +1368,7 @@ int rl_cache_stats_get(rl_limiter *rl, rl_cache_stats *out) {
   out->max_bytes = c->max_bytes;
   out->slots = c->n_slots;
   out->hot_keys = atomic_load(&c->hot_count);
+  out->hot_displaced = atomic_load(&c->displaced);
   return RL_OK;
 }
 
