@@ -407,6 +407,9 @@ static void async_cb(int status, const rl__redis_reply *reply, void *ud,
   } else if (err == NOSCRIPT) {
     err = RL_ERR_BACKEND_UNAVAILABLE;
   }
+  if (err == RL_OK) {
+    last_now_ms = now; /* for the callback, which runs on this thread */
+  }
   async_finish(a, err, &d);
 }
 

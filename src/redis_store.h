@@ -88,7 +88,8 @@ struct rl__redis_backend *rl__redis_store_backend(rl__store *s);
 int rl__redis_store_stats_get(rl__store *s, rl__redis_store_stats *out);
 
 /* Test hook: Redis' now_ms (the script's TIME) of the calling thread's last
- * successful synchronous Redis decision; -1 before the first. */
+ * successful synchronous Redis decision, or, inside an asynchronous
+ * decision's callback, of that decision; -1 before the first. */
 int64_t rl__redis_last_now_ms(void);
 /* The same for a decision made by another script (the cache's lease.lua). */
 void rl__redis_note_now_ms(int64_t now_ms);
