@@ -30,9 +30,10 @@
  * Short (default, ctest label "accuracy"): a few runs, with bounds
  * asserted. RL_ACCURACY_FULL=1: the whole matrix, printed as the markdown
  * table of docs/Accuracy.md (scripts/accuracy.sh writes it there), bounds
- * reported only. RL_ACCURACY_MS sets each run's length;
- * RL_ACCURACY_ONLY="alg mode trace N store" (indices into the name tables
- * below; store 0 = one Redis, 1 = cluster) makes one run, and
+ * reported only. RL_ACCURACY_MS sets each run's length (an outage run
+ * takes twice that); RL_ACCURACY_ONLY="alg mode trace N store" (indices
+ * into the name tables below; store 0 = one Redis, 1 = cluster; the
+ * fallback modes run on one Redis only) makes one run, and
  * RL_ACCURACY_DEBUG=1 prints its first false denials.
  */
 
@@ -275,11 +276,11 @@ typedef struct result {
   long decisions, steady_decisions;
   long long calls, steady_calls, max_gap_ms;
   /* fallback modes */
-  long local_windows;     /* (key, window) pairs holding a local admission */
-  int64_t last_local_ms;  /* the last local admission */
-  long redis_after;       /* decisions Redis answered after the outage */
-  int64_t outage_ms;      /* how long Redis was stopped */
-  rl_fallback_stats fb;   /* summed over the processes */
+  long local_windows;    /* (key, window) pairs holding a local admission */
+  int64_t last_local_ms; /* the last local admission */
+  long redis_after;      /* decisions Redis answered after the outage */
+  int64_t outage_ms;     /* how long Redis was stopped */
+  rl_fallback_stats fb;  /* summed over the processes */
 } result;
 
 static int faulty(const run_cfg *c) {
@@ -454,8 +455,8 @@ static int run_one(const run_cfg *cfg, const char *self, result *res) {
     res->fb.reconcile_lost_units += sh->fb[i].reconcile_lost_units;
   }
   for (size_t i = 0; i < at; i++) {
-    res->redis_after += all[i].source == RL_SOURCE_REDIS &&
-                        all[i].now >= go_at + cfg->ms / 2;
+    res->redis_after +=
+        all[i].source == RL_SOURCE_REDIS && all[i].now >= go_at + cfg->ms / 2;
   }
   rl_policy p;
   make_policy(cfg->alg, cfg->trace, &p);
@@ -514,8 +515,8 @@ static void print_row(const run_cfg *c, const result *r) {
            (unsigned long long)r->fb.reconciled_units,
            (unsigned long long)r->fb.reconcile_pending_units,
            (unsigned long long)r->fb.reconcile_lost_units,
-           (unsigned long long)r->fb.reconcile_dropped_units, (long long)r->outage_ms,
-           r->redis_after);
+           (unsigned long long)r->fb.reconcile_dropped_units,
+           (long long)r->outage_ms, r->redis_after);
   }
   fflush(stdout);
 }
@@ -577,8 +578,7 @@ static void check_outage(const run_cfg *c, const result *r) {
   int64_t w = (int64_t)p.windows[0].duration_ms;
   EXPECT(v->local > 0, "%s outage: no local decision", what);
   EXPECT(r->redis_after > 0, "%s outage: not back on Redis", what);
-  EXPECT(r->fb.reconcile_lost_units == 0 &&
-             r->fb.reconcile_dropped_units == 0,
+  EXPECT(r->fb.reconcile_lost_units == 0 && r->fb.reconcile_dropped_units == 0,
          "%s outage: %llu units lost, %llu dropped in reconciliation", what,
          (unsigned long long)r->fb.reconcile_lost_units,
          (unsigned long long)r->fb.reconcile_dropped_units);
@@ -733,6 +733,10 @@ int main(int argc, char **argv) {
   run_cfg one = {0, 0, 0, 0, 0, ms, 0};
   if (only != NULL && sscanf(only, "%d %d %d %d %d", &one.alg, &one.mode,
                              &one.trace, &one.procs, &one.store) == 5) {
+    if (faulty(&one)) { /* as in the full table */
+      one.store = STANDALONE;
+      one.ms = one.mode == OUTAGE ? 2 * ms : ms;
+    }
     print_header();
     run_and_print(&one, self, 0, NULL);
   } else if (full) {
