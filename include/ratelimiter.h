@@ -533,6 +533,8 @@ typedef struct rl_cache_stats {
   uint64_t lease_units;    /* units granted by leases */
   uint64_t returned_units; /* unspent units sent back to Redis */
   uint64_t redis_calls;    /* lease and return scripts sent */
+  uint64_t hot_displaced;  /* hot keys that left the full list for a key
+                              at least twice as hot (cache.hot_k) */
 } rl_cache_stats;
 
 RL_EXTERN int rl_cache_stats_get(rl_limiter *rl, rl_cache_stats *out);

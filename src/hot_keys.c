@@ -36,6 +36,24 @@ int rl__hot_keys_add(rl__hot_keys *h, const rl__hot_entry *e) {
   return added;
 }
 
+int rl__hot_keys_displace(rl__hot_keys *h, uint64_t rate) {
+  pthread_mutex_lock(&h->lock);
+  size_t coolest = h->n;
+  int busy = h->n < h->cap; /* room: nothing to displace */
+  for (size_t i = 0; i < h->n && !busy; i++) {
+    busy = h->e[i].displaced;
+    if (coolest == h->n || h->e[i].rate < h->e[coolest].rate) {
+      coolest = i;
+    }
+  }
+  int marked = !busy && coolest < h->n && h->e[coolest].rate < rate / 2;
+  if (marked) {
+    h->e[coolest].displaced = 1;
+  }
+  pthread_mutex_unlock(&h->lock);
+  return marked;
+}
+
 static size_t find(const rl__hot_keys *h, uint32_t stripe, uint32_t slot) {
   for (size_t i = 0; i < h->n; i++) {
     if (h->e[i].stripe == stripe && h->e[i].slot == slot) {

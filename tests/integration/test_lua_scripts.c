@@ -1273,6 +1273,51 @@ static void run_large(rl_algorithm alg, int rounds) {
   }
 }
 
+/* lease.lua on a token bucket (1000 per 1000 ms: one unit per ms, burst
+ * 1000): a lease may be spent only while Redis' bucket stays its units
+ * below capacity, i.e. until the TAT minus the units' emission time. With
+ * remaining r after the request and the grant, the TAT is (1000 - r) ms
+ * ahead, so valid_ms + granted <= 1000 - r (+1 for rounding). A full bucket
+ * gets a lease of at most 1 ms. */
+static redisReply *lease_call(const char *key, const char *want,
+                              const char *cost) {
+  const rl__script *s = rl__script_find("lease");
+  const char *argv[] = {"EVALSHA", s->sha1, "1",  key, "token_bucket",
+                        want,      "10000", cost, "1", "1000",
+                        "1000",    "0",     "0"};
+  size_t lens[13];
+  for (size_t i = 0; i < 13; i++) {
+    lens[i] = strlen(argv[i]);
+  }
+  redisReply *r = cmd_argv(13, argv, lens);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  assert_int_equal(r->elements, 9);
+  return r;
+}
+
+/* Grants want with the request of cost, and checks the lease's span. */
+static long long lease_checked(const char *want, const char *cost) {
+  redisReply *r = lease_call("{lease}tb", want, cost);
+  long long remaining = r->element[3]->integer;
+  long long granted = r->element[7]->integer;
+  long long valid = r->element[8]->integer;
+  print_message("remaining %lld granted %lld valid %lld ms\n", remaining,
+                granted, valid);
+  assert_int_equal(r->element[0]->integer, 1);
+  assert_true(granted == 0 || valid >= 1);
+  assert_true(valid + granted <= 1000 - remaining + 1);
+  freeReplyObject(r);
+  return granted;
+}
+
+static void test_lease_token_bucket_span(void **state) {
+  (void)state;
+  flush();
+  lease_checked("50", "1");  /* a full bucket: valid 1 ms at most */
+  lease_checked("0", "200"); /* 200 more units spent: ahead */
+  assert_int_equal(lease_checked("60", "1"), 60);
+}
+
 static void test_large_sliding_log(void **state) {
   (void)state;
   run_large(RL_ALG_SLIDING_LOG, 150);
@@ -1311,6 +1356,7 @@ int main(void) {
       cmocka_unit_test(test_ttl_and_expiry),
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_foreign_blob_is_fresh),
+      cmocka_unit_test(test_lease_token_bucket_span),
       cmocka_unit_test(test_large_sliding_log),
       cmocka_unit_test(test_large_sliding_counter),
       cmocka_unit_test(test_large_token_bucket),

@@ -460,6 +460,51 @@ static void test_idle_lease_returns_and_cools(void **state) {
   rl_free(rl);
 }
 
+/* hot_k = 1: a key at least twice as hot as the listed one displaces it;
+ * the displaced key's lease goes back to Redis. */
+static void test_hotter_key_displaces(void **state) {
+  (void)state;
+  cache_case t;
+  hot_case_init(&t, RL_ALG_FIXED_WINDOW, 400); /* sweeps every 100 ms */
+  t.c.cache.hot_k = 1;
+  rl_limiter *rl = open_rl(&t.c);
+  int spent_cool = 0;
+  for (int i = 0; i < 40; i++) { /* about 40/s: hot, alone in the list */
+    spend_allowed(rl, "cool", 1);
+    spent_cool++;
+    rlt_sleep_ms(25);
+  }
+  rl_hot_key hk[2];
+  size_t n = 0;
+  assert_int_equal(rl_hot_keys(rl, hk, 2, &n), RL_OK);
+  assert_int_equal(n, 1);
+  assert_memory_equal(hk[0].key, "cool", 4);
+  /* "hot" at about 10x that rate; "cool" goes on at 20/s, which alone
+   * would keep it listed (cooling is below threshold / 2) */
+  int64_t until = rlt_now_ms() + 6000 + rlt_slack_ms();
+  int moved = 0;
+  for (int i = 0; !moved && rlt_now_ms() < until; i++) {
+    spend_allowed(rl, "hot", 1);
+    if (i % 20 == 0) {
+      spend_allowed(rl, "cool", 1);
+      spent_cool++;
+    }
+    rlt_sleep_ms(2);
+    assert_int_equal(rl_hot_keys(rl, hk, 2, &n), RL_OK);
+    moved = n == 1 && hk[0].key_len == 3 && memcmp(hk[0].key, "hot", 3) == 0;
+  }
+  assert_true(moved);
+  rl_cache_stats s = cache_stats(rl);
+  print_message("displaced %llu, returned units %llu\n",
+                (unsigned long long)s.hot_displaced,
+                (unsigned long long)s.returned_units);
+  assert_true(s.hot_displaced >= 1);
+  assert_int_equal(s.hot_keys, 1);
+  /* the displaced key holds no lease: Redis has exactly what it spent */
+  assert_int_equal(redis_remaining(&t.p, "cool"), 100000 - spent_cool);
+  rl_free(rl);
+}
+
 /* ---- bounds ----------------------------------------------------------- */
 
 /* Keys longer than RL_CACHE_KEY_MAX always go to Redis. */
@@ -536,6 +581,7 @@ int main(void) {
       cmocka_unit_test(test_sliding_log_not_leased),
       cmocka_unit_test(test_reconfigure_returns_leases),
       cmocka_unit_test(test_idle_lease_returns_and_cools),
+      cmocka_unit_test(test_hotter_key_displaces),
       cmocka_unit_test(test_long_keys_uncached),
       cmocka_unit_test(test_many_keys_bounded),
   };
