@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The full accuracy table of issue 5 (tests/accuracy/test_accuracy.c with
 # RL_ACCURACY_FULL=1): every algorithm x mode x trace x N (1, 4, 8) x store
-# (one redis-server, a 3-master cluster), written into docs/Accuracy.md
+# (one redis-server, a 3-master cluster; the fallback-local modes fallback
+# and outage on one redis-server only), written into docs/Accuracy.md
 # between the accuracy-table markers with the command, date and load.
-# Takes about 15 minutes. Usage: scripts/accuracy.sh [build-dir]
+# Takes about 22 minutes. Usage: scripts/accuracy.sh [build-dir]
 # (RL_ACCURACY_MS sets each run's length, default 3000).
 set -euo pipefail
 cd "$(dirname "$0")/.."

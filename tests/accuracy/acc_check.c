@@ -53,6 +53,8 @@ void acc_check(acc_rec *r, size_t n, const rl_policy *pols, const int *group,
       pv->local += r[i].source != RL_SOURCE_REDIS;
       if (r[i].allowed && !exact.admit) {
         pv->over++;
+        pv->last_over_ms =
+            r[i].now > pv->last_over_ms ? r[i].now : pv->last_over_ms;
       } else if (!r[i].allowed && exact.admit) {
         pv->false_denials++;
         pv->late_false_denials += r[i].now >= half_ms;

@@ -35,6 +35,7 @@ typedef struct acc_rec {
 typedef struct acc_verdict {
   long decisions, admitted, local, over, false_denials;
   long late_decisions, late_false_denials; /* at or after half_ms */
+  int64_t last_over_ms; /* the time of the last over-limit decision, or 0 */
 } acc_verdict;
 
 /* Sorts r and replays each (policy, key) through the exact oracle of

@@ -10,7 +10,15 @@
  * over the masters of the cluster).
  *
  * One run = one algorithm x mode x trace x N x store. Modes: direct (no
- * cache), cached (cache.enabled, denials only), leased (cache + leases).
+ * cache), cached (cache.enabled, denials only), leased (cache + leases),
+ * and fallback-local (fallback.mode local, local_instances N, no cache):
+ *   fallback  the run's own redis-server is killed (SIGKILL) once every
+ *             process is ready: every decision is local, on limit / N;
+ *   outage    its redis-server is stopped (SIGSTOP) from 1/4 to 1/2 of
+ *             the run, then continued: Redis, local, Redis again, with
+ *             the outage's local admissions reconciled into Redis.
+ * A local decision is logged at the time the local store decided on (the
+ * limiter's clock, CLOCK_REALTIME ms, recorded by the harness' clock).
  * Traces, all costs 1, per process about 2000 decisions/s:
  *   uniform  64 keys, equally likely;
  *   bursty   8 keys; every 500 ms, 100 ms at 10x the rate of the rest;
@@ -22,9 +30,10 @@
  * Short (default, ctest label "accuracy"): a few runs, with bounds
  * asserted. RL_ACCURACY_FULL=1: the whole matrix, printed as the markdown
  * table of docs/Accuracy.md (scripts/accuracy.sh writes it there), bounds
- * reported only. RL_ACCURACY_MS sets each run's length;
- * RL_ACCURACY_ONLY="alg mode trace N store" (indices into the name tables
- * below; store 0 = one Redis, 1 = cluster) makes one run, and
+ * reported only. RL_ACCURACY_MS sets each run's length (an outage run
+ * takes twice that); RL_ACCURACY_ONLY="alg mode trace N store" (indices
+ * into the name tables below; store 0 = one Redis, 1 = cluster; the
+ * fallback modes run on one Redis only) makes one run, and
  * RL_ACCURACY_DEBUG=1 prints its first false denials.
  */
 
@@ -51,11 +60,12 @@
 #define ZIPF_KEYS 32
 #define BASE_US 500 /* per process: one decision every 500 us */
 
-typedef enum mode { DIRECT, CACHED, LEASED, N_MODES } mode;
+typedef enum mode { DIRECT, CACHED, LEASED, FALLBACK, OUTAGE, N_MODES } mode;
 typedef enum trace { UNIFORM, BURSTY, ZIPF, HOT, HOT_UNDER, N_TRACES } trace;
 typedef enum store { STANDALONE, CLUSTER } store;
 
-static const char *const mode_names[N_MODES] = {"direct", "cached", "leased"};
+static const char *const mode_names[N_MODES] = {"direct", "cached", "leased",
+                                                "fallback", "outage"};
 static const char *const trace_names[N_TRACES] = {
     "uniform", "bursty", "zipf", "hot key", "hot key under limit"};
 static const char *const alg_names[N_ALGS] = {"fixed_window", "sliding_counter",
@@ -80,6 +90,7 @@ typedef struct shared {
   atomic_llong go_at; /* CLOCK_REALTIME ms; 0 until every child is ready */
   atomic_long count[MAX_PROCS];
   long long max_gap_ms[MAX_PROCS];
+  rl_fallback_stats fb[MAX_PROCS]; /* each process's, before rl_free */
 } shared;
 
 static acc_rec *log_of(shared *sh, int i) {
@@ -105,6 +116,22 @@ static void make_policy(int alg, int tr, rl_policy *p) {
 
 /* ---- a limiter process ---------------------------------------------------
  */
+
+/* Fallback modes: the limiter's clock (the local store's only), which
+ * keeps the last time it returned: a local decision is logged at exactly
+ * the millisecond the local store decided on. One deciding thread. */
+static _Thread_local int64_t last_local_ms;
+
+static int64_t recording_clock(void *ctx) {
+  (void)ctx;
+  last_local_ms = acc_real_ms();
+  return last_local_ms;
+}
+
+/* Outage mode: a stopped Redis costs a caller this deadline until its
+ * breaker opens after OUTAGE_BREAKER_FAILURES timeouts in a row. */
+#define OUTAGE_TIMEOUT_MS 100
+#define OUTAGE_BREAKER_FAILURES 3
 
 static unsigned next_rand(unsigned *seed) {
   *seed = *seed * 1103515245u + 12345u;
@@ -145,10 +172,19 @@ static rl_limiter *open_limiter(shared *sh, rl_policy *p) {
   c.redis.mode =
       sh->cfg.store == CLUSTER ? RL_REDIS_MODE_CLUSTER : RL_REDIS_MODE_AUTO;
   c.redis.timeout_ms = 10000; /* an unknown outcome would spoil the check */
-  c.cache.enabled = sh->cfg.mode != DIRECT;
+  c.cache.enabled = sh->cfg.mode == CACHED || sh->cfg.mode == LEASED;
   c.cache.leases = sh->cfg.mode == LEASED;
   c.cache.max_bytes = 1 << 20;
   c.cache.hot_threshold = 50;
+  if (sh->cfg.mode == FALLBACK || sh->cfg.mode == OUTAGE) {
+    c.fallback.mode = RL_FALLBACK_LOCAL;
+    c.fallback.local_instances = (uint32_t)sh->cfg.procs;
+    c.clock = recording_clock;
+  }
+  if (sh->cfg.mode == OUTAGE) {
+    c.redis.timeout_ms = OUTAGE_TIMEOUT_MS;
+    c.fallback.circuit_breaker_threshold = OUTAGE_BREAKER_FAILURES;
+  }
   rl_limiter *rl = NULL;
   if (rl_new(&c, &rl) != RL_OK || rl_wait_ready(rl, 20000, NULL, 0) != RL_OK) {
     rl_free(rl);
@@ -209,7 +245,9 @@ static int child_main(int fd, int idx) {
       r->allowed = (uint8_t)d.allowed;
       r->source = (uint8_t)d.source;
       r->remaining = d.remaining;
-      r->now = d.source == RL_SOURCE_REDIS ? rl__redis_last_now_ms() : real;
+      r->now = d.source == RL_SOURCE_REDIS            ? rl__redis_last_now_ms()
+               : d.source == RL_SOURCE_FALLBACK_LOCAL ? last_local_ms
+                                                      : real;
       atomic_store(&sh->count[idx], ++n);
     }
     struct timespec pace = {0, pause_us(sh->cfg.trace, real, go_at) * 1000};
@@ -220,6 +258,7 @@ static int child_main(int fd, int idx) {
     }
     last = now;
   }
+  rl_fallback_stats_get(rl, &sh->fb[idx]);
   rl__redis_thread_cleanup();
   rl_free(rl); /* returns the leases still held */
   return errors == 0 ? 0 : 1;
@@ -230,12 +269,23 @@ static int child_main(int fd, int idx) {
 static rlt_redis srv;
 static rlt_cluster cl;
 static int have_cluster;
+static rlt_redis own; /* a fallback run's Redis, killed or stopped */
 
 typedef struct result {
   acc_verdict v;
   long decisions, steady_decisions;
   long long calls, steady_calls, max_gap_ms;
+  /* fallback modes */
+  long local_windows;    /* (key, window) pairs holding a local admission */
+  int64_t last_local_ms; /* the last local admission */
+  long redis_after;      /* decisions Redis answered after the outage */
+  int64_t outage_ms;     /* how long Redis was stopped */
+  rl_fallback_stats fb;  /* summed over the processes */
 } result;
+
+static int faulty(const run_cfg *c) {
+  return c->mode == FALLBACK || c->mode == OUTAGE;
+}
 
 static long long redis_calls(int st) {
   if (st == STANDALONE) {
@@ -251,6 +301,52 @@ static long long redis_calls(int st) {
   return sum;
 }
 
+/* The scripts the run's Redis ran so far: none once a fallback run's
+ * Redis is killed; a stopped one is never asked (INFO would wait). */
+static long long run_calls(const run_cfg *c) {
+  if (c->mode == FALLBACK) {
+    return 0;
+  }
+  if (c->mode == OUTAGE) {
+    long long n = acc_script_calls(own.port);
+    return n > 0 ? n : 0;
+  }
+  return redis_calls(c->store);
+}
+
+static void wait_until_real(int64_t at) {
+  while (acc_real_ms() < at) {
+    rlt_sleep_ms(1);
+  }
+}
+
+/* The local admissions of a sorted log (acc_check's order: key, then
+ * time): how many (key, window of window_ms) pairs hold one, and the
+ * last one's time. */
+static void local_stats(const acc_rec *all, size_t n, int64_t window_ms,
+                        result *res) {
+  int have = 0;
+  int64_t last_win = 0;
+  unsigned last_key = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (all[i].source == RL_SOURCE_REDIS) {
+      continue;
+    }
+    if (all[i].allowed) {
+      int64_t win = all[i].now / window_ms;
+      if (!have || all[i].key != last_key || win != last_win) {
+        res->local_windows++;
+      }
+      have = 1;
+      last_key = all[i].key;
+      last_win = win;
+      if (all[i].now > res->last_local_ms) {
+        res->last_local_ms = all[i].now;
+      }
+    }
+  }
+}
+
 static long sum_counts(shared *sh) {
   long n = 0;
   for (int i = 0; i < sh->cfg.procs; i++) {
@@ -262,17 +358,22 @@ static long sum_counts(shared *sh) {
 static int run_one(const run_cfg *cfg, const char *self, result *res) {
   static unsigned run_id;
   memset(res, 0, sizeof *res);
+  if (faulty(cfg) && rlt_redis_start(&own, NULL) != 0) {
+    return -1;
+  }
   long cap = (long)(cfg->ms * 1000 / (BASE_US / 5)) + 1000;
   size_t len =
       sizeof(shared) + (size_t)MAX_PROCS * (size_t)cap * sizeof(acc_rec);
   int fd = memfd_create("rl-accuracy", 0);
   if (fd < 0 || ftruncate(fd, (off_t)len) != 0) {
     perror("memfd");
+    rlt_redis_stop(&own);
     return -1;
   }
   shared *sh = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (sh == MAP_FAILED) {
     close(fd);
+    rlt_redis_stop(&own);
     return -1;
   }
   sh->cfg = *cfg;
@@ -280,7 +381,7 @@ static int run_one(const run_cfg *cfg, const char *self, result *res) {
   sh->cap = cap;
   if (cfg->store == STANDALONE) {
     snprintf(sh->addr[0], sizeof sh->addr[0], "127.0.0.1:%u",
-             (unsigned)srv.port);
+             (unsigned)(faulty(cfg) ? own.port : srv.port));
     sh->n_addr = 1;
   } else {
     for (int i = 0; i < cl.n; i++) {
@@ -288,7 +389,7 @@ static int run_one(const run_cfg *cfg, const char *self, result *res) {
     }
     sh->n_addr = cl.n;
   }
-  long long calls0 = redis_calls(cfg->store);
+  long long calls0 = run_calls(cfg);
   pid_t pids[MAX_PROCS];
   for (int i = 0; i < cfg->procs; i++) {
     pids[i] = fork();
@@ -305,15 +406,25 @@ static int run_one(const run_cfg *cfg, const char *self, result *res) {
          rlt_now_ms() < deadline) {
     rlt_sleep_ms(5);
   }
+  if (cfg->mode == FALLBACK) {
+    rlt_redis_kill(&own); /* connected, then refused: the breaker opens */
+  }
   int64_t go_at = acc_real_ms() + 20;
   atomic_store(&sh->go_at, go_at);
-  /* the second half is the steady state (keys hot, leases grown) */
-  while (acc_real_ms() < go_at + cfg->ms / 2) {
-    rlt_sleep_ms(2);
+  if (cfg->mode == OUTAGE) {
+    wait_until_real(go_at + cfg->ms / 4);
+    int64_t from = rlt_now_ms();
+    rlt_redis_pause(&own);
+    wait_until_real(go_at + cfg->ms / 2);
+    rlt_redis_resume(&own);
+    res->outage_ms = rlt_now_ms() - from;
   }
+  /* the second half is the steady state (keys hot, leases grown; in
+   * outage mode: after the outage) */
+  wait_until_real(go_at + cfg->ms / 2);
   /* decisions go on while the masters are read: take the middle */
   long n_before = sum_counts(sh);
-  long long calls_half = redis_calls(cfg->store);
+  long long calls_half = run_calls(cfg);
   long n_half = (n_before + sum_counts(sh)) / 2;
   int failed = atomic_load(&sh->failed) > 0;
   for (int i = 0; i < cfg->procs; i++) {
@@ -321,7 +432,10 @@ static int run_one(const run_cfg *cfg, const char *self, result *res) {
     waitpid(pids[i], &status, 0);
     failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
   }
-  res->calls = redis_calls(cfg->store) - calls0;
+  res->calls = run_calls(cfg) - calls0;
+  if (faulty(cfg)) {
+    rlt_redis_stop(&own);
+  }
   res->steady_calls = res->calls - (calls_half - calls0);
   size_t total = (size_t)sum_counts(sh);
   acc_rec *all = malloc((total ? total : 1) * sizeof *all);
@@ -332,12 +446,24 @@ static int run_one(const run_cfg *cfg, const char *self, result *res) {
     at += (size_t)n;
     res->max_gap_ms = sh->max_gap_ms[i] > res->max_gap_ms ? sh->max_gap_ms[i]
                                                           : res->max_gap_ms;
+    res->fb.fallback_local += sh->fb[i].fallback_local;
+    res->fb.breaker_opened += sh->fb[i].breaker_opened;
+    res->fb.breaker_closed += sh->fb[i].breaker_closed;
+    res->fb.reconcile_pending_units += sh->fb[i].reconcile_pending_units;
+    res->fb.reconciled_units += sh->fb[i].reconciled_units;
+    res->fb.reconcile_dropped_units += sh->fb[i].reconcile_dropped_units;
+    res->fb.reconcile_lost_units += sh->fb[i].reconcile_lost_units;
+  }
+  for (size_t i = 0; i < at; i++) {
+    res->redis_after +=
+        all[i].source == RL_SOURCE_REDIS && all[i].now >= go_at + cfg->ms / 2;
   }
   rl_policy p;
   make_policy(cfg->alg, cfg->trace, &p);
   static const int group0[1] = {0};
   if (all != NULL) {
     acc_check(all, total, &p, group0, &res->v, go_at + cfg->ms / 2);
+    local_stats(all, total, (int64_t)p.windows[0].duration_ms, res);
   }
   free(all);
   res->decisions = (long)total;
@@ -378,6 +504,20 @@ static void print_row(const run_cfg *c, const result *r) {
          pct(r->v.late_false_denials, r->v.late_decisions),
          per(r->calls, r->decisions),
          per(r->steady_calls, r->steady_decisions));
+  if (faulty(c)) { /* not a table row: scripts/accuracy.sh keeps only those */
+    printf("  %s: %ld (key, window) pairs with local admissions; breaker "
+           "opened %llu, closed %llu times; reconciled %llu units (%llu "
+           "pending at the end, %llu lost, %llu dropped); outage %lld ms; "
+           "%ld Redis decisions after it\n",
+           mode_names[c->mode], r->local_windows,
+           (unsigned long long)r->fb.breaker_opened,
+           (unsigned long long)r->fb.breaker_closed,
+           (unsigned long long)r->fb.reconciled_units,
+           (unsigned long long)r->fb.reconcile_pending_units,
+           (unsigned long long)r->fb.reconcile_lost_units,
+           (unsigned long long)r->fb.reconcile_dropped_units,
+           (long long)r->outage_ms, r->redis_after);
+  }
   fflush(stdout);
 }
 
@@ -405,12 +545,68 @@ static int failures;
  * regression past that fails, the target itself is tracked by the table. */
 #define LEASED_FD_PER_MILLE 5
 
+/* fallback: every decision is local, each process admits at most
+ * limit / N by its own exact algorithm, all on one clock, and N such
+ * shares add up to at most the limit: over-limit 0 for the fixed window
+ * (the same aligned windows), the sliding log (any trailing window), the
+ * sliding counter (each local estimate, compared exactly, stays <= limit
+ * / N, and the estimates add up) and the token bucket (N buckets of
+ * burst / N and rate / N admit together what one bucket of burst and
+ * rate admits). False denials are the price of static shares (a process
+ * out of its share is denied while others have room; token buckets and
+ * sliding counters whose shares refill in step leave the global bucket
+ * tokens between the steps): reported only. */
+static void check_fallback(const run_cfg *c, const result *r) {
+  const acc_verdict *v = &r->v;
+  const char *what = alg_names[c->alg];
+  EXPECT(v->local == v->decisions, "%s fallback: %ld of %ld decisions local",
+         what, v->local, v->decisions);
+  EXPECT(v->over == 0, "%s fallback: %ld over-limit", what, v->over);
+}
+
+/* outage: the local stores do not know what Redis admitted before the
+ * outage, so a window holding local admissions can take up to limit
+ * (Redis) + limit (N local shares): over-limit is at most the limit per
+ * (key, window) with a local admission, and none in a window without one
+ * (Redis alone is exact). Asserted for the fixed window, whose windows
+ * are aligned; the others are reported. Reconciliation loses nothing. */
+static void check_outage(const run_cfg *c, const result *r) {
+  const acc_verdict *v = &r->v;
+  const char *what = alg_names[c->alg];
+  rl_policy p;
+  make_policy(c->alg, c->trace, &p);
+  int64_t w = (int64_t)p.windows[0].duration_ms;
+  EXPECT(v->local > 0, "%s outage: no local decision", what);
+  EXPECT(r->redis_after > 0, "%s outage: not back on Redis", what);
+  EXPECT(r->fb.reconcile_lost_units == 0 && r->fb.reconcile_dropped_units == 0,
+         "%s outage: %llu units lost, %llu dropped in reconciliation", what,
+         (unsigned long long)r->fb.reconcile_lost_units,
+         (unsigned long long)r->fb.reconcile_dropped_units);
+  if (algs[c->alg] != RL_ALG_FIXED_WINDOW) {
+    return;
+  }
+  EXPECT(v->over <= (long)p.windows[0].limit * r->local_windows,
+         "%s outage: %ld over-limit, %ld windows with local admissions", what,
+         v->over, r->local_windows);
+  EXPECT(v->over == 0 || v->last_over_ms / w <= r->last_local_ms / w,
+         "%s outage: over-limit at %lld, after the last local window (%lld)",
+         what, (long long)v->last_over_ms, (long long)r->last_local_ms);
+}
+
 static void check_bounds(const run_cfg *c, const result *r) {
   const acc_verdict *v = &r->v;
   const char *what = alg_names[c->alg];
   EXPECT(r->decisions > 100, "%s: %ld decisions", what, r->decisions);
   EXPECT(v->admitted > 0, "%s: nothing admitted", what);
   int stalled = r->max_gap_ms > rlt_slack_ms();
+  if (c->mode == FALLBACK) {
+    check_fallback(c, r);
+    return;
+  }
+  if (c->mode == OUTAGE) {
+    check_outage(c, r);
+    return;
+  }
   if (c->mode != LEASED) {
     EXPECT(v->over == 0, "%s %s: %ld over-limit", what, mode_names[c->mode],
            v->over);
@@ -467,9 +663,9 @@ static void check_over_limit_load(const result *r, int64_t ms) {
 
 static void short_runs(const char *self, int64_t ms) {
   print_header();
-  /* the hot-key workload with 4 instances: every algorithm and mode */
+  /* the hot-key workload with 4 instances: every algorithm, Redis modes */
   for (int a = 0; a < N_ALGS; a++) {
-    for (int m = 0; m < N_MODES; m++) {
+    for (int m = DIRECT; m <= LEASED; m++) {
       run_cfg c = {a, m, HOT, 4, STANDALONE, ms, 0};
       result r;
       if (run_and_print(&c, self, 1, &r) == 0 && a == 0 && m == LEASED) {
@@ -500,6 +696,15 @@ static void short_runs(const char *self, int64_t ms) {
     run_cfg c = {0, LEASED, HOT_UNDER, 4, CLUSTER, ms, 0};
     run_and_print(&c, self, 1, NULL);
   }
+  /* fallback-local: the hot key with Redis gone for the whole run, every
+   * algorithm; then an outage in the middle of a run twice as long (fixed
+   * window) */
+  for (int a = 0; a < N_ALGS; a++) {
+    run_cfg c = {a, FALLBACK, HOT, 4, STANDALONE, ms, 0};
+    run_and_print(&c, self, 1, NULL);
+  }
+  run_cfg o = {0, OUTAGE, HOT, 4, STANDALONE, 2 * ms, 0};
+  run_and_print(&o, self, 1, NULL);
 }
 
 static void full_runs(const char *self, int64_t ms) {
@@ -510,9 +715,10 @@ static void full_runs(const char *self, int64_t ms) {
       for (int t = 0; t < N_TRACES; t++) {
         for (int a = 0; a < N_ALGS; a++) {
           for (int m = 0; m < N_MODES; m++) {
-            run_cfg c = {a, m, t, procs[n], st, ms, 0};
-            if (st == CLUSTER && !have_cluster) {
-              continue;
+            /* an outage run is twice as long: Redis, local, Redis */
+            run_cfg c = {a, m, t, procs[n], st, m == OUTAGE ? 2 * ms : ms, 0};
+            if (st == CLUSTER && (!have_cluster || faulty(&c))) {
+              continue; /* fallback modes: one Redis only */
             }
             run_and_print(&c, self, 0, NULL);
           }
@@ -551,6 +757,10 @@ int main(int argc, char **argv) {
   run_cfg one = {0, 0, 0, 0, 0, ms, 0};
   if (only != NULL && sscanf(only, "%d %d %d %d %d", &one.alg, &one.mode,
                              &one.trace, &one.procs, &one.store) == 5) {
+    if (faulty(&one)) { /* as in the full table */
+      one.store = STANDALONE;
+      one.ms = one.mode == OUTAGE ? 2 * ms : ms;
+    }
     print_header();
     run_and_print(&one, self, 0, NULL);
   } else if (full) {
