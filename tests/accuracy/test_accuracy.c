@@ -60,12 +60,24 @@
 #define ZIPF_KEYS 32
 #define BASE_US 500 /* per process: one decision every 500 us */
 
-typedef enum mode { DIRECT, CACHED, LEASED, FALLBACK, OUTAGE, N_MODES } mode;
+typedef enum mode {
+  DIRECT,
+  CACHED,
+  LEASED,
+  FALLBACK,
+  OUTAGE,
+  LEASED_ASYNC, /* leased, through rl_decide_async (ratelimitd's path) */
+  N_MODES
+} mode;
 typedef enum trace { UNIFORM, BURSTY, ZIPF, HOT, HOT_UNDER, N_TRACES } trace;
 typedef enum store { STANDALONE, CLUSTER } store;
 
-static const char *const mode_names[N_MODES] = {"direct", "cached", "leased",
-                                                "fallback", "outage"};
+static const char *const mode_names[N_MODES] = {
+    "direct", "cached", "leased", "fallback", "outage", "leased async"};
+
+static int leased(int m) {
+  return m == LEASED || m == LEASED_ASYNC;
+}
 static const char *const trace_names[N_TRACES] = {
     "uniform", "bursty", "zipf", "hot key", "hot key under limit"};
 static const char *const alg_names[N_ALGS] = {"fixed_window", "sliding_counter",
@@ -172,8 +184,8 @@ static rl_limiter *open_limiter(shared *sh, rl_policy *p) {
   c.redis.mode =
       sh->cfg.store == CLUSTER ? RL_REDIS_MODE_CLUSTER : RL_REDIS_MODE_AUTO;
   c.redis.timeout_ms = 10000; /* an unknown outcome would spoil the check */
-  c.cache.enabled = sh->cfg.mode == CACHED || sh->cfg.mode == LEASED;
-  c.cache.leases = sh->cfg.mode == LEASED;
+  c.cache.enabled = sh->cfg.mode == CACHED || leased(sh->cfg.mode);
+  c.cache.leases = leased(sh->cfg.mode);
   c.cache.max_bytes = 1 << 20;
   c.cache.hot_threshold = 50;
   if (sh->cfg.mode == FALLBACK || sh->cfg.mode == OUTAGE) {
@@ -191,6 +203,44 @@ static rl_limiter *open_limiter(shared *sh, rl_policy *p) {
     return NULL;
   }
   return rl;
+}
+
+/* One asynchronous decision, waited for (LEASED_ASYNC): the callback runs
+ * inline (cached denial, lease hit) or on the Redis loop thread, where
+ * rl__redis_last_now_ms() is that decision's. */
+typedef struct async_wait {
+  rl_decision d;
+  int64_t redis_now;
+  int err;
+  atomic_int done;
+} async_wait;
+
+static void async_landed(int err, const rl_decision *d, void *ud) {
+  async_wait *w = ud;
+  w->err = err;
+  if (err == RL_OK) {
+    w->d = *d;
+    w->redis_now = rl__redis_last_now_ms();
+  }
+  atomic_store(&w->done, 1);
+}
+
+static int decide_async_wait(rl_limiter *rl, const rl_request *req,
+                             rl_decision *d, int64_t *redis_now) {
+  async_wait w;
+  memset(&w, 0, sizeof w);
+  atomic_init(&w.done, 0);
+  int rc = rl_decide_async(rl, req, async_landed, &w);
+  if (rc != RL_OK) {
+    return rc;
+  }
+  while (!atomic_load(&w.done)) {
+    struct timespec tick = {0, 20000};
+    nanosleep(&tick, NULL);
+  }
+  *d = w.d;
+  *redis_now = w.redis_now;
+  return w.err;
 }
 
 static int child_main(int fd, int idx) {
@@ -233,7 +283,13 @@ static int child_main(int fd, int idx) {
              pick_key(sh->cfg.trace, &seed, zipf));
     rl_request req = {NULL, 0, key, strlen(key), 1};
     rl_decision d;
-    int rc = rl_decide(rl, &req, &d);
+    int64_t redis_now = -1;
+    int rc = sh->cfg.mode == LEASED_ASYNC
+                 ? decide_async_wait(rl, &req, &d, &redis_now)
+                 : rl_decide(rl, &req, &d);
+    if (sh->cfg.mode != LEASED_ASYNC) {
+      redis_now = rl__redis_last_now_ms();
+    }
     if (rc != RL_OK) {
       if (errors++ == 0) {
         fprintf(stderr, "accuracy: process %d: %s\n", idx, rl_err_name(rc));
@@ -245,7 +301,7 @@ static int child_main(int fd, int idx) {
       r->allowed = (uint8_t)d.allowed;
       r->source = (uint8_t)d.source;
       r->remaining = d.remaining;
-      r->now = d.source == RL_SOURCE_REDIS            ? rl__redis_last_now_ms()
+      r->now = d.source == RL_SOURCE_REDIS            ? redis_now
                : d.source == RL_SOURCE_FALLBACK_LOCAL ? last_local_ms
                                                       : real;
       atomic_store(&sh->count[idx], ++n);
@@ -607,20 +663,21 @@ static void check_bounds(const run_cfg *c, const result *r) {
     check_outage(c, r);
     return;
   }
-  if (c->mode != LEASED) {
+  if (!leased(c->mode)) {
     EXPECT(v->over == 0, "%s %s: %ld over-limit", what, mode_names[c->mode],
            v->over);
     EXPECT(v->false_denials == 0, "%s %s: %ld false denials", what,
            mode_names[c->mode], v->false_denials);
     return;
   }
-  EXPECT(v->over * 1000 <= v->decisions, "%s leased: %ld over-limit of %ld",
-         what, v->over, v->decisions);
+  EXPECT(v->over * 1000 <= v->decisions, "%s %s: %ld over-limit of %ld", what,
+         mode_names[c->mode], v->over, v->decisions);
   EXPECT(stalled || v->late_false_denials * 1000 <=
                         v->late_decisions * LEASED_FD_PER_MILLE,
-         "%s leased: %ld false denials of %ld in the steady state (longest "
+         "%s %s: %ld false denials of %ld in the steady state (longest "
          "stall %lld ms)",
-         what, v->late_false_denials, v->late_decisions, r->max_gap_ms);
+         what, mode_names[c->mode], v->late_false_denials, v->late_decisions,
+         r->max_gap_ms);
 }
 
 static int run_and_print(run_cfg *c, const char *self, int assert_bounds,
@@ -705,6 +762,12 @@ static void short_runs(const char *self, int64_t ms) {
   }
   run_cfg o = {0, OUTAGE, HOT, 4, STANDALONE, 2 * ms, 0};
   run_and_print(&o, self, 1, NULL);
+  /* ratelimitd's path, rl_decide_async: the fixed-window hot key over and
+   * under its limit, leased */
+  for (int t = HOT; t <= HOT_UNDER; t++) {
+    run_cfg c = {0, LEASED_ASYNC, t, 4, STANDALONE, ms, 0};
+    run_and_print(&c, self, 1, NULL);
+  }
 }
 
 static void full_runs(const char *self, int64_t ms) {
