@@ -4,7 +4,7 @@
 # (one redis-server, a 3-master cluster; the fallback-local modes fallback
 # and outage on one redis-server only), written into docs/Accuracy.md
 # between the accuracy-table markers with the command, date and load.
-# Takes about 22 minutes. Usage: scripts/accuracy.sh [build-dir]
+# 600 runs: about 23 minutes with RL_ACCURACY_MS=2000. Usage: scripts/accuracy.sh [build-dir]
 # (RL_ACCURACY_MS sets each run's length, default 3000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
