@@ -173,6 +173,10 @@ typedef struct cache {
   pthread_mutex_t async_mu;
   async_ctx *async_pool, *async_free;
   size_t n_async;
+  /* asynchronous lease calls in flight: at most one per hot key (the
+   * slot's FLAG_PENDING), so hot_k of them; under async_mu */
+  struct lease_op *lease_pool, *lease_free;
+  size_t n_lease;
 } cache;
 
 static const rl__store_ops cache_ops;
@@ -774,8 +778,9 @@ static void async_done(int err, const rl_decision *d, void *ud) {
   cb(err, d, cb_ud);
 }
 
-/* The sweeper fetches the lease of a hot key decided asynchronously (a
- * callback must not wait for Redis): wake it now. */
+/* The sweeper fetches the lease of a hot key decided asynchronously when
+ * no lease call could be sent with the request (lease_op pool empty, no
+ * script_async below): wake it now. */
 static void wake_sweeper(cache *c) {
   pthread_mutex_lock(&c->sweep_mu);
   c->refill = 1;
@@ -783,9 +788,107 @@ static void wake_sweeper(cache *c) {
   pthread_mutex_unlock(&c->sweep_mu);
 }
 
+/* An asynchronous decision that asks lease.lua (a hot key whose lease ran
+ * out): the request and its lease in one script, as on the synchronous
+ * path. */
+typedef struct lease_op {
+  struct lease_op *next; /* free list */
+  cache *c;
+  rl__script_async op;
+  rl__lease_cmd lc;
+  rl__lease_reply rep;
+  plan pl;
+  rl_decision_cb cb;
+  void *ud;
+  uint64_t hash, cost;
+  int64_t sent;
+  size_t index;
+  uint32_t stripe;
+  uint16_t id, key_len;
+  unsigned char key[RL_CACHE_KEY_MAX];
+} lease_op;
+
+static lease_op *lease_op_take(cache *c) {
+  pthread_mutex_lock(&c->async_mu);
+  lease_op *l = c->lease_free;
+  if (l != NULL) {
+    c->lease_free = l->next;
+  }
+  pthread_mutex_unlock(&c->async_mu);
+  return l;
+}
+
+static void lease_op_give(cache *c, lease_op *l) {
+  pthread_mutex_lock(&c->async_mu);
+  l->next = c->lease_free;
+  c->lease_free = l;
+  pthread_mutex_unlock(&c->async_mu);
+}
+
+/* lease.lua's answer, on the loop thread: the grant installed as on the
+ * synchronous path, then the caller's callback; a call Redis refused goes
+ * down the ordinary path (the fallback store applies the policy's mode). */
+static void lease_landed(int err, void *ud) {
+  lease_op *l = ud;
+  cache *c = l->c;
+  rl_request req = {NULL, 0, l->key, l->key_len, (int64_t)l->cost};
+  request_ref r = {l->hash, l->id, l->stripe, set_of(c, l->stripe, l->hash),
+                   &req};
+  after_lease(c, &r, &l->pl, err, &l->rep, l->sent, &l->lc);
+  rl_decision_cb cb = l->cb;
+  void *cb_ud = l->ud;
+  if (err == RL_OK) {
+    rl_decision d = l->rep.d;
+    d.source = RL_SOURCE_REDIS;
+    d.policy = l->index;
+    rl__redis_note_now_ms(l->rep.now_ms); /* for this callback (tests) */
+    lease_op_give(c, l);
+    cb(RL_OK, &d, cb_ud);
+    return;
+  }
+  rl__guard_token token;
+  const rl__policy_table *t = rl__guard_enter(c->policies, &token);
+  if (err != RL_ERR_BACKEND_UNAVAILABLE || t->serial != l->pl.serial ||
+      l->index >= t->n) {
+    rl__guard_exit(&token);
+    lease_op_give(c, l);
+    cb(err, NULL, cb_ud);
+    return;
+  }
+  /* the key is copied into the command at submission: l can go first */
+  int rc = c->inner->ops->decide_async(c->inner, t, l->index, &req, cb, cb_ud,
+                                       &token);
+  lease_op_give(c, l);
+  if (rc != RL_OK) {
+    cb(rc, NULL, cb_ud);
+  }
+}
+
+/* Sends lease.lua for req with l (taken); RL_OK if l is in flight. */
+static int send_lease(cache *c, lease_op *l, const rl__policy *p,
+                      const rl_request *req) {
+  uint64_t hold = p->shape.algorithm == RL_ALG_TOKEN_BUCKET
+                      ? c->ttl_ms
+                      : (uint64_t)RL_CACHE_TTL_MS_MAX;
+  int err = rl__lease_cmd_build(&l->lc, p, req->key, req->key_len, l->pl.want,
+                                hold, (uint64_t)req->cost);
+  if (err != RL_OK) {
+    return err;
+  }
+  memset(&l->rep, 0, sizeof l->rep);
+  l->op = (rl__script_async){.cmd = &l->lc.cmd,
+                             .consume = rl__lease_reply_parse,
+                             .out = &l->rep,
+                             .done = lease_landed,
+                             .ud = l};
+  return c->inner->ops->script_async(c->inner, &l->op);
+}
+
 /* Cached denials and lease hits are answered inline (the callback runs
- * before this returns); a hot key whose lease ran out gets a new one from
- * the sweeper thread while this request goes to Redis as it is. */
+ * before this returns); a hot key whose lease ran out asks lease.lua for
+ * the request and a new lease in one call (lease_landed), or, when no
+ * lease call can be sent, gets its lease from the sweeper thread while
+ * this request goes to Redis as it is. */
 static int cache_decide_async(rl__store *st, const rl__policy_table *t,
                               size_t index, const rl_request *req,
                               rl_decision_cb cb, void *ud,
@@ -807,6 +910,7 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
   pl.serial = t->serial;
   rl_decision d;
   int hit = 0;
+  lease_op *lop = NULL;
   pthread_mutex_lock(&sp->lock);
   slot *s = find_or_insert(sp, set_of(c, si, h), h, id, req->key, req->key_len,
                            t, index, epoch);
@@ -818,7 +922,10 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
       note_policy(c, s, p);
       plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
     }
-    if (pl.lease && pl.want > 0) {
+    if (pl.lease && pl.want > 0 && c->inner->ops->script_async != NULL &&
+        (lop = lease_op_take(c)) != NULL) {
+      /* FLAG_PENDING until lease_landed (or the send fails, below) */
+    } else if (pl.lease && pl.want > 0) {
       s->flags |= FLAG_REFILL; /* FLAG_PENDING until the sweeper is done */
       s->refill_want = pl.want;
     } else if (pl.lease) {
@@ -841,6 +948,39 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
   int ret = pl.ret_units > 0 &&
             rl__lease_return_build(&rc, p, req->key, req->key_len, pl.ret_units,
                                    pl.ret_at) == RL_OK;
+  if (lop != NULL) {
+    *lop = (lease_op){.c = c,
+                      .pl = pl,
+                      .cb = cb,
+                      .ud = ud,
+                      .hash = h,
+                      .cost = (uint64_t)req->cost,
+                      .sent = now,
+                      .index = index,
+                      .stripe = si,
+                      .id = id,
+                      .key_len = (uint16_t)req->key_len};
+    memcpy(lop->key, req->key, req->key_len);
+    int sent = send_lease(c, lop, p, req);
+    if (ret) {
+      send_return(c, sp, &rc, pl.ret_units);
+      ret = 0;
+    }
+    if (sent == RL_OK) {
+      rl__guard_exit(token);
+      return RL_OK;
+    }
+    /* not sent: the slot is no longer pending; decide as it is */
+    pthread_mutex_lock(&sp->lock);
+    request_ref rr = {h, id, si, set_of(c, si, h), req};
+    slot *ps = refind(&rr);
+    if (ps != NULL) {
+      ps->flags &= (uint8_t)~FLAG_PENDING;
+    }
+    pthread_mutex_unlock(&sp->lock);
+    lease_op_give(c, lop);
+    pl.want = 0;
+  }
   async_ctx *a = async_take(c);
   if (a != NULL) {
     *a = (async_ctx){.c = c,
@@ -1144,6 +1284,7 @@ static void free_cache(cache *c) {
   pthread_mutex_destroy(&c->async_mu);
   rl__hot_keys_destroy(&c->hot);
   free(c->async_pool);
+  free(c->lease_pool);
   free(c->sweep_buf);
   free(c->reconf_buf);
   free(c->stripes);
@@ -1175,11 +1316,17 @@ static void cache_free(rl__store *s) {
 }
 
 static const rl__store_ops cache_ops = {
-    cache_decide,      cache_decide_async,
-    cache_wait_ready,  cache_check_live_change,
-    cache_retire,      cache_memory_stats,
-    cache_free,        cache_script_call,
-    cache_script_send, cache_reconfigured,
+    cache_decide,
+    cache_decide_async,
+    cache_wait_ready,
+    cache_check_live_change,
+    cache_retire,
+    cache_memory_stats,
+    cache_free,
+    cache_script_call,
+    cache_script_send,
+    cache_reconfigured,
+    NULL, /* nothing above the cache sends scripts */
 };
 
 /* ---- creation ------------------------------------------------------------ */
@@ -1286,23 +1433,35 @@ int rl__store_cache_new(const rl_config *config, rl__store *inner,
    * of the budget (more in flight are decided without it) */
   c->n_async = set.max_bytes / 64 / sizeof(async_ctx);
   c->n_async = c->n_async < 16 ? 16 : (c->n_async > 4096 ? 4096 : c->n_async);
-  geometry(c, set.max_bytes - c->n_async * sizeof(async_ctx));
-  c->bytes += c->n_async * sizeof(async_ctx);
+  /* asynchronous lease calls in flight: one per hot key at most, within
+   * 1/64 of the budget too (beyond that the sweeper fetches the leases) */
+  c->n_lease = set.max_bytes / 64 / sizeof(lease_op);
+  c->n_lease =
+      c->n_lease < 1 ? 1 : (c->n_lease > c->hot_k ? c->hot_k : c->n_lease);
+  size_t pools = c->n_async * sizeof(async_ctx) + c->n_lease * sizeof(lease_op);
+  geometry(c, set.max_bytes - pools);
+  c->bytes += pools;
   int err = rl__hot_keys_init(&c->hot, c->hot_k);
   if (err == RL_OK) {
     c->async_pool = calloc(c->n_async, sizeof *c->async_pool);
+    c->lease_pool = calloc(c->n_lease, sizeof *c->lease_pool);
     c->stripes = calloc((size_t)c->stripe_mask + 1, sizeof *c->stripes);
     c->slots = calloc(c->n_slots, sizeof *c->slots);
     c->sweep_buf = calloc(c->hot_k, sizeof *c->sweep_buf);
     c->reconf_buf = calloc(c->hot_k, sizeof *c->reconf_buf);
     if (c->stripes == NULL || c->slots == NULL || c->sweep_buf == NULL ||
-        c->reconf_buf == NULL || c->async_pool == NULL) {
+        c->reconf_buf == NULL || c->async_pool == NULL ||
+        c->lease_pool == NULL) {
       err = RL_ERR_NO_MEMORY;
     }
   }
   for (size_t i = 0; err == RL_OK && i < c->n_async; i++) {
     c->async_pool[i].next = c->async_free;
     c->async_free = &c->async_pool[i];
+  }
+  for (size_t i = 0; err == RL_OK && i < c->n_lease; i++) {
+    c->lease_pool[i].next = c->lease_free;
+    c->lease_free = &c->lease_pool[i];
   }
   if (err != RL_OK) {
     c->inner = NULL;

@@ -636,6 +636,57 @@ static int script_node_send(redis_store *st, rl__script_cmd *cmd) {
                                   st, 0);
 }
 
+static void set_evalsha(redis_store *st, rl__script_cmd *cmd) {
+  cmd->argv[0] = "EVALSHA";
+  cmd->lens[0] = 7;
+  cmd->argv[1] = rl__redis_backend_script_sha(st->be, cmd->script);
+  cmd->lens[1] = RL__REDIS_SHA_LEN;
+}
+
+static void script_async_cb(int status, const rl__redis_reply *reply, void *ud,
+                            uint64_t tag) {
+  rl__script_async *op = ud;
+  redis_store *st = op->store;
+  (void)tag;
+  int err = status;
+  if (status == RL_OK) {
+    script_out o = {st, op->consume, op->out};
+    err = script_consume(reply, &o);
+  }
+  if (err == NOSCRIPT && !op->retried) {
+    op->retried = 1;
+    stat_inc(&st->n_retries);
+    rl__script_cmd *cmd = op->cmd;
+    cmd->argv[0] = "EVAL";
+    cmd->lens[0] = 4;
+    cmd->argv[1] = rl__scripts[cmd->script].source;
+    cmd->lens[1] = rl__scripts[cmd->script].len;
+    rl__redis_args a = {cmd->argc, cmd->argv, cmd->lens};
+    err = rl__redis_backend_submit(st->be, CMD_KEY(cmd), &a, op->deadline_ns,
+                                   script_async_cb, op, 0);
+    if (err == RL_OK) {
+      return; /* this callback comes again, once */
+    }
+  } else if (err == NOSCRIPT) {
+    err = RL_ERR_BACKEND_UNAVAILABLE;
+  }
+  if (err == RL_ERR_TIMEOUT) {
+    stat_inc(&st->n_timeouts);
+  }
+  op->done(err, op->ud);
+}
+
+static int rs_script_async(rl__store *s, rl__script_async *op) {
+  redis_store *st = (redis_store *)s;
+  op->store = st;
+  op->retried = 0;
+  op->deadline_ns = rl__mono_ns() + st->timeout_ns;
+  set_evalsha(st, op->cmd);
+  rl__redis_args a = {op->cmd->argc, op->cmd->argv, op->cmd->lens};
+  return rl__redis_backend_submit(st->be, CMD_KEY(op->cmd), &a, op->deadline_ns,
+                                  script_async_cb, op, 0);
+}
+
 static int rs_script_call(rl__store *s, rl__script_cmd *cmd,
                           rl__script_consume_fn consume, void *out) {
   return script_node_call((redis_store *)s, cmd, consume, out);
@@ -646,11 +697,12 @@ static int rs_script_send(rl__store *s, rl__script_cmd *cmd) {
 }
 
 static const rl__store_ops redis_ops = {
-    rs_decide,      rs_decide_async,
-    rs_wait_ready,  rs_check_live_change,
-    rs_retire,      rs_memory_stats,
-    rs_free,        rs_script_call,
-    rs_script_send, NULL,
+    rs_decide,       rs_decide_async,
+    rs_wait_ready,   rs_check_live_change,
+    rs_retire,       rs_memory_stats,
+    rs_free,         rs_script_call,
+    rs_script_send,  NULL,
+    rs_script_async,
 };
 
 /* ---- creation ----------------------------------------------------------- */

@@ -43,6 +43,19 @@ struct rl__redis_reply;
 typedef int (*rl__script_consume_fn)(const struct rl__redis_reply *reply,
                                      void *out);
 
+/* One asynchronous script call (script_async). */
+typedef struct rl__script_async {
+  rl__script_cmd *cmd;
+  rl__script_consume_fn consume;
+  void *out;
+  void (*done)(int err, void *ud);
+  void *ud;
+  /* the store's own */
+  void *store;
+  int64_t deadline_ns;
+  int retried;
+} rl__script_async;
+
 typedef struct rl__store_ops {
   /* Decides req (already validated) under policy `index` of t. Fills out
    * except source and policy on RL_OK. Ends the guard section. */
@@ -78,6 +91,11 @@ typedef struct rl__store_ops {
   /* Optional: the policy table changed (old is still valid during the
    * call, nothing decides on it any more). */
   void (*reconfigured)(rl__store *s, const rl__policy_table *old);
+  /* Optional: script_call without waiting. op->done runs once, on the
+   * loop thread, with consume's result or the error; op, its cmd and its
+   * out belong to the caller until then. RL_OK if sent; any other result
+   * means op->done will not run. */
+  int (*script_async)(rl__store *s, struct rl__script_async *op);
 } rl__store_ops;
 
 struct rl__metrics;

@@ -594,6 +594,12 @@ static int fb_script_send(rl__store *s, rl__script_cmd *cmd) {
                                          : RL_ERR_BACKEND_UNAVAILABLE;
 }
 
+static int fb_script_async(rl__store *s, rl__script_async *op) {
+  rl__store *inner = ((fb_store *)s)->inner;
+  return inner->ops->script_async != NULL ? inner->ops->script_async(inner, op)
+                                          : RL_ERR_BACKEND_UNAVAILABLE;
+}
+
 static void fb_reconfigured(rl__store *s, const rl__policy_table *old) {
   rl__store *inner = ((fb_store *)s)->inner;
   if (inner->ops->reconfigured != NULL) {
@@ -602,9 +608,9 @@ static void fb_reconfigured(rl__store *s, const rl__policy_table *old) {
 }
 
 static const rl__store_ops fallback_ops = {
-    fb_decide,      fb_decide_async, fb_wait_ready, fb_check_live_change,
-    fb_retire,      fb_memory_stats, fb_free,       fb_script_call,
-    fb_script_send, fb_reconfigured,
+    fb_decide,      fb_decide_async, fb_wait_ready,   fb_check_live_change,
+    fb_retire,      fb_memory_stats, fb_free,         fb_script_call,
+    fb_script_send, fb_reconfigured, fb_script_async,
 };
 
 /* ---- creation and queries ----------------------------------------------- */

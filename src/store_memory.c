@@ -107,6 +107,7 @@ static const rl__store_ops mem_ops = {
     mem_retire,     mem_stats,
     mem_free,       NULL,
     NULL,           NULL, /* no Redis: no cache layer */
+    NULL,
 };
 
 int rl__store_memory_new(const rl_config *config, rl__guard *guard,

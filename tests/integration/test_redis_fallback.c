@@ -342,12 +342,84 @@ static void test_async_fallback(void **state) {
   assert_int_equal(atomic_load(&b.calls), 3);
 }
 
+/* A hot key's asynchronous lease call (lease.lua sent with the request):
+ * leases are granted and spent while Redis answers; with the breaker open
+ * the lease call cannot be sent, and the request is decided by the
+ * fallback store at once, inline. */
+static void test_async_lease_fallback(void **state) {
+  (void)state;
+  flushall();
+  rl_policy p = rlt_policy("fw", RL_ALG_FIXED_WINDOW, 1,
+                           (rl_window[]){{100000, 60000, 0}});
+  p.fallback = RL_FALLBACK_LOCAL;
+  rlt_addr a;
+  rl_config c;
+  rlt_redis_config(&c, &a, &srv, &p, 1);
+  c.redis.timeout_ms = 500;
+  c.fallback.local_instances = INSTANCES;
+  c.fallback.probe_interval_ms = 60000; /* no probe */
+  c.fallback.circuit_breaker_threshold = 3;
+  c.cache.enabled = 1;
+  c.cache.leases = 1;
+  c.cache.hot_threshold = 5;
+  c.cache.ttl_ms = 2000;
+  rl_limiter *rl = NULL;
+  assert_int_equal(rl_new(&c, &rl), RL_OK);
+  assert_int_equal(rl_wait_ready(rl, 5000, NULL, 0), RL_OK);
+  async_box b = {0};
+  rl_request req = {"fw", 2, "hk", 2, 1};
+  int leased = 0, redis = 0;
+  for (int i = 0; i < 400; i++) {
+    assert_int_equal(rl_decide_async(rl, &req, async_cb, &b), RL_OK);
+    wait_calls(&b, i + 1);
+    assert_int_equal(b.err, RL_OK);
+    assert_true(b.d.allowed);
+    leased += b.d.source == RL_SOURCE_LEASE;
+    redis += b.d.source == RL_SOURCE_REDIS;
+    rlt_sleep_ms(1);
+  }
+  rl_cache_stats cs;
+  assert_int_equal(rl_cache_stats_get(rl, &cs), RL_OK);
+  print_message("async: %d lease hits, %d Redis, %llu leases, %llu sent\n",
+                leased, redis, (unsigned long long)cs.leases,
+                (unsigned long long)cs.redis_calls);
+  assert_true(cs.leases > 0);
+  assert_true(leased > 300);
+  /* Redis hangs; synchronous decisions time out until the breaker opens
+   * (threshold 3; the third timeout may be counted just after its call) */
+  rlt_redis_pause(&srv);
+  rl_decision d;
+  rl_request other = {"fw", 2, "cold", 4, 1};
+  rl_fallback_stats fs;
+  memset(&fs, 0, sizeof fs);
+  for (int i = 0; i < 8 && !fs.breaker_open; i++) {
+    assert_int_equal(rl_decide(rl, &other, &d), RL_OK);
+    assert_int_equal(d.source, RL_SOURCE_FALLBACK_LOCAL);
+    assert_int_equal(rl_fallback_stats_get(rl, &fs), RL_OK);
+  }
+  assert_true(fs.breaker_open);
+  /* the hot key spends what its lease has left, then falls back inline */
+  int local = 0;
+  for (int i = 0; i < 2000 && local == 0; i++) {
+    int before = atomic_load(&b.calls);
+    assert_int_equal(rl_decide_async(rl, &req, async_cb, &b), RL_OK);
+    assert_int_equal(atomic_load(&b.calls), before + 1); /* inline */
+    assert_int_equal(b.err, RL_OK);
+    assert_true(b.d.allowed);
+    local += b.d.source == RL_SOURCE_FALLBACK_LOCAL;
+  }
+  assert_int_equal(local, 1);
+  rlt_redis_resume(&srv);
+  rl_free(rl);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_modes_redis_down),
       cmocka_unit_test(test_reconcile_script),
       cmocka_unit_test(test_reconfigure_during_outage),
       cmocka_unit_test(test_async_fallback),
+      cmocka_unit_test(test_async_lease_fallback),
   };
   return cmocka_run_group_tests(tests, redis_group_setup, redis_group_teardown);
 }
