@@ -298,18 +298,21 @@ static void run_trace(mode m, trace tr, outcome *o) {
 
 /* Each algorithm: over-limit at most per_mille / 1000 of its decisions
  * (0: none at all), and so are false denials in the steady state (the
- * run's second half); over the whole run, false denials at most
- * fd_per_mille / 1000 (the first window in which a key reaches its limit
- * while leases are out: docs/Cache.md). */
+ * run's second half; times the time scale below); over the whole run,
+ * false denials at most fd_per_mille / 1000 (the first window in which a
+ * key reaches its limit while leases are out: docs/Cache.md). */
 static void assert_bounds(const outcome *o, int per_mille, int fd_per_mille) {
   /* A thread that got no CPU for this long held leases (and missed lease
    * ends) far beyond what the lease sizes assume: false denials are then
    * reported, not asserted; over-limit is asserted whatever happens. */
   int stalled = o->max_gap_ms > STALL_MS;
   /* The first-window transient grows with how slowly lease holders run
-   * (sanitizer builds: 4x the time slack, coverage: RLT_TIME_SCALE); the
-   * steady-state and over-limit bounds do not scale. Seen: fixed window
-   * 2.49% over the whole run under TSan, 0% in its second half. */
+   * (sanitizer builds: 4x the time slack, coverage: RLT_TIME_SCALE). A
+   * fixed window's leases restart at every window's start, so every
+   * window's tail is such a transient: the steady-state false-denial
+   * bound scales too (seen under ASan: 0.36% in the second half, with
+   * the longest stall 17 ms). The over-limit bound does not scale. Seen
+   * before: fixed window 2.49% over the whole run under TSan. */
   long long time_scale = rlt_slack_ms() / 25;
   if (stalled) {
     print_message("  a thread stalled for %lld ms: false denials not "
@@ -324,8 +327,8 @@ static void assert_bounds(const outcome *o, int per_mille, int fd_per_mille) {
     assert_true(v->decisions > 0);
     assert_true(v->admitted > 0);
     assert_true(v->over * 1000 <= v->decisions * per_mille);
-    assert_true(stalled ||
-                v->late_false_denials * 1000 <= v->late_decisions * per_mille);
+    assert_true(stalled || v->late_false_denials * 1000 <=
+                               v->late_decisions * per_mille * time_scale);
     assert_true(stalled || v->false_denials * 1000 <=
                                v->decisions * fd_per_mille * time_scale);
   }
