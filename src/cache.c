@@ -644,16 +644,21 @@ static int decide_after_lease_failure(cache *c, const plan *pl, size_t index,
   return c->inner->ops->decide(c->inner, t, index, req, out, &token);
 }
 
+/* How long lease.lua may let a lease live: the token bucket's ttl_ms; the
+ * windowed algorithms' until their window ends (the idle timeout returns
+ * it earlier). */
+static uint64_t lease_hold(const cache *c, const rl__policy *p) {
+  return p->shape.algorithm == RL_ALG_TOKEN_BUCKET
+             ? c->ttl_ms
+             : (uint64_t)RL_CACHE_TTL_MS_MAX;
+}
+
 static int decide_leased(cache *c, const request_ref *r, const plan *pl,
                          const rl__policy *p, size_t index, int64_t sent,
                          rl_decision *out, rl__guard_token *token) {
   rl__lease_cmd lc, rc;
   const rl_request *req = r->req;
-  /* the token bucket's lease lives ttl_ms; the windowed algorithms' until
-   * their window ends (the idle timeout returns it earlier) */
-  uint64_t hold = p->shape.algorithm == RL_ALG_TOKEN_BUCKET
-                      ? c->ttl_ms
-                      : (uint64_t)RL_CACHE_TTL_MS_MAX;
+  uint64_t hold = lease_hold(c, p);
   int err = rl__lease_cmd_build(&lc, p, req->key, req->key_len, pl->want, hold,
                                 (uint64_t)req->cost);
   int ret_err = pl->ret_units > 0
@@ -867,9 +872,7 @@ static void lease_landed(int err, void *ud) {
 /* Sends lease.lua for req with l (taken); RL_OK if l is in flight. */
 static int send_lease(cache *c, lease_op *l, const rl__policy *p,
                       const rl_request *req) {
-  uint64_t hold = p->shape.algorithm == RL_ALG_TOKEN_BUCKET
-                      ? c->ttl_ms
-                      : (uint64_t)RL_CACHE_TTL_MS_MAX;
+  uint64_t hold = lease_hold(c, p);
   int err = rl__lease_cmd_build(&l->lc, p, req->key, req->key_len, l->pl.want,
                                 hold, (uint64_t)req->cost);
   if (err != RL_OK) {
@@ -1050,7 +1053,7 @@ static void refill_one(cache *c, const rl__hot_entry *e) {
   rl__lease_cmd lc;
   rl__lease_reply rep;
   memset(&rep, 0, sizeof rep);
-  uint64_t hold = pl.bucket ? c->ttl_ms : (uint64_t)RL_CACHE_TTL_MS_MAX;
+  uint64_t hold = lease_hold(c, p);
   int64_t sent = rl__mono_ns();
   int err = rl__lease_cmd_build(&lc, p, key, len, pl.want, hold, 1);
   rl__guard_exit(&token); /* a slow Redis must not hold up reconfiguring */
