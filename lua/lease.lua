@@ -10,19 +10,30 @@
 --   fixed_window, sliding_counter  valid until the end of the current
 --       aligned window of every window (minus 1 ms), at most hold_ms; units
 --       spent in the window they were counted in.
---   token_bucket  valid for min(hold_ms, TAT - now) with the TAT after
---       this request: the bucket cannot refill to its capacity while the
---       lease is out, so spending later than charged changes nothing. A
---       full bucket (TAT <= now + 1 ms) gets no lease.
+--   token_bucket  valid for min(hold_ms, max(TAT - now, push)) with the
+--       TAT after this request, push = min(push_ms, (B - granted) * W / L).
+--       The granted units must be available now (granted <= remaining) and
+--       are charged as if spent at the lease's end: TAT = max(TAT, now +
+--       valid) + granted * W / L. That is the latest they can be spent, and
+--       GCRA's TAT only grows when an arrival comes later, so Redis' TAT is
+--       never behind the TAT of the units' real times. Up to TAT - now
+--       this is the plain charge (the bucket cannot refill to its capacity
+--       while the lease is out); beyond it, `push`, the bucket gives up the
+--       refill until the lease's end, which the caller keeps small against
+--       what is left (src/cache.c, bucket_lease) and asks for only while
+--       the key's demand is below its rate. push_ms 0: no lease from a
+--       full bucket (TAT <= now + 1 ms).
 --   sliding_log   never leased (a unit counted at the grant would be
 --       released W after the grant, before W after its real use).
 --
 -- KEYS[1]  the state key (src/redis_keys.c)
--- ARGV     algorithm, want, hold_ms, cost, n_windows, then per window:
---          limit, duration_ms, burst, log_slots
+-- ARGV     algorithm, want, hold_ms, push_ms, cost, n_windows, then per
+--          window: limit, duration_ms, burst, log_slots
 -- Reply    {allowed, window, limit, remaining, reset_after_ms,
 --           retry_after_ms (-1 = never), now_ms, granted, valid_ms}
---          remaining is after the request and the granted units.
+--          remaining is after the request and the granted units, as if
+--          they were spent now (token bucket: without the refill given
+--          up until the lease's end).
 -- Errors   bad ARGV: "ERR ratelimiter: <what>", nothing written
 --@include lib/num.lua
 --@include lib/args.lua
@@ -45,7 +56,10 @@ if not want then return args.error(err) end
 local hold
 hold, err = args.int(3, 'hold_ms', 1, args.DURATION_MAX)
 if not hold then return args.error(err) end
-local cost, windows = args.parse(4, name)
+local push
+push, err = args.int(4, 'push_ms', 0, args.DURATION_MAX)
+if not push then return args.error(err) end
+local cost, windows = args.parse(5, name)
 if not cost then return args.error(windows) end
 
 local now = policy.now()
@@ -60,14 +74,11 @@ if allowed then
   for i, p in ipairs(windows) do
     alg.commit(states[i], p, now, cost)
   end
-  -- how long the lease may be spent: its hold, the end of every aligned
-  -- window, and for the token bucket as long as the bucket (without the
-  -- lease) stays below its capacity: until its TAT
+  -- how long the lease may be spent: its hold, and the end of every
+  -- aligned window
   valid = hold
   for i, p in ipairs(windows) do
-    if alg == gcra then
-      valid = math.min(valid, states[i].ms - now)
-    else
+    if alg ~= gcra then
       valid = math.min(valid, states[i].start + p.window - now - 1)
     end
   end
@@ -81,13 +92,30 @@ if allowed then
       probes[i] = probe
     end
   end
+  -- token bucket: until the TAT, or pushed to now + push, which must not
+  -- put the TAT more than the burst ahead: push + granted * W / L <=
+  -- B * W / L
+  for i, p in ipairs(windows) do
+    if alg == gcra and granted > 0 then
+      local room = num.muldiv(p.burst - granted, p.window, p.limit, hold)
+      valid = math.min(valid, math.max(math.min(push, room),
+        states[i].ms - now))
+    end
+  end
+  if valid < 1 then
+    granted = 0
+  end
   if granted > 0 then
     for i, p in ipairs(windows) do
-      alg.commit(probes[i], p, now, granted)
-      states[i] = probes[i]
-      local left = alg.evaluate(alg.load(alg.dump(probes[i], p), 1, p), p,
-        now, 1)
+      -- remaining as if the units were charged now: the refill a token
+      -- bucket's lease gives up comes back at its end, and callers size
+      -- their leases by what the instances spend
+      local now_state = alg.load(alg.dump(probes[i], p), 1, p)
+      alg.commit(now_state, p, now, granted)
+      local left = alg.evaluate(now_state, p, now, 1)
       v[i].remaining = left.allowed and left.remaining + 1 or left.remaining
+      alg.commit(probes[i], p, alg == gcra and now + valid or now, granted)
+      states[i] = probes[i]
     end
   end
   policy.write(KEYS[1], alg, windows, states, now)

@@ -5,17 +5,17 @@
 --                    window of the grant
 --   sliding_counter  cur -= units in the grant's window, or prev -= units
 --                    in the window after it
---   token_bucket     TAT -= units * W / L, never below now, and only
---                    until granted_at, which is the lease's end here: until
---                    then every decision since the grant found the TAT
---                    ahead of its time, so the TAT is a sum that the lease's
---                    units are part of
+--   token_bucket     nothing: another instance's lease may since have
+--                    pushed the TAT to its own end (lease.lua), after which
+--                    the TAT is no longer a sum that these units are part
+--                    of, and taking them off could put it behind the real
+--                    one. They come back as refill by the lease's end plus
+--                    their emission time.
 -- Anything else (the window moved on, the key expired) has nothing to give
 -- back. Never below zero; the state is written only when it changed.
 --
 -- KEYS[1]  the state key (src/redis_keys.c)
--- ARGV     algorithm, units, granted_at (now_ms of the grant; token
---          bucket: now_ms + valid_ms, the lease's end), cost (any
+-- ARGV     algorithm, units, granted_at (now_ms of the grant), cost (any
 --          valid value; unused), n_windows, then per window: limit,
 --          duration_ms, burst, log_slots
 -- Reply    1 if units went back, else 0
@@ -43,6 +43,9 @@ if not granted_at then return args.error(err) end
 local ok, windows = args.parse(4, name)
 if not ok then return args.error(windows) end
 
+if alg == gcra then
+  return 0
+end
 local now = policy.now()
 local blob = redis.call('GET', KEYS[1])
 if not blob then
@@ -66,19 +69,6 @@ for i, p in ipairs(windows) do
       st.prev = math.max(0, st.prev - units)
       changed = true
     end
-  elseif now <= granted_at and
-      (st.ms > now or (st.ms == now and st.frac > 0)) then
-    local q, r = num.divmod(num.mul(units, p.window), p.limit)
-    local ms, frac = st.ms - q, st.frac - r
-    if frac < 0 then
-      frac = frac + p.limit
-      ms = ms - 1
-    end
-    if ms < now then
-      ms, frac = now, 0
-    end
-    st.ms, st.frac = ms, frac
-    changed = true
   end
 end
 if not changed then

@@ -29,11 +29,13 @@
  *    peers is estimated from how fast the remaining units fell between two
  *    grants, at most lease_max; near the limit it is 0 extra units, i.e.
  *    direct decisions.
+ *    A token bucket is leased only while its demand is below its rate,
+ *    with its units charged at the lease's end (bucket_lease).
  *  - Returns. Unspent units go back (lua/lease_return.lua) when a lease
  *    expires or cannot serve a request (sweeper thread, every ttl/4, or the
  *    next decision), when the key cools down, on reconfiguration and in
- *    rl_free(). Only hot slots hold leases, so the sweeper only walks the
- *    hot list.
+ *    rl_free(); a token bucket's come back as refill instead. Only hot
+ *    slots hold leases, so the sweeper only walks the hot list.
  *  - Redis. Lease and return scripts go through the inner store's
  *    script_call / script_send (store.h), i.e. the decision path of the
  *    Redis store; without them (a layer that does not forward them) the
@@ -65,8 +67,7 @@
 #define EPOCH_NS INT64_C(1000000000) /* rates are decisions per second */
 #define SWEEP_MIN_NS (5 * NS_PER_MS)
 #define SWEEP_MAX_NS (100 * NS_PER_MS)
-#define RETURN_SLACK_NS (20 * NS_PER_MS) /* a return's way to Redis */
-#define PEERS_ONE 16                     /* peers is fixed point, 1/16ths */
+#define PEERS_ONE 16 /* peers is fixed point, 1/16ths */
 #define PEERS_MAX ((uint64_t)64 * PEERS_ONE)
 #define PEERS_FIRST ((uint32_t)8 * PEERS_ONE) /* until measured: many */
 /* A lease is at most remaining / (SHARE_DIV * peers): with peers
@@ -75,6 +76,10 @@
  * lease while another instance is denied. Shares of 1/2 did that: 0.5-1.8%
  * false denials over the limit; 1/8: none seen (docs/Accuracy.md). */
 #define SHARE_DIV 8
+/* a token bucket's shortest lease: shorter ones would hold a unit or two */
+#define BUCKET_HOLD_MIN_MS 4
+/* a token bucket's lease gives up at most remaining / PUSH_DIV of refill */
+#define PUSH_DIV 16
 
 #define FLAG_HOT 1     /* in the hot list */
 #define FLAG_PENDING 2 /* a lease request is in flight */
@@ -86,6 +91,14 @@
 /* fixed window: a denial's window end restores the whole limit (a fact
  * about the policy, not a state: such a slot may still be evicted) */
 #define FLAG_WINDOW_RESET 16
+/* a token bucket of one window (leases may push its TAT: bucket_lease) */
+#define FLAG_ONE_BUCKET 32
+/* FLAG_ONE_BUCKET whose demand is below its rate: CALM_STREAK answers in a
+ * row found it full, and none since found it drained (calm_of) */
+#define FLAG_CALM 64
+/* facts about the key, not states: such a slot may still be evicted */
+#define FLAG_FACTS (FLAG_WINDOW_RESET | FLAG_ONE_BUCKET | FLAG_CALM)
+#define CALM_STREAK 4
 
 typedef struct slot {
   uint64_t hash;   /* 0 = free */
@@ -105,8 +118,13 @@ typedef struct slot {
   /* blocked */
   int64_t blocked_until; /* mono ns; 0 = not blocked */
   uint64_t blocked_cost;
-  int64_t over_until; /* mono ns: leases pause after a denial until then */
-  int64_t span_ns;    /* longest window of the policy, plus ttl */
+  int64_t over_until;   /* mono ns: leases pause after a denial until then */
+  int64_t span_ns;      /* longest window of the policy, plus ttl */
+  uint32_t refill_hold; /* FLAG_REFILL: the lease's hold_ms */
+  uint32_t refill_push; /* FLAG_REFILL: the lease's push_ms */
+  uint32_t full_streak; /* FLAG_ONE_BUCKET: answers in a row found it full */
+  uint64_t burst;       /* FLAG_ONE_BUCKET: its capacity */
+  uint64_t full_at;     /* FLAG_ONE_BUCKET: remaining + cost this high: full */
   /* lease */
   uint64_t lease_left;
   uint64_t last_taken;  /* units taken at the last grant (cost + lease) */
@@ -244,7 +262,7 @@ static slot *victim(stripe *sp, slot *set, uint32_t epoch) {
     if (s->hash == 0) {
       return s;
     }
-    if ((s->flags & (uint8_t)~FLAG_WINDOW_RESET) != 0) {
+    if ((s->flags & (uint8_t)~FLAG_FACTS) != 0) {
       continue; /* hot, pending or in flight */
     }
     uint64_t r = rate_of(s, epoch);
@@ -298,6 +316,8 @@ static int adopt(slot *s, const rl__policy_table *t, size_t index) {
   s->blocked_until = 0;
   s->remaining = 0;
   s->peers = PEERS_FIRST;
+  s->flags &= (uint8_t)~FLAG_CALM;
+  s->full_streak = 0;
   return 1;
 }
 
@@ -371,8 +391,30 @@ static void estimate_peers(slot *s, const rl__lease_reply *r, uint64_t cost) {
   s->last_taken = cost + r->granted;
 }
 
+/* Whether a one-window token bucket's demand is below its rate, from Redis'
+ * answers: a bucket found full (all but this request's cost left, less one
+ * ms of refill: Redis' clock moves in ms, so decisions within one ms see
+ * no refill between them) by CALM_STREAK answers in a row refills faster
+ * than its instances spend;
+ * one denied, or found below half its capacity (more than leases and
+ * their pushes take, bucket_lease), is not. Answers to lease calls report
+ * the bucket without their own push, but with the others'. */
+static void calm_of(slot *s, const rl_decision *d, uint64_t cost) {
+  if (!(s->flags & FLAG_ONE_BUCKET)) {
+    return;
+  }
+  int full = d->allowed && d->remaining + cost >= s->full_at;
+  s->full_streak = full ? s->full_streak + 1 : 0;
+  if (!d->allowed || d->remaining < s->burst / 2) {
+    s->flags &= (uint8_t)~FLAG_CALM;
+  } else if (s->full_streak >= CALM_STREAK) {
+    s->flags |= FLAG_CALM;
+  }
+}
+
 static void remember_answer(slot *s, const rl_decision *d, uint64_t cost,
                             int64_t sent) {
+  calm_of(s, d, cost);
   s->window = (uint8_t)d->window;
   s->limit = d->limit;
   s->remaining = d->remaining;
@@ -408,12 +450,11 @@ static void send_return(cache *c, stripe *sp, rl__lease_cmd *rc,
   }
 }
 
-/* Whether unspent units can go back: every leasable algorithm (the
- * token bucket's only until its lease's end, which lease_return.lua
- * checks). */
+/* Whether unspent units can go back: not a token bucket's (another
+ * lease may have pushed its TAT since, lua/lease_return.lua); they come
+ * back as refill by the lease's end. */
 static int returnable(const rl__policy *p) {
-  (void)p;
-  return 1;
+  return p->shape.algorithm != RL_ALG_TOKEN_BUCKET;
 }
 
 /* What a decision that misses does after the stripe is unlocked. */
@@ -425,9 +466,70 @@ typedef struct plan {
   uint64_t serial;    /* table the lease is for */
   int returnable;     /* unspent units may go back */
   int bucket;         /* token bucket */
+  uint64_t hold;      /* lease.lua's hold_ms */
+  uint64_t push;      /* lease.lua's push_ms */
   uint64_t extra;     /* units of the decision itself that join the lease
                          (the sweeper's refills: 1) */
 } plan;
+
+/* How long lease.lua may let a lease live: the token bucket's ttl_ms (less,
+ * bucket_lease); the windowed algorithms' until their window ends (the
+ * idle timeout returns it earlier). */
+static uint64_t lease_hold(const cache *c, const rl__policy *p) {
+  return p->shape.algorithm == RL_ALG_TOKEN_BUCKET
+             ? c->ttl_ms
+             : (uint64_t)RL_CACHE_TTL_MS_MAX;
+}
+
+/* Decisions per second from the count of this second so far (at least
+ * 10 ms of it), or the last full second's if that was busier: unlike
+ * rate_of, not low early in a second. */
+static uint64_t rate_now(const slot *s, int64_t now) {
+  uint32_t epoch = epoch_of(now);
+  uint64_t last = s->epoch == epoch       ? s->prev_count
+                  : s->epoch + 1 == epoch ? s->count
+                                          : 0;
+  if (s->epoch != epoch) {
+    return last;
+  }
+  int64_t in = now % EPOCH_NS;
+  in = in < EPOCH_NS / 100 ? EPOCH_NS / 100 : in;
+  uint64_t cur = (uint64_t)((double)s->count * (double)EPOCH_NS / (double)in);
+  return cur > last ? cur : last;
+}
+
+/* A token bucket's lease, only while its demand is below its rate
+ * (FLAG_CALM; one window). lua/lease.lua charges the units as if spent at
+ * the lease's end, so a full bucket gives up the refill of the hold: up to
+ * hold * L / W units that no instance gets until the hold is over. The
+ * bucket is below its rate, so it catches up with the exact bucket (which
+ * stays full) after the hold; a bucket drained meanwhile would keep that
+ * gap, which is why the calm test comes first. The push is kept to
+ * remaining / PUSH_DIV (pushes do not add up: the TAT goes to the latest
+ * lease's end), so it shrinks to nothing near the limit. The units asked
+ * for are lease_want's (at most this instance's share) and at most what
+ * this instance spends in 3/4 of the hold: they are not returned. */
+static void bucket_lease(const slot *s, const rl__policy *p, uint64_t cost,
+                         int64_t now, plan *pl) {
+  if (!(s->flags & FLAG_CALM) || s->reset_until == 0) {
+    pl->want = 0;
+    pl->hold = 1; /* lease.lua's least */
+    return;
+  }
+  const rl__window_params *w = &p->shape.windows[0];
+  double hold = (double)s->remaining / PUSH_DIV * (double)w->duration_ms /
+                (double)w->limit;
+  pl->hold = hold < (double)pl->hold ? (uint64_t)hold : pl->hold;
+  double spend_per_ms = (double)rate_now(s, now) * (double)cost * 0.75 / 1000;
+  uint64_t use = (uint64_t)(spend_per_ms * (double)pl->hold);
+  pl->want = use < pl->want ? use : pl->want;
+  pl->push = pl->hold;
+  if (pl->hold < BUCKET_HOLD_MIN_MS) {
+    pl->want = 0;
+    pl->hold = 1;
+    pl->push = 0;
+  }
+}
 
 static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
                        int64_t now, uint32_t epoch, plan *pl) {
@@ -445,12 +547,9 @@ static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
   pl->returnable = returnable(p);
   pl->bucket = p->shape.algorithm == RL_ALG_TOKEN_BUCKET;
   pl->want = s->over_until > now ? 0 : lease_want(c, s, cost, epoch);
-  /* A token bucket's lease lives until its TAT (about reset_until) and is
-   * spent only for half of that; one too short to outlive the sweeper
-   * would go straight back (a second command for nothing): ask for none. */
-  if (pl->bucket && s->reset_until != 0 &&
-      (s->reset_until - now) / 2 <= c->sweep_ns + RETURN_SLACK_NS) {
-    pl->want = 0;
+  pl->hold = lease_hold(c, p);
+  if (pl->bucket) {
+    bucket_lease(s, p, cost, now, pl);
   }
 }
 
@@ -467,6 +566,15 @@ static int64_t span_of(const cache *c, const rl__policy *p) {
 /* What the slot keeps of its policy's shape. */
 static void note_policy(const cache *c, slot *s, const rl__policy *p) {
   s->span_ns = span_of(c, p);
+  if (p->shape.algorithm == RL_ALG_TOKEN_BUCKET && p->shape.n_windows == 1) {
+    const rl__window_params *w = &p->shape.windows[0];
+    uint64_t per_ms = (w->limit + w->duration_ms - 1) / w->duration_ms;
+    s->flags |= FLAG_ONE_BUCKET;
+    s->burst = w->burst;
+    s->full_at = w->burst > per_ms ? w->burst - per_ms : 0;
+  } else {
+    s->flags &= (uint8_t) ~(FLAG_ONE_BUCKET | FLAG_CALM);
+  }
   if (p->shape.algorithm == RL_ALG_FIXED_WINDOW) {
     s->flags |= FLAG_WINDOW_RESET;
   } else {
@@ -595,21 +703,11 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
       sp->lease_units += units;
       rl__metrics_lease_granted(c->base.metrics, units);
       int current = atomic_load(&c->serial_now) == pl->serial;
-      int64_t valid_ns = (int64_t)rep->valid_ms * NS_PER_MS;
-      int long_enough =
-          !pl->bucket || valid_ns / 2 > c->sweep_ns + RETURN_SLACK_NS;
-      if (s != NULL && current && long_enough && s->serial == pl->serial) {
+      if (s != NULL && current && s->serial == pl->serial) {
         s->lease_left = units;
         s->lease_until = sent + c->ttl_ns;
         s->lease_end = sent + (int64_t)rep->valid_ms * NS_PER_MS;
         s->granted_at = rep->now_ms;
-        if (pl->bucket) {
-          /* Redis takes units back only until the lease's end: stop
-           * spending halfway, which leaves the sweeper (every ttl/4, at
-           * most 100 ms) and the return at least 20 ms more than that */
-          s->lease_end -= valid_ns / 2;
-          s->granted_at = rep->now_ms + (int64_t)rep->valid_ms;
-        }
       } else {
         unused = units;
       }
@@ -617,8 +715,7 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
   }
   pthread_mutex_unlock(&sp->lock);
   if (unused > 0 && pl->returnable) {
-    rl__lease_cmd_to_return(
-        lc, unused, rep->now_ms + (pl->bucket ? (int64_t)rep->valid_ms : 0));
+    rl__lease_cmd_to_return(lc, unused, rep->now_ms);
     send_return(c, sp, lc, unused);
   }
 }
@@ -644,23 +741,13 @@ static int decide_after_lease_failure(cache *c, const plan *pl, size_t index,
   return c->inner->ops->decide(c->inner, t, index, req, out, &token);
 }
 
-/* How long lease.lua may let a lease live: the token bucket's ttl_ms; the
- * windowed algorithms' until their window ends (the idle timeout returns
- * it earlier). */
-static uint64_t lease_hold(const cache *c, const rl__policy *p) {
-  return p->shape.algorithm == RL_ALG_TOKEN_BUCKET
-             ? c->ttl_ms
-             : (uint64_t)RL_CACHE_TTL_MS_MAX;
-}
-
 static int decide_leased(cache *c, const request_ref *r, const plan *pl,
                          const rl__policy *p, size_t index, int64_t sent,
                          rl_decision *out, rl__guard_token *token) {
   rl__lease_cmd lc, rc;
   const rl_request *req = r->req;
-  uint64_t hold = lease_hold(c, p);
-  int err = rl__lease_cmd_build(&lc, p, req->key, req->key_len, pl->want, hold,
-                                (uint64_t)req->cost);
+  int err = rl__lease_cmd_build(&lc, p, req->key, req->key_len, pl->want,
+                                pl->hold, pl->push, (uint64_t)req->cost);
   int ret_err = pl->ret_units > 0
                     ? rl__lease_return_build(&rc, p, req->key, req->key_len,
                                              pl->ret_units, pl->ret_at)
@@ -872,9 +959,8 @@ static void lease_landed(int err, void *ud) {
 /* Sends lease.lua for req with l (taken); RL_OK if l is in flight. */
 static int send_lease(cache *c, lease_op *l, const rl__policy *p,
                       const rl_request *req) {
-  uint64_t hold = lease_hold(c, p);
   int err = rl__lease_cmd_build(&l->lc, p, req->key, req->key_len, l->pl.want,
-                                hold, (uint64_t)req->cost);
+                                l->pl.hold, l->pl.push, (uint64_t)req->cost);
   if (err != RL_OK) {
     return err;
   }
@@ -931,6 +1017,8 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
     } else if (pl.lease && pl.want > 0) {
       s->flags |= FLAG_REFILL; /* FLAG_PENDING until the sweeper is done */
       s->refill_want = pl.want;
+      s->refill_hold = (uint32_t)pl.hold;
+      s->refill_push = (uint32_t)pl.push;
     } else if (pl.lease) {
       s->flags &= (uint8_t)~FLAG_PENDING; /* nothing to lease: direct */
     }
@@ -1032,6 +1120,8 @@ static void refill_one(cache *c, const rl__hot_entry *e) {
   if (go) {
     s->flags &= (uint8_t)~FLAG_REFILL;
     pl.want = s->refill_want;
+    pl.hold = s->refill_hold;
+    pl.push = s->refill_push;
     memcpy(key, s->key, len);
   } else if (s->hash == e->hash && (s->flags & FLAG_REFILL)) {
     s->flags &= (uint8_t) ~(FLAG_REFILL | FLAG_PENDING); /* table changed */
@@ -1053,9 +1143,8 @@ static void refill_one(cache *c, const rl__hot_entry *e) {
   rl__lease_cmd lc;
   rl__lease_reply rep;
   memset(&rep, 0, sizeof rep);
-  uint64_t hold = lease_hold(c, p);
   int64_t sent = rl__mono_ns();
-  int err = rl__lease_cmd_build(&lc, p, key, len, pl.want, hold, 1);
+  int err = rl__lease_cmd_build(&lc, p, key, len, pl.want, pl.hold, pl.push, 1);
   rl__guard_exit(&token); /* a slow Redis must not hold up reconfiguring */
   if (err == RL_OK) {
     err = c->inner->ops->script_call(c->inner, &lc.cmd, rl__lease_reply_parse,

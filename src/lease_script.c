@@ -25,11 +25,11 @@ static void set_str(rl__script_cmd *cmd, int i, const char *s) {
   cmd->lens[i] = strlen(s);
 }
 
-/* EVALSHA <sha> 1 <key> <alg> <a> <b> <cost> <n> windows...; argv[0..1]
+/* EVALSHA <sha> 1 <key> <alg> <vals...> <cost> <n> windows...; argv[0..1]
  * are the store's to fill. */
 static int build(rl__lease_cmd *c, const char *script, const rl__policy *p,
-                 const void *key, size_t key_len, uint64_t a, uint64_t b,
-                 uint64_t cost) {
+                 const void *key, size_t key_len, const uint64_t *vals,
+                 int n_vals, uint64_t cost) {
   rl__script_cmd *cmd = &c->cmd;
   char part[RL__REDIS_POLICY_PART_MAX];
   size_t part_len =
@@ -48,11 +48,12 @@ static int build(rl__lease_cmd *c, const char *script, const rl__policy *p,
   cmd->argv[3] = c->key;
   cmd->lens[3] = klen;
   set_str(cmd, 4, rl_algorithm_name(p->shape.algorithm));
-  set_num(cmd, 5, a);
-  set_num(cmd, 6, b);
-  set_num(cmd, 7, cost);
-  set_num(cmd, 8, p->shape.n_windows);
-  int i = 9;
+  int i = 5;
+  for (int v = 0; v < n_vals; v++) {
+    set_num(cmd, i++, vals[v]);
+  }
+  set_num(cmd, i++, cost);
+  set_num(cmd, i++, p->shape.n_windows);
   for (size_t w = 0; w < p->shape.n_windows; w++) {
     const rl__window_params *wp = &p->shape.windows[w];
     set_num(cmd, i++, wp->limit);
@@ -66,26 +67,35 @@ static int build(rl__lease_cmd *c, const char *script, const rl__policy *p,
 
 int rl__lease_cmd_build(rl__lease_cmd *c, const rl__policy *p, const void *key,
                         size_t key_len, uint64_t want, uint64_t hold_ms,
-                        uint64_t cost) {
-  return build(c, "lease", p, key, key_len, want, hold_ms, cost);
+                        uint64_t push_ms, uint64_t cost) {
+  const uint64_t vals[] = {want, hold_ms, push_ms};
+  return build(c, "lease", p, key, key_len, vals, 3, cost);
 }
 
 int rl__lease_return_build(rl__lease_cmd *c, const rl__policy *p,
                            const void *key, size_t key_len, uint64_t units,
                            int64_t granted_at) {
-  return build(c, "lease_return", p, key, key_len, units,
-               (uint64_t)(granted_at > 0 ? granted_at : 0), 1);
+  const uint64_t vals[] = {units, (uint64_t)(granted_at > 0 ? granted_at : 0)};
+  return build(c, "lease_return", p, key, key_len, vals, 2, 1);
 }
 
+/* lease: <alg> want hold push cost n windows...; its return: <alg> units
+ * granted_at cost n windows...: one argument fewer, the rest moved down. */
 void rl__lease_cmd_to_return(rl__lease_cmd *c, uint64_t units,
                              int64_t granted_at) {
   rl__script_cmd *cmd = &c->cmd;
   const rl__script *s = rl__script_find("lease_return");
   cmd->script = (size_t)(s - rl__scripts);
   set_str(cmd, 1, s->sha1);
+  for (int i = 7; i + 1 < cmd->argc; i++) {
+    memcpy(cmd->nums[i], cmd->nums[i + 1], sizeof cmd->nums[i]);
+    cmd->argv[i] =
+        cmd->argv[i + 1] == cmd->nums[i + 1] ? cmd->nums[i] : cmd->argv[i + 1];
+    cmd->lens[i] = cmd->lens[i + 1];
+  }
+  cmd->argc--;
   set_num(cmd, 5, units);
   set_num(cmd, 6, (uint64_t)(granted_at > 0 ? granted_at : 0));
-  set_num(cmd, 7, 1);
 }
 
 int rl__lease_reply_parse(const rl__redis_reply *r, void *out) {

@@ -38,11 +38,12 @@ typedef struct rl__lease_reply {
 int rl__lease_supported(rl_algorithm alg);
 
 /* lease.lua for cost units of (p, key) plus up to want more, held at most
- * hold_ms. Errors of rl__redis_key(); the key must be at most
+ * hold_ms; a token bucket's lease may push its TAT push_ms ahead (0: none;
+ * lua/lease.lua). Errors of rl__redis_key(); the key must be at most
  * RL_CACHE_KEY_MAX bytes. */
 int rl__lease_cmd_build(rl__lease_cmd *c, const rl__policy *p, const void *key,
                         size_t key_len, uint64_t want, uint64_t hold_ms,
-                        uint64_t cost);
+                        uint64_t push_ms, uint64_t cost);
 
 /* lease_return.lua giving back units of (p, key) leased at granted_at. */
 int rl__lease_return_build(rl__lease_cmd *c, const rl__policy *p,

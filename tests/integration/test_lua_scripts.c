@@ -1274,48 +1274,108 @@ static void run_large(rl_algorithm alg, int rounds) {
 }
 
 /* lease.lua on a token bucket (1000 per 1000 ms: one unit per ms, burst
- * 1000): a lease may be spent only while Redis' bucket stays its units
- * below capacity, i.e. until the TAT minus the units' emission time. With
- * remaining r after the request and the grant, the TAT is (1000 - r) ms
- * ahead, so valid_ms + granted <= 1000 - r (+1 for rounding). A full bucket
- * gets a lease of at most 1 ms. */
+ * 1000). The granted units are charged as if spent at the lease's end
+ * (TAT = max(TAT, now + valid) + granted ms), the latest they may be spent,
+ * so whenever they are spent Redis' TAT is not behind the real one. With
+ * remaining r after the request and the grant, Redis' bucket is then
+ * 1000 - r units below its capacity, at least valid + granted of them (+1
+ * for the rounding of remaining). Without push_ms a lease lasts until the
+ * TAT (a full bucket: 1 ms); with it, the TAT may be pushed push_ms ahead,
+ * never past an empty bucket (push cut to burst - granted ms). */
 static redisReply *lease_call(const char *key, const char *want,
+                              const char *hold, const char *push,
                               const char *cost) {
   const rl__script *s = rl__script_find("lease");
-  const char *argv[] = {"EVALSHA", s->sha1, "1",  key, "token_bucket",
-                        want,      "10000", cost, "1", "1000",
-                        "1000",    "0",     "0"};
-  size_t lens[13];
-  for (size_t i = 0; i < 13; i++) {
+  const char *argv[] = {"EVALSHA", s->sha1, "1",  key,  "token_bucket",
+                        want,      hold,    push, cost, "1",
+                        "1000",    "1000",  "0",  "0"};
+  size_t lens[14];
+  for (size_t i = 0; i < 14; i++) {
     lens[i] = strlen(argv[i]);
   }
-  redisReply *r = cmd_argv(13, argv, lens);
+  redisReply *r = cmd_argv(14, argv, lens);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);
   assert_int_equal(r->elements, 9);
   return r;
 }
 
-/* Grants want with the request of cost, and checks the lease's span. */
-static long long lease_checked(const char *want, const char *cost) {
-  redisReply *r = lease_call("{lease}tb", want, cost);
-  long long remaining = r->element[3]->integer;
-  long long granted = r->element[7]->integer;
-  long long valid = r->element[8]->integer;
-  print_message("remaining %lld granted %lld valid %lld ms\n", remaining,
-                granted, valid);
-  assert_int_equal(r->element[0]->integer, 1);
-  assert_true(granted == 0 || valid >= 1);
-  assert_true(valid + granted <= 1000 - remaining + 1);
+typedef struct bucket_lease {
+  long long remaining, granted, valid;
+} bucket_lease;
+
+/* Units left in the bucket, seen by a plain decision of cost 1. */
+static long long bucket_left(void) {
+  const rl__script *s = rl__script_find("gcra");
+  redisReply *r =
+      redisCommand(rc, "EVALSHA %s 1 {lease}tb 1 1 1000 1000 0 0", s->sha1);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  long long left = r->element[0]->integer ? r->element[3]->integer + 1 : 0;
   freeReplyObject(r);
-  return granted;
+  return left;
+}
+
+/* Grants want with the request of cost, and checks the lease's span. The
+ * reply's remaining leaves out this lease's push: a plain decision right
+ * after it sees the bucket that much lower. */
+static bucket_lease lease_checked(const char *want, const char *hold,
+                                  const char *push, const char *cost) {
+  redisReply *r = lease_call("{lease}tb", want, hold, push, cost);
+  bucket_lease l = {r->element[3]->integer, r->element[7]->integer,
+                    r->element[8]->integer};
+  print_message("remaining %lld granted %lld valid %lld ms\n", l.remaining,
+                l.granted, l.valid);
+  assert_int_equal(r->element[0]->integer, 1);
+  assert_true(l.granted == 0 || l.valid >= 1);
+  assert_true(l.valid <= atoll(hold));
+  freeReplyObject(r);
+  if (l.granted > 0) {
+    long long left = bucket_left();
+    print_message("a decision after it: %lld left\n", left);
+    assert_true(l.valid + l.granted <= 1000 - left + 1);
+  }
+  return l;
 }
 
 static void test_lease_token_bucket_span(void **state) {
   (void)state;
   flush();
-  lease_checked("50", "1");  /* a full bucket: valid 1 ms at most */
-  lease_checked("0", "200"); /* 200 more units spent: ahead */
-  assert_int_equal(lease_checked("60", "1"), 60);
+  /* no push: a full bucket's lease lasts 1 ms */
+  bucket_lease l = lease_checked("50", "100", "0", "1");
+  assert_int_equal(l.granted, 50);
+  assert_true(l.valid <= 1);
+  /* pushed: 50 units charged 100 ms ahead */
+  flush();
+  l = lease_checked("50", "100", "100", "1");
+  assert_int_equal(l.granted, 50);
+  assert_int_equal(l.valid, 100);
+  assert_true(l.remaining >= 1000 - 51 - 1 && l.remaining <= 1000 - 51 + 1);
+  /* a bucket already ahead further than the hold is not pushed */
+  lease_checked("0", "100", "0", "300");
+  l = lease_checked("60", "100", "100", "1");
+  assert_int_equal(l.granted, 60);
+  assert_int_equal(l.valid, 100);
+  assert_true(l.remaining >= 1000 - 513 - 2 && l.remaining <= 1000 - 513 + 2);
+  /* the push stops at an empty bucket: cut to burst - granted */
+  flush();
+  l = lease_checked("400", "5000", "5000", "1");
+  assert_int_equal(l.granted, 400);
+  assert_true(l.valid >= 598 && l.valid <= 600);
+}
+
+/* lease_return.lua gives nothing back to a token bucket (another lease
+ * may have pushed its TAT since), and is exact for the fixed window. */
+static void test_lease_return_token_bucket(void **state) {
+  (void)state;
+  flush();
+  bucket_lease l = lease_checked("50", "100", "0", "1");
+  assert_int_equal(l.granted, 50);
+  const rl__script *s = rl__script_find("lease_return");
+  redisReply *r = redisCommand(
+      rc, "EVALSHA %s 1 {lease}tb token_bucket 50 0 1 1 1000 1000 0 0",
+      s->sha1);
+  assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+  assert_int_equal(r->integer, 0);
+  freeReplyObject(r);
 }
 
 static void test_large_sliding_log(void **state) {
@@ -1357,6 +1417,7 @@ int main(void) {
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_foreign_blob_is_fresh),
       cmocka_unit_test(test_lease_token_bucket_span),
+      cmocka_unit_test(test_lease_return_token_bucket),
       cmocka_unit_test(test_large_sliding_log),
       cmocka_unit_test(test_large_sliding_counter),
       cmocka_unit_test(test_large_token_bucket),
