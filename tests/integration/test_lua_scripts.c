@@ -39,6 +39,8 @@
 #include "test_util.h"
 
 #include "algorithm.h"
+#include "compiled_policy.h"
+#include "lease_script.h"
 #include "lua_scripts.h"
 #include "policy.h"
 #include "redis_keys.h"
@@ -1378,6 +1380,41 @@ static void test_lease_return_token_bucket(void **state) {
   freeReplyObject(r);
 }
 
+/* A lease command turned into the return of its unused units (the cache
+ * does that when a grant cannot be installed) is the return command built
+ * directly, and Redis takes it: the fixed window gets its units back. */
+static void test_lease_cmd_to_return(void **state) {
+  (void)state;
+  flush();
+  rl__policy p = compile(RL_ALG_FIXED_WINDOW, 1000, 60000);
+  rl__lease_cmd lc, ret;
+  assert_int_equal(rl__lease_cmd_build(&lc, &p, "k", 1, 40, 1000, 0, 1), RL_OK);
+  assert_int_equal(lc.cmd.argc, 5 + 3 + 2 + 4);
+  redisReply *r = cmd_argv(lc.cmd.argc, lc.cmd.argv, lc.cmd.lens);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  assert_int_equal(r->element[7]->integer, 40);
+  long long at = r->element[6]->integer;
+  freeReplyObject(r);
+  rl__lease_cmd_to_return(&lc, 40, at);
+  assert_int_equal(rl__lease_return_build(&ret, &p, "k", 1, 40, at), RL_OK);
+  assert_int_equal(lc.cmd.argc, ret.cmd.argc);
+  assert_int_equal(lc.cmd.script, ret.cmd.script);
+  for (int i = 1; i < ret.cmd.argc; i++) {
+    assert_int_equal(lc.cmd.lens[i], ret.cmd.lens[i]);
+    assert_memory_equal(lc.cmd.argv[i], ret.cmd.argv[i], ret.cmd.lens[i]);
+  }
+  r = cmd_argv(lc.cmd.argc, lc.cmd.argv, lc.cmd.lens);
+  assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+  assert_int_equal(r->integer, 1);
+  freeReplyObject(r);
+  /* 41 units were charged, 40 went back: 999 left before this one */
+  const rl__script *fs = rl__script_find("fixed_window");
+  r = redisCommand(rc, "EVALSHA %s 1 %b 1 1 1000 60000 0 0", fs->sha1,
+                   lc.cmd.argv[3], lc.cmd.lens[3]);
+  assert_int_equal(r->element[3]->integer, 998);
+  freeReplyObject(r);
+}
+
 static void test_large_sliding_log(void **state) {
   (void)state;
   run_large(RL_ALG_SLIDING_LOG, 150);
@@ -1418,6 +1455,7 @@ int main(void) {
       cmocka_unit_test(test_foreign_blob_is_fresh),
       cmocka_unit_test(test_lease_token_bucket_span),
       cmocka_unit_test(test_lease_return_token_bucket),
+      cmocka_unit_test(test_lease_cmd_to_return),
       cmocka_unit_test(test_large_sliding_log),
       cmocka_unit_test(test_large_sliding_counter),
       cmocka_unit_test(test_large_token_bucket),
