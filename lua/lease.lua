@@ -27,13 +27,18 @@
 --       released W after the grant, before W after its real use).
 --
 -- KEYS[1]  the state key (src/redis_keys.c)
+-- KEYS[2]  token bucket, optional: its push key (rlp:{...}:..., in
+--          KEYS[1]'s slot, docs/Redis.md): the latest lease end a lease
+--          pushed the TAT to (ms; expires then)
 -- ARGV     algorithm, want, hold_ms, push_ms, cost, n_windows, then per
 --          window: limit, duration_ms, burst, log_slots
 -- Reply    {allowed, window, limit, remaining, reset_after_ms,
 --           retry_after_ms (-1 = never), now_ms, granted, valid_ms}
 --          remaining is after the request and the granted units, as if
---          they were spent now (token bucket: without the refill given
---          up until the lease's end).
+--          they were spent now (token bucket: without the refill that
+--          this or an earlier lease gives up until its end, KEYS[2]: the
+--          bucket as its instances' spending left it, which is what
+--          callers size leases by and tell a calm bucket from).
 -- Errors   bad ARGV: "ERR ratelimiter: <what>", nothing written
 --@include lib/num.lua
 --@include lib/args.lua
@@ -59,11 +64,16 @@ if not hold then return args.error(err) end
 local push
 push, err = args.int(4, 'push_ms', 0, args.DURATION_MAX)
 if not push then return args.error(err) end
-local cost, windows = args.parse(5, name)
+local cost, windows = args.parse(5, name, alg == gcra and 2 or 1)
 if not cost then return args.error(windows) end
 
 local now = policy.now()
 local states = policy.read(KEYS[1], alg, windows, now)
+local pushed = 0 -- ms an earlier lease's push still holds
+if alg == gcra and KEYS[2] then
+  local until_ms = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+  pushed = math.max(0, until_ms - now)
+end
 local v, allowed = {}, true
 for i, p in ipairs(windows) do
   v[i] = alg.evaluate(states[i], p, now, cost)
@@ -117,8 +127,18 @@ if allowed then
       alg.commit(probes[i], p, alg == gcra and now + valid or now, granted)
       states[i] = probes[i]
     end
+    if alg == gcra and KEYS[2] and valid > pushed then
+      redis.call('SET', KEYS[2], string.format('%.0f', now + valid), 'PX',
+        string.format('%.0f', valid + 1))
+    end
   end
   policy.write(KEYS[1], alg, windows, states, now)
+  if pushed > 0 then
+    for i, p in ipairs(windows) do
+      v[i].remaining = math.min(p.burst, v[i].remaining +
+        num.muldiv(pushed, p.limit, p.window, p.burst))
+    end
+  end
 end
 local b = policy.binding(v, allowed)
 return {allowed and 1 or 0, b - 1, windows[b].limit, v[b].remaining,

@@ -99,6 +99,10 @@
 /* facts about the key, not states: such a slot may still be evicted */
 #define FLAG_FACTS (FLAG_WINDOW_RESET | FLAG_ONE_BUCKET | FLAG_CALM)
 #define CALM_STREAK 4
+/* ... spanning at least this long: a bucket drained by a demand at 2x its
+ * rate can still look full (less a ms of refill) for a few answers in a
+ * row, but not for 50 ms (it is then 50 ms of refill below full) */
+#define CALM_NS (50 * NS_PER_MS)
 
 typedef struct slot {
   uint64_t hash;   /* 0 = free */
@@ -123,6 +127,7 @@ typedef struct slot {
   uint32_t refill_hold; /* FLAG_REFILL: the lease's hold_ms */
   uint32_t refill_push; /* FLAG_REFILL: the lease's push_ms */
   uint32_t full_streak; /* FLAG_ONE_BUCKET: answers in a row found it full */
+  int64_t full_since;   /* FLAG_ONE_BUCKET: mono ns of the first of them */
   uint64_t burst;       /* FLAG_ONE_BUCKET: its capacity */
   uint64_t full_at;     /* FLAG_ONE_BUCKET: remaining + cost this high: full */
   /* lease */
@@ -394,27 +399,32 @@ static void estimate_peers(slot *s, const rl__lease_reply *r, uint64_t cost) {
 /* Whether a one-window token bucket's demand is below its rate, from Redis'
  * answers: a bucket found full (all but this request's cost left, less one
  * ms of refill: Redis' clock moves in ms, so decisions within one ms see
- * no refill between them) by CALM_STREAK answers in a row refills faster
- * than its instances spend;
+ * no refill between them) by CALM_STREAK answers in a row over CALM_NS
+ * refills faster than its instances spend;
  * one denied, or found below half its capacity (more than leases and
  * their pushes take, bucket_lease), is not. Answers to lease calls report
  * the bucket without their own push, but with the others'. */
-static void calm_of(slot *s, const rl_decision *d, uint64_t cost) {
+static void calm_of(slot *s, const rl_decision *d, uint64_t cost,
+                    int64_t sent) {
   if (!(s->flags & FLAG_ONE_BUCKET)) {
     return;
   }
   int full = d->allowed && d->remaining + cost >= s->full_at;
-  s->full_streak = full ? s->full_streak + 1 : 0;
+  if (!full) {
+    s->full_streak = 0;
+  } else if (s->full_streak++ == 0) {
+    s->full_since = sent;
+  }
   if (!d->allowed || d->remaining < s->burst / 2) {
     s->flags &= (uint8_t)~FLAG_CALM;
-  } else if (s->full_streak >= CALM_STREAK) {
+  } else if (s->full_streak >= CALM_STREAK && sent - s->full_since >= CALM_NS) {
     s->flags |= FLAG_CALM;
   }
 }
 
 static void remember_answer(slot *s, const rl_decision *d, uint64_t cost,
                             int64_t sent) {
-  calm_of(s, d, cost);
+  calm_of(s, d, cost, sent);
   s->window = (uint8_t)d->window;
   s->limit = d->limit;
   s->remaining = d->remaining;

@@ -25,11 +25,13 @@ static void set_str(rl__script_cmd *cmd, int i, const char *s) {
   cmd->lens[i] = strlen(s);
 }
 
-/* EVALSHA <sha> 1 <key> <alg> <vals...> <cost> <n> windows...; argv[0..1]
- * are the store's to fill. */
+/* EVALSHA <sha> 1 <key> <alg> <vals...> <cost> <n> windows...; with
+ * push_key, EVALSHA <sha> 2 <key> <push key> <alg> ... (lua/lease.lua's
+ * push point of a token bucket, in the key's hash slot); argv[0..1] are
+ * the store's to fill. */
 static int build(rl__lease_cmd *c, const char *script, const rl__policy *p,
                  const void *key, size_t key_len, const uint64_t *vals,
-                 int n_vals, uint64_t cost) {
+                 int n_vals, uint64_t cost, int push_key) {
   rl__script_cmd *cmd = &c->cmd;
   char part[RL__REDIS_POLICY_PART_MAX];
   size_t part_len =
@@ -44,11 +46,18 @@ static int build(rl__lease_cmd *c, const char *script, const rl__policy *p,
   cmd->script = (size_t)(s - rl__scripts);
   set_str(cmd, 0, "EVALSHA");
   set_str(cmd, 1, s->sha1);
-  set_str(cmd, 2, "1");
+  set_str(cmd, 2, push_key ? "2" : "1");
   cmd->argv[3] = c->key;
   cmd->lens[3] = klen;
-  set_str(cmd, 4, rl_algorithm_name(p->shape.algorithm));
-  int i = 5;
+  int i = 4;
+  if (push_key) { /* rl:{...}:... -> rlp:{...}:...: same slot, and no
+                     state key starts so */
+    memcpy(c->push_key, "rlp", 3);
+    memcpy(c->push_key + 3, c->key + 2, klen - 2);
+    cmd->argv[i] = c->push_key;
+    cmd->lens[i++] = klen + 1;
+  }
+  set_str(cmd, i++, rl_algorithm_name(p->shape.algorithm));
   for (int v = 0; v < n_vals; v++) {
     set_num(cmd, i++, vals[v]);
   }
@@ -69,14 +78,15 @@ int rl__lease_cmd_build(rl__lease_cmd *c, const rl__policy *p, const void *key,
                         size_t key_len, uint64_t want, uint64_t hold_ms,
                         uint64_t push_ms, uint64_t cost) {
   const uint64_t vals[] = {want, hold_ms, push_ms};
-  return build(c, "lease", p, key, key_len, vals, 3, cost);
+  return build(c, "lease", p, key, key_len, vals, 3, cost,
+               p->shape.algorithm == RL_ALG_TOKEN_BUCKET);
 }
 
 int rl__lease_return_build(rl__lease_cmd *c, const rl__policy *p,
                            const void *key, size_t key_len, uint64_t units,
                            int64_t granted_at) {
   const uint64_t vals[] = {units, (uint64_t)(granted_at > 0 ? granted_at : 0)};
-  return build(c, "lease_return", p, key, key_len, vals, 2, 1);
+  return build(c, "lease_return", p, key, key_len, vals, 2, 1, 0);
 }
 
 /* lease: <alg> want hold push cost n windows...; its return: <alg> units

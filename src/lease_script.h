@@ -23,6 +23,7 @@
 typedef struct rl__lease_cmd {
   rl__script_cmd cmd;
   char key[RL__LEASE_KEY_MAX];
+  char push_key[RL__LEASE_KEY_MAX + 1]; /* token bucket: "rlp" + key[2..] */
 } rl__lease_cmd;
 
 /* What lease.lua answers. */
@@ -51,7 +52,8 @@ int rl__lease_return_build(rl__lease_cmd *c, const rl__policy *p,
                            int64_t granted_at);
 
 /* Turns a built lease command into the return of units granted at
- * granted_at for the same key and policy. */
+ * granted_at for the same key and policy (not a token bucket's: those are
+ * not returned, and their lease names a second key). */
 void rl__lease_cmd_to_return(rl__lease_cmd *c, uint64_t units,
                              int64_t granted_at);
 

@@ -103,10 +103,12 @@ local function parse_window(i, w, alg)
 end
 
 -- Parses ARGV from index first on: cost, n_windows and the windows of
--- algorithm alg. Returns cost, windows; or nil, what is wrong.
-function args.parse(first, alg)
-  if #KEYS ~= 1 then
-    return nil, 'expected 1 key, got ' .. #KEYS
+-- algorithm alg. Returns cost, windows; or nil, what is wrong. The scripts
+-- take one key; max_keys allows more (lease.lua's push key).
+function args.parse(first, alg, max_keys)
+  if #KEYS < 1 or #KEYS > (max_keys or 1) then
+    return nil, 'expected ' .. (max_keys and ('1 to ' .. max_keys .. ' keys')
+      or '1 key') .. ', got ' .. #KEYS
   end
   local cost, n, err
   cost, err = args.int(first, 'cost', 1, args.COST_MAX)

@@ -1364,6 +1364,43 @@ static void test_lease_token_bucket_span(void **state) {
   assert_true(l.valid >= 598 && l.valid <= 600);
 }
 
+/* With its push key (KEYS[2]), lease.lua remembers the latest pushed
+ * lease end and reports the bucket without it: a second instance asking
+ * right after a push sees the bucket its instances' spending left. */
+static void test_lease_token_bucket_push_key(void **state) {
+  (void)state;
+  flush();
+  const rl__script *s = rl__script_find("lease");
+  redisReply *r = redisCommand(rc,
+                               "EVALSHA %s 2 {lease}tb rlp{lease}tb "
+                               "token_bucket 50 100 100 1 1 1000 1000 0 0",
+                               s->sha1);
+  if (r->type == REDIS_REPLY_ERROR) {
+    print_message("%s\n", r->str);
+  }
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  assert_int_equal(r->element[7]->integer, 50);
+  assert_int_equal(r->element[8]->integer, 100);
+  long long now = r->element[6]->integer;
+  freeReplyObject(r);
+  r = redisCommand(rc, "GET rlp{lease}tb");
+  assert_int_equal(r->type, REDIS_REPLY_STRING);
+  assert_int_equal(atoll(r->str), now + 100);
+  freeReplyObject(r);
+  /* a plain decision sees the push: 1000 - 51 - 100 left, less one */
+  assert_true(bucket_left() <= 1000 - 151 + 2);
+  /* another lease call (no units) sees the bucket without it */
+  r = redisCommand(rc,
+                   "EVALSHA %s 2 {lease}tb rlp{lease}tb "
+                   "token_bucket 0 100 0 1 1 1000 1000 0 0",
+                   s->sha1);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  long long left = r->element[3]->integer;
+  print_message("without the push: %lld left\n", left);
+  assert_true(left >= 1000 - 53 - 2 && left <= 1000 - 53 + 2);
+  freeReplyObject(r);
+}
+
 /* lease_return.lua gives nothing back to a token bucket (another lease
  * may have pushed its TAT since), and is exact for the fixed window. */
 static void test_lease_return_token_bucket(void **state) {
@@ -1454,6 +1491,7 @@ int main(void) {
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_foreign_blob_is_fresh),
       cmocka_unit_test(test_lease_token_bucket_span),
+      cmocka_unit_test(test_lease_token_bucket_push_key),
       cmocka_unit_test(test_lease_return_token_bucket),
       cmocka_unit_test(test_lease_cmd_to_return),
       cmocka_unit_test(test_large_sliding_log),
