@@ -404,12 +404,17 @@ static void estimate_peers(slot *s, const rl__lease_reply *r, uint64_t cost) {
  * one denied, or found below half its capacity (more than leases and
  * their pushes take, bucket_lease), is not. Answers to lease calls report
  * the bucket without their own push, but with the others'. */
-static void calm_of(slot *s, const rl_decision *d, uint64_t cost,
-                    int64_t sent) {
+static void calm_of(slot *s, const rl_decision *d, uint64_t cost, int64_t sent,
+                    int leased) {
   if (!(s->flags & FLAG_ONE_BUCKET)) {
     return;
   }
   int full = d->allowed && d->remaining + cost >= s->full_at;
+  if (!full && !leased && d->allowed && (s->flags & FLAG_HOT)) {
+    /* a direct answer of a hot key (sent while its lease call was in
+     * flight) includes other leases' pushes: it cannot tell */
+    return;
+  }
   if (!full) {
     s->full_streak = 0;
   } else if (s->full_streak++ == 0) {
@@ -423,8 +428,8 @@ static void calm_of(slot *s, const rl_decision *d, uint64_t cost,
 }
 
 static void remember_answer(slot *s, const rl_decision *d, uint64_t cost,
-                            int64_t sent) {
-  calm_of(s, d, cost, sent);
+                            int64_t sent, int leased) {
+  calm_of(s, d, cost, sent, leased);
   s->window = (uint8_t)d->window;
   s->limit = d->limit;
   s->remaining = d->remaining;
@@ -644,7 +649,7 @@ static void after_direct_flight(cache *c, const request_ref *r,
   slot *s = refind(r);
   if (s != NULL && d != NULL && !(s->flags & FLAG_PENDING) &&
       s->serial == serial) {
-    remember_answer(s, d, (uint64_t)r->req->cost, sent);
+    remember_answer(s, d, (uint64_t)r->req->cost, sent, 0);
   }
   if (flight) {
     if (s != NULL) {
@@ -705,7 +710,7 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
       estimate_peers(s, rep, cost); /* before remaining is overwritten */
     }
     if (s != NULL) {
-      remember_answer(s, &rep->d, cost, sent);
+      remember_answer(s, &rep->d, cost, sent, 1);
     }
     uint64_t units = rep->granted + (rep->d.allowed ? pl->extra : 0);
     if (units > 0) {
