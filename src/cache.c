@@ -94,7 +94,8 @@
 /* a token bucket of one window (leases may push its TAT: bucket_lease) */
 #define FLAG_ONE_BUCKET 32
 /* FLAG_ONE_BUCKET whose demand is below its rate: CALM_STREAK answers in a
- * row found it full, and none since found it drained (calm_of) */
+ * row over CALM_NS found it full, and none since found it drained
+ * (calm_of) */
 #define FLAG_CALM 64
 /* facts about the key, not states: such a slot may still be evicted */
 #define FLAG_FACTS (FLAG_WINDOW_RESET | FLAG_ONE_BUCKET | FLAG_CALM)
@@ -400,10 +401,11 @@ static void estimate_peers(slot *s, const rl__lease_reply *r, uint64_t cost) {
  * answers: a bucket found full (all but this request's cost left, less one
  * ms of refill: Redis' clock moves in ms, so decisions within one ms see
  * no refill between them) by CALM_STREAK answers in a row over CALM_NS
- * refills faster than its instances spend;
- * one denied, or found below half its capacity (more than leases and
- * their pushes take, bucket_lease), is not. Answers to lease calls report
- * the bucket without their own push, but with the others'. */
+ * refills faster than its instances spend; one denied, or found below half
+ * its capacity (more than leases and their pushes take, bucket_lease), is
+ * not. Answers to lease calls (leased) report the bucket without the
+ * refill that leases' pushes hold (lua/lease.lua's push key); direct ones
+ * include it. */
 static void calm_of(slot *s, const rl_decision *d, uint64_t cost, int64_t sent,
                     int leased) {
   if (!(s->flags & FLAG_ONE_BUCKET)) {
@@ -1026,7 +1028,10 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
       note_policy(c, s, p);
       plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
     }
-    if (pl.lease && pl.want > 0 && c->inner->ops->script_async != NULL &&
+    /* a token bucket asks lease.lua even for no units: its answer tells
+     * a calm bucket apart from one that leases' pushes hold (calm_of) */
+    if (pl.lease && (pl.want > 0 || pl.bucket) &&
+        c->inner->ops->script_async != NULL &&
         (lop = lease_op_take(c)) != NULL) {
       /* FLAG_PENDING until lease_landed (or the send fails, below) */
     } else if (pl.lease && pl.want > 0) {
