@@ -1356,7 +1356,9 @@ static void test_lease_token_bucket_span(void **state) {
   l = lease_checked("60", "100", "100", "1");
   assert_int_equal(l.granted, 60);
   assert_int_equal(l.valid, 100);
-  assert_true(l.remaining >= 1000 - 513 - 2 && l.remaining <= 1000 - 513 + 2);
+  /* (+ the refill of the time between these calls: slow under TSan) */
+  assert_true(l.remaining >= 1000 - 513 - 2 &&
+              l.remaining <= 1000 - 513 + 2 + TTL_SLACK_MS);
   /* the push stops at an empty bucket: cut to burst - granted */
   flush();
   l = lease_checked("400", "5000", "5000", "1");

@@ -363,7 +363,9 @@ static void lease_round(rl_algorithm alg) {
       (long long)s.lease_units);
   assert_int_equal(metric(rl, "ratelimiter_hot_keys"), 1);
   assert_int_equal(metric(rl, "ratelimiter_hot_keys_detected_total"), 1);
-  assert_true(s.redis_calls < 300 / 5);
+  /* a bucket's lease is what this instance spends in its hold: fewer
+   * units when decisions are slow (sanitizers) */
+  assert_true(s.redis_calls < (bucket ? 300 / 2 : 300 / 5));
   rl_hot_key hk[4];
   size_t n = 0;
   assert_int_equal(rl_hot_keys(rl, hk, 4, &n), RL_OK);
@@ -387,7 +389,10 @@ static void lease_round(rl_algorithm alg) {
   uint64_t during = redis_remaining(&t.p, "hot");
   print_message("%llu units left in Redis during the lease\n",
                 (unsigned long long)during);
-  assert_true(during < 100000 - 300);
+  if (!bucket) { /* a bucket's push may be over by now (it refills
+                  * 300 units in 3 ms): its push key was checked above */
+    assert_true(during < 100000 - 300);
+  }
   rl_free(rl);
   if (bucket) {
     /* Its units do not go back (lease_return.lua): they and the refill
@@ -424,7 +429,7 @@ static void test_bucket_over_rate_not_leased(void **state) {
   (void)state;
   cache_case t;
   hot_case_init(&t, RL_ALG_TOKEN_BUCKET, 60000);
-  one_policy(&t.p, "lp", RL_ALG_TOKEN_BUCKET, 1000, 1000); /* 1 a ms */
+  one_policy(&t.p, "lp", RL_ALG_TOKEN_BUCKET, 100, 1000); /* 1 a 10 ms */
   rl_limiter *rl = open_rl(&t.c);
   int64_t until = rlt_now_ms() + 150;
   int n = 0;
@@ -437,7 +442,7 @@ static void test_bucket_over_rate_not_leased(void **state) {
   print_message("%d decisions in 150 ms, %llu Redis calls\n", n,
                 (unsigned long long)s.redis_calls);
   assert_int_equal(s.hot_keys, 1);
-  assert_true(n > 300); /* at least twice its rate */
+  assert_true(n > 30); /* at least twice its rate */
   assert_int_equal(s.leases, 0);
   assert_int_equal(s.lease_units, 0);
   rl_free(rl);
