@@ -115,6 +115,12 @@ if allowed then
   if valid < 1 then
     granted = 0
   end
+  -- whether the lease goes past the TAT (a push) in some window
+  local pushes = false
+  for i = 1, #windows do
+    pushes = pushes or (alg == gcra and granted > 0 and
+      valid > states[i].ms - now)
+  end
   if granted > 0 then
     for i, p in ipairs(windows) do
       -- remaining as if the units were charged now: the refill a token
@@ -127,7 +133,7 @@ if allowed then
       alg.commit(probes[i], p, alg == gcra and now + valid or now, granted)
       states[i] = probes[i]
     end
-    if alg == gcra and KEYS[2] and valid > pushed then
+    if pushes and KEYS[2] and valid > pushed then
       redis.call('SET', KEYS[2], string.format('%.0f', now + valid), 'PX',
         string.format('%.0f', valid + 1))
     end

@@ -126,7 +126,6 @@ typedef struct slot {
   int64_t over_until;   /* mono ns: leases pause after a denial until then */
   int64_t span_ns;      /* longest window of the policy, plus ttl */
   uint32_t refill_hold; /* FLAG_REFILL: the lease's hold_ms */
-  uint32_t refill_push; /* FLAG_REFILL: the lease's push_ms */
   uint32_t full_streak; /* FLAG_ONE_BUCKET: answers in a row found it full */
   int64_t full_since;   /* FLAG_ONE_BUCKET: mono ns of the first of them */
   uint64_t burst;       /* FLAG_ONE_BUCKET: its capacity */
@@ -484,7 +483,6 @@ typedef struct plan {
   int returnable;     /* unspent units may go back */
   int bucket;         /* token bucket */
   uint64_t hold;      /* lease.lua's hold_ms */
-  uint64_t push;      /* lease.lua's push_ms */
   uint64_t extra;     /* units of the decision itself that join the lease
                          (the sweeper's refills: 1) */
 } plan;
@@ -540,12 +538,16 @@ static void bucket_lease(const slot *s, const rl__policy *p, uint64_t cost,
   double spend_per_ms = (double)rate_now(s, now) * (double)cost * 0.75 / 1000;
   uint64_t use = (uint64_t)(spend_per_ms * (double)pl->hold);
   pl->want = use < pl->want ? use : pl->want;
-  pl->push = pl->hold;
   if (pl->hold < BUCKET_HOLD_MIN_MS) {
     pl->want = 0;
     pl->hold = 1;
-    pl->push = 0;
   }
+}
+
+/* lease.lua's push_ms: a token bucket's lease may push its TAT for its
+ * whole hold (bucket_lease sized it for that; no units, no push). */
+static uint64_t push_of(const plan *pl) {
+  return pl->bucket ? pl->hold : 0;
 }
 
 static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
@@ -764,7 +766,7 @@ static int decide_leased(cache *c, const request_ref *r, const plan *pl,
   rl__lease_cmd lc, rc;
   const rl_request *req = r->req;
   int err = rl__lease_cmd_build(&lc, p, req->key, req->key_len, pl->want,
-                                pl->hold, pl->push, (uint64_t)req->cost);
+                                pl->hold, push_of(pl), (uint64_t)req->cost);
   int ret_err = pl->ret_units > 0
                     ? rl__lease_return_build(&rc, p, req->key, req->key_len,
                                              pl->ret_units, pl->ret_at)
@@ -976,8 +978,9 @@ static void lease_landed(int err, void *ud) {
 /* Sends lease.lua for req with l (taken); RL_OK if l is in flight. */
 static int send_lease(cache *c, lease_op *l, const rl__policy *p,
                       const rl_request *req) {
-  int err = rl__lease_cmd_build(&l->lc, p, req->key, req->key_len, l->pl.want,
-                                l->pl.hold, l->pl.push, (uint64_t)req->cost);
+  int err =
+      rl__lease_cmd_build(&l->lc, p, req->key, req->key_len, l->pl.want,
+                          l->pl.hold, push_of(&l->pl), (uint64_t)req->cost);
   if (err != RL_OK) {
     return err;
   }
@@ -1038,7 +1041,6 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
       s->flags |= FLAG_REFILL; /* FLAG_PENDING until the sweeper is done */
       s->refill_want = pl.want;
       s->refill_hold = (uint32_t)pl.hold;
-      s->refill_push = (uint32_t)pl.push;
     } else if (pl.lease) {
       s->flags &= (uint8_t)~FLAG_PENDING; /* nothing to lease: direct */
     }
@@ -1141,7 +1143,6 @@ static void refill_one(cache *c, const rl__hot_entry *e) {
     s->flags &= (uint8_t)~FLAG_REFILL;
     pl.want = s->refill_want;
     pl.hold = s->refill_hold;
-    pl.push = s->refill_push;
     memcpy(key, s->key, len);
   } else if (s->hash == e->hash && (s->flags & FLAG_REFILL)) {
     s->flags &= (uint8_t) ~(FLAG_REFILL | FLAG_PENDING); /* table changed */
@@ -1164,7 +1165,8 @@ static void refill_one(cache *c, const rl__hot_entry *e) {
   rl__lease_reply rep;
   memset(&rep, 0, sizeof rep);
   int64_t sent = rl__mono_ns();
-  int err = rl__lease_cmd_build(&lc, p, key, len, pl.want, pl.hold, pl.push, 1);
+  int err =
+      rl__lease_cmd_build(&lc, p, key, len, pl.want, pl.hold, push_of(&pl), 1);
   rl__guard_exit(&token); /* a slow Redis must not hold up reconfiguring */
   if (err == RL_OK) {
     err = c->inner->ops->script_call(c->inner, &lc.cmd, rl__lease_reply_parse,

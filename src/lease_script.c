@@ -97,10 +97,9 @@ void rl__lease_cmd_to_return(rl__lease_cmd *c, uint64_t units,
   const rl__script *s = rl__script_find("lease_return");
   cmd->script = (size_t)(s - rl__scripts);
   set_str(cmd, 1, s->sha1);
-  for (int i = 7; i + 1 < cmd->argc; i++) {
+  for (int i = 7; i + 1 < cmd->argc; i++) { /* all numbers from 5 on */
     memcpy(cmd->nums[i], cmd->nums[i + 1], sizeof cmd->nums[i]);
-    cmd->argv[i] =
-        cmd->argv[i + 1] == cmd->nums[i + 1] ? cmd->nums[i] : cmd->argv[i + 1];
+    cmd->argv[i] = cmd->nums[i];
     cmd->lens[i] = cmd->lens[i + 1];
   }
   cmd->argc--;

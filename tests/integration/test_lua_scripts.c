@@ -1373,6 +1373,19 @@ static void test_lease_token_bucket_push_key(void **state) {
   (void)state;
   flush();
   const rl__script *s = rl__script_find("lease");
+  /* a lease that does not push (push_ms 0: until the TAT) leaves no push
+   * key: the bucket's TAT is then all spending */
+  redisReply *r0 = redisCommand(rc,
+                                "EVALSHA %s 2 {lease}tb rlp{lease}tb "
+                                "token_bucket 50 100 0 1 1 1000 1000 0 0",
+                                s->sha1);
+  assert_int_equal(r0->type, REDIS_REPLY_ARRAY);
+  assert_int_equal(r0->element[7]->integer, 50);
+  freeReplyObject(r0);
+  r0 = redisCommand(rc, "EXISTS rlp{lease}tb");
+  assert_int_equal(r0->integer, 0);
+  freeReplyObject(r0);
+  flush();
   redisReply *r = redisCommand(rc,
                                "EVALSHA %s 2 {lease}tb rlp{lease}tb "
                                "token_bucket 50 100 100 1 1 1000 1000 0 0",
