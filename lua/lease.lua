@@ -23,8 +23,13 @@
 --       what is left (src/cache.c, bucket_lease) and asks for only while
 --       the key's demand is below its rate. push_ms 0: no lease from a
 --       full bucket (TAT <= now + 1 ms).
---   sliding_log   never leased (a unit counted at the grant would be
---       released W after the grant, before W after its real use).
+--   sliding_log   valid for hold_ms. The units go into a reservation
+--       beside the log (lib/alg_sliding_log.lua), not into the log: a unit
+--       logged at the grant would leave the window W after the grant,
+--       before W after its real use. A reservation counts in every window
+--       from the grant until W after the lease's end, the latest a unit of
+--       it can be spent; lease_return.lua takes back what was not spent.
+--       At most sliding_log.RSV_MAX reservations at a time (else 0).
 --
 -- KEYS[1]  the state key (src/redis_keys.c)
 -- KEYS[2]  token bucket, optional: its push key (rlp:{...}:..., in
@@ -42,12 +47,14 @@
 -- Errors   bad ARGV: "ERR ratelimiter: <what>", nothing written
 --@include lib/num.lua
 --@include lib/args.lua
+--@include lib/alg_sliding_log.lua
 --@include lib/alg_sliding_counter.lua
 --@include lib/alg_gcra.lua
 --@include lib/alg_fixed_window.lua
 --@include lib/policy.lua
 
 local algorithms = {
+  sliding_log = sliding_log,
   sliding_counter = sliding_counter,
   token_bucket = gcra,
   fixed_window = fixed_window,
@@ -88,15 +95,19 @@ if allowed then
   -- aligned window
   valid = hold
   for i, p in ipairs(windows) do
-    if alg ~= gcra then
+    if alg == fixed_window or alg == sliding_counter then
       valid = math.min(valid, states[i].start + p.window - now - 1)
     end
+  end
+  if alg == sliding_log then
+    valid = math.min(valid, 4294967295) -- a reservation's uint32
   end
   granted = valid >= 1 and want or 0
   local probes = {}
   for i, p in ipairs(windows) do
     if granted > 0 then
       local probe = alg.load(alg.dump(states[i], p), 1, p)
+      probe.rsv = states[i].rsv -- a sliding log's reservations
       local one = alg.evaluate(probe, p, now, 1)
       granted = one.allowed and math.min(granted, one.remaining + 1) or 0
       probes[i] = probe
@@ -115,6 +126,10 @@ if allowed then
   if valid < 1 then
     granted = 0
   end
+  if alg == sliding_log and granted > 0 and
+      not sliding_log.reserve(states, windows, now, valid, 0) then
+    granted = 0 -- the reservation list is full
+  end
   -- whether the lease goes past the TAT (a push) in some window
   local pushes = false
   for i = 1, #windows do
@@ -127,11 +142,18 @@ if allowed then
       -- bucket's lease gives up comes back at its end, and callers size
       -- their leases by what the instances spend
       local now_state = alg.load(alg.dump(probes[i], p), 1, p)
+      now_state.rsv = probes[i].rsv
       alg.commit(now_state, p, now, granted)
       local left = alg.evaluate(now_state, p, now, 1)
       v[i].remaining = left.allowed and left.remaining + 1 or left.remaining
-      alg.commit(probes[i], p, alg == gcra and now + valid or now, granted)
-      states[i] = probes[i]
+      if alg ~= sliding_log then
+        alg.commit(probes[i], p, alg == gcra and now + valid or now, granted)
+        states[i] = probes[i]
+      end
+    end
+    if alg == sliding_log then -- the reservation made above, 0 units so far
+      local rsv = states[1].rsv
+      rsv[#rsv].units = granted
     end
     if pushes and KEYS[2] and valid > pushed then
       redis.call('SET', KEYS[2], string.format('%.0f', now + valid), 'PX',

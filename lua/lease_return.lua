@@ -5,6 +5,8 @@
 --                    window of the grant
 --   sliding_counter  cur -= units in the grant's window, or prev -= units
 --                    in the window after it
+--   sliding_log      the reservation of the grant (lease.lua) holds
+--                    units fewer
 --   token_bucket     nothing: another instance's lease may since have
 --                    pushed the TAT to its own end (lease.lua), after which
 --                    the TAT is no longer a sum that these units are part
@@ -21,12 +23,14 @@
 -- Reply    1 if units went back, else 0
 --@include lib/num.lua
 --@include lib/args.lua
+--@include lib/alg_sliding_log.lua
 --@include lib/alg_sliding_counter.lua
 --@include lib/alg_gcra.lua
 --@include lib/alg_fixed_window.lua
 --@include lib/policy.lua
 
 local algorithms = {
+  sliding_log = sliding_log,
   sliding_counter = sliding_counter,
   token_bucket = gcra,
   fixed_window = fixed_window,
@@ -52,7 +56,8 @@ if not blob then
   return 0
 end
 local states = policy.read(KEYS[1], alg, windows, now)
-local changed = false
+local changed = alg == sliding_log and
+  sliding_log.unreserve(states, granted_at, units)
 for i, p in ipairs(windows) do
   local st = states[i]
   local start = granted_at - num.mod(granted_at, p.window)

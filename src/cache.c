@@ -80,6 +80,8 @@
 #define BUCKET_HOLD_MIN_MS 4
 /* a token bucket's lease gives up at most remaining / PUSH_DIV of refill */
 #define PUSH_DIV 16
+/* a sliding log's shortest lease */
+#define LOG_HOLD_MIN_MS 2
 
 #define FLAG_HOT 1     /* in the hot list */
 #define FLAG_PENDING 2 /* a lease request is in flight */
@@ -93,12 +95,17 @@
 #define FLAG_WINDOW_RESET 16
 /* a token bucket of one window (leases may push its TAT: bucket_lease) */
 #define FLAG_ONE_BUCKET 32
-/* FLAG_ONE_BUCKET whose demand is below its rate: CALM_STREAK answers in a
- * row over CALM_NS found it full, and none since found it drained
- * (calm_of) */
+/* a sliding log of one window (its leases are reservations: log_lease) */
+#define FLAG_ONE_LOG 128
+/* leased only while calm (calm_of) */
+#define FLAG_CALM_TESTED (FLAG_ONE_BUCKET | FLAG_ONE_LOG)
+/* FLAG_CALM_TESTED whose demand is well below its limit: CALM_STREAK
+ * answers in a row over calm_ns found it full (a bucket) or at most half
+ * used (a log), and none since found it drained (calm_of) */
 #define FLAG_CALM 64
 /* facts about the key, not states: such a slot may still be evicted */
-#define FLAG_FACTS (FLAG_WINDOW_RESET | FLAG_ONE_BUCKET | FLAG_CALM)
+#define FLAG_FACTS                                                             \
+  (FLAG_WINDOW_RESET | FLAG_ONE_BUCKET | FLAG_ONE_LOG | FLAG_CALM)
 #define CALM_STREAK 4
 /* ... spanning at least this long: a bucket drained by a demand at 2x its
  * rate can still look full (less a ms of refill) for a few answers in a
@@ -126,10 +133,12 @@ typedef struct slot {
   int64_t over_until;   /* mono ns: leases pause after a denial until then */
   int64_t span_ns;      /* longest window of the policy, plus ttl */
   uint32_t refill_hold; /* FLAG_REFILL: the lease's hold_ms */
-  uint32_t full_streak; /* FLAG_ONE_BUCKET: answers in a row found it full */
-  int64_t full_since;   /* FLAG_ONE_BUCKET: mono ns of the first of them */
-  uint64_t burst;       /* FLAG_ONE_BUCKET: its capacity */
-  uint64_t full_at;     /* FLAG_ONE_BUCKET: remaining + cost this high: full */
+  /* FLAG_CALM_TESTED (calm_of) */
+  uint32_t full_streak; /* answers in a row found it full */
+  int64_t full_since;   /* mono ns of the first of them */
+  int64_t calm_ns;      /* how long such a streak must last */
+  uint64_t full_at;     /* remaining + cost this high: full */
+  uint64_t drained_at;  /* remaining below this: not calm */
   /* lease */
   uint64_t lease_left;
   uint64_t last_taken;  /* units taken at the last grant (cost + lease) */
@@ -407,11 +416,12 @@ static void estimate_peers(slot *s, const rl__lease_reply *r, uint64_t cost) {
  * include it. */
 static void calm_of(slot *s, const rl_decision *d, uint64_t cost, int64_t sent,
                     int leased) {
-  if (!(s->flags & FLAG_ONE_BUCKET)) {
+  if (!(s->flags & FLAG_CALM_TESTED)) {
     return;
   }
   int full = d->allowed && d->remaining + cost >= s->full_at;
-  if (!full && !leased && d->allowed && (s->flags & FLAG_HOT)) {
+  if (!full && !leased && d->allowed && (s->flags & FLAG_HOT) &&
+      (s->flags & FLAG_ONE_BUCKET)) {
     /* a direct answer of a hot key (sent while its lease call was in
      * flight) includes other leases' pushes: it cannot tell */
     return;
@@ -421,9 +431,10 @@ static void calm_of(slot *s, const rl_decision *d, uint64_t cost, int64_t sent,
   } else if (s->full_streak++ == 0) {
     s->full_since = sent;
   }
-  if (!d->allowed || d->remaining < s->burst / 2) {
+  if (!d->allowed || d->remaining < s->drained_at) {
     s->flags &= (uint8_t)~FLAG_CALM;
-  } else if (s->full_streak >= CALM_STREAK && sent - s->full_since >= CALM_NS) {
+  } else if (s->full_streak >= CALM_STREAK &&
+             sent - s->full_since >= s->calm_ns) {
     s->flags |= FLAG_CALM;
   }
 }
@@ -491,7 +502,8 @@ typedef struct plan {
  * bucket_lease); the windowed algorithms' until their window ends (the
  * idle timeout returns it earlier). */
 static uint64_t lease_hold(const cache *c, const rl__policy *p) {
-  return p->shape.algorithm == RL_ALG_TOKEN_BUCKET
+  return p->shape.algorithm == RL_ALG_TOKEN_BUCKET ||
+                 p->shape.algorithm == RL_ALG_SLIDING_LOG
              ? c->ttl_ms
              : (uint64_t)RL_CACHE_TTL_MS_MAX;
 }
@@ -544,6 +556,30 @@ static void bucket_lease(const slot *s, const rl__policy *p, uint64_t cost,
   }
 }
 
+/* A sliding log's lease, only while it is calm (FLAG_CALM: at most half
+ * used; one window). lua/lease.lua keeps its units in a reservation that
+ * counts from the grant until W after the lease's end, however early they
+ * are spent: the log overstates the window by the units of every lease
+ * until W after its end. So the hold is what this instance takes to spend
+ * the units (lease_want's: at most its share), and a third more, not
+ * ttl: the overstatement then stays near what its instances really spend
+ * in a window plus one lease each. A lease shorter than LOG_HOLD_MIN_MS is
+ * not worth its call. */
+static void log_lease(const slot *s, uint64_t cost, int64_t now, plan *pl) {
+  double per_ms = (double)rate_now(s, now) * (double)cost / 1000;
+  if (!(s->flags & FLAG_CALM) || s->reset_until == 0 || per_ms <= 0) {
+    pl->want = 0;
+    pl->hold = 1;
+    return;
+  }
+  double hold = (double)pl->want / per_ms * 4 / 3 + 1;
+  pl->hold = hold < (double)pl->hold ? (uint64_t)hold : pl->hold;
+  if (pl->hold < LOG_HOLD_MIN_MS || pl->want < 2) {
+    pl->want = 0;
+    pl->hold = 1;
+  }
+}
+
 /* lease.lua's push_ms: a token bucket's lease may push its TAT for its
  * whole hold (bucket_lease sized it for that; no units, no push). */
 static uint64_t push_of(const plan *pl) {
@@ -569,6 +605,10 @@ static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
   pl->hold = lease_hold(c, p);
   if (pl->bucket) {
     bucket_lease(s, p, cost, now, pl);
+  } else if (s->flags & FLAG_ONE_LOG) {
+    log_lease(s, cost, now, pl);
+  } else if (p->shape.algorithm == RL_ALG_SLIDING_LOG) {
+    pl->want = 0; /* several windows: not leased */
   }
 }
 
@@ -585,14 +625,29 @@ static int64_t span_of(const cache *c, const rl__policy *p) {
 /* What the slot keeps of its policy's shape. */
 static void note_policy(const cache *c, slot *s, const rl__policy *p) {
   s->span_ns = span_of(c, p);
-  if (p->shape.algorithm == RL_ALG_TOKEN_BUCKET && p->shape.n_windows == 1) {
-    const rl__window_params *w = &p->shape.windows[0];
+  const rl__window_params *w = &p->shape.windows[0];
+  uint8_t tested = p->shape.n_windows != 1 ? 0
+                   : p->shape.algorithm == RL_ALG_TOKEN_BUCKET ? FLAG_ONE_BUCKET
+                   : p->shape.algorithm == RL_ALG_SLIDING_LOG  ? FLAG_ONE_LOG
+                                                               : 0;
+  if ((s->flags & FLAG_CALM_TESTED) != tested) { /* a new shape */
+    s->flags &= (uint8_t) ~(FLAG_CALM_TESTED | FLAG_CALM);
+    s->full_streak = 0;
+  }
+  if (tested == FLAG_ONE_BUCKET) {
     uint64_t per_ms = (w->limit + w->duration_ms - 1) / w->duration_ms;
     s->flags |= FLAG_ONE_BUCKET;
-    s->burst = w->burst;
     s->full_at = w->burst > per_ms ? w->burst - per_ms : 0;
-  } else {
-    s->flags &= (uint8_t) ~(FLAG_ONE_BUCKET | FLAG_CALM);
+    s->drained_at = w->burst / 2;
+    s->calm_ns = CALM_NS;
+  } else if (tested == FLAG_ONE_LOG) {
+    /* a log at most half used, over a window at least (its reservations
+     * overstate what its instances spend: log_lease) */
+    s->flags |= FLAG_ONE_LOG;
+    s->full_at = w->limit / 2;
+    s->drained_at = w->limit / 4;
+    int64_t span = (int64_t)w->duration_ms * NS_PER_MS;
+    s->calm_ns = span > CALM_NS ? span : CALM_NS;
   }
   if (p->shape.algorithm == RL_ALG_FIXED_WINDOW) {
     s->flags |= FLAG_WINDOW_RESET;

@@ -34,8 +34,7 @@ typedef struct rl__lease_reply {
   uint64_t valid_ms; /* how long they may be spent, from now_ms */
 } rl__lease_reply;
 
-/* 1 if lease.lua serves this algorithm (not the sliding log: docs/Cache.md
- * says why). */
+/* 1 if lease.lua serves this algorithm (all four). */
 int rl__lease_supported(rl_algorithm alg);
 
 /* lease.lua for cost units of (p, key) plus up to want more, held at most

@@ -13,6 +13,17 @@ local sliding_log = {name = 'sliding_log'}
 local U32 = 4294967295
 local HEADER = '<i8I4I2I2'
 
+-- Lease reservations (lua/lease.lua; Redis only: the C state has none).
+-- A lease's units may be spent at any time from its grant to its end, so
+-- each counts in every window from the grant until W after the end: at
+-- least as long as the exact log keeps it, whenever it is spent. They
+-- follow the windows' states in the stored string, only while there are
+-- any: uint32 n, then n x (int64 granted_at, uint32 valid_ms, uint32
+-- units). Every window's state points at the one list (st.rsv).
+sliding_log.RSV_MAX = 32
+local RSV_HEAD, RSV_ENTRY, RSV_SIZE = '<I4', '<i8I4I4', 16
+local NONE = {}
+
 function sliding_log.size(p)
   return 16 + 8 * p.slots
 end
@@ -116,6 +127,17 @@ local function normalise(st, now, window)
   return eff
 end
 
+-- Units the reservations hold in a window of length `window` at now.
+local function reserved(st, window, now)
+  local sum = 0
+  for _, r in ipairs(st.rsv or NONE) do
+    if r.at + r.valid + window > now then
+      sum = sum + r.units
+    end
+  end
+  return sum
+end
+
 -- Step 5, denied with c <= L: the entry whose expiry frees `need` units.
 local function retry_after(st, need, window, now)
   local sum, i = 0, 0
@@ -129,21 +151,59 @@ local function retry_after(st, need, window, now)
   return math.max(1, num.delay(time_of(st, i), window, now))
 end
 
+-- retry_after with reservations: the log's entries and the reservations
+-- held at now, in the order they leave the window.
+local function retry_after_held(st, need, window, now)
+  local out = {}
+  for i = 0, st.len - 1 do
+    out[#out + 1] = {time_of(st, i), st.n[at(st, i)]}
+  end
+  for _, r in ipairs(st.rsv) do
+    if r.at + r.valid + window > now then
+      out[#out + 1] = {r.at + r.valid, r.units}
+    end
+  end
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  local sum = 0
+  for _, e in ipairs(out) do
+    sum = sum + e[2]
+    if sum >= need then
+      return math.max(1, num.delay(e[1], window, now))
+    end
+  end
+  return -1
+end
+
+-- When the last reservation held at now leaves the window (0: none).
+local function reservations_reset(st, window, now)
+  local reset = 0
+  for _, r in ipairs(st.rsv or NONE) do
+    reset = math.max(reset, num.delay(r.at + r.valid, window, now))
+  end
+  return reset
+end
+
 function sliding_log.evaluate(st, p, now, cost)
   open(st, p.slots)
   local eff = normalise(st, now, p.window)
-  local room = math.max(0, p.limit - st.total)
+  local held = reserved(st, p.window, now)
+  local room = math.max(0, p.limit - st.total - held)
   local v = {allowed = cost <= room, retry = 0}
   if v.allowed then
     v.remaining = room - cost
-    v.reset = num.delay(eff, p.window, now)
+    v.reset = math.max(num.delay(eff, p.window, now),
+      reservations_reset(st, p.window, now))
     return v
   end
   v.remaining = room
-  v.reset = st.len > 0 and
-    num.delay(time_of(st, st.len - 1), p.window, now) or 0
-  if cost > p.limit or st.len == 0 then
+  v.reset = math.max(st.len > 0 and
+    num.delay(time_of(st, st.len - 1), p.window, now) or 0,
+    reservations_reset(st, p.window, now))
+  if cost > p.limit or (st.len == 0 and held == 0) then
     v.retry = -1
+  elseif held > 0 then
+    v.retry = retry_after_held(st, st.total + held + cost - p.limit,
+      p.window, now)
   else
     v.retry = retry_after(st, st.total + cost - p.limit, p.window, now)
   end
@@ -228,9 +288,103 @@ function sliding_log.commit(st, p, now, cost)
 end
 
 function sliding_log.expiry(st, p)
+  local e = 0
+  for _, r in ipairs(st.rsv or NONE) do
+    e = math.max(e, r.at + r.valid + p.window)
+  end
   if st.len == 0 then
-    return 0
+    return e
   end
   local last = math.min(st.head + st.len - 1, p.slots - 1)
-  return st.base + st.dt[last + 1] + p.window
+  return math.max(e, st.base + st.dt[last + 1] + p.window)
+end
+
+-- The reservations stored after the states from pos on (states[i].rsv);
+-- false if those bytes are not a list of them.
+function sliding_log.tail_load(blob, pos, states)
+  local rsv = {}
+  if pos <= #blob then
+    if #blob - pos + 1 < 4 then
+      return false
+    end
+    local n = struct.unpack(RSV_HEAD, blob, pos)
+    if n > sliding_log.RSV_MAX or #blob - pos + 1 ~= 4 + n * RSV_SIZE then
+      return false
+    end
+    for j = 1, n do
+      local a, v, u = struct.unpack(RSV_ENTRY, blob,
+        pos + 4 + (j - 1) * RSV_SIZE)
+      rsv[j] = {at = a, valid = v, units = u}
+    end
+  end
+  for _, st in ipairs(states) do
+    st.rsv = rsv
+  end
+  return true
+end
+
+-- The longest window.
+local function longest(windows)
+  local w = 0
+  for _, p in ipairs(windows) do
+    w = math.max(w, p.window)
+  end
+  return w
+end
+
+-- Drops the reservations that no window holds at now any more, and those
+-- with no units left.
+local function prune(rsv, windows, now)
+  local w, j = longest(windows), 1
+  while j <= #rsv do
+    local r = rsv[j]
+    if r.units == 0 or r.at + r.valid + w <= now then
+      table.remove(rsv, j)
+    else
+      j = j + 1
+    end
+  end
+end
+
+-- The bytes that follow the states: the reservations held at now ('' when
+-- there are none, so that the string equals the C state).
+function sliding_log.tail_dump(states, windows, now)
+  local rsv = states[1].rsv
+  if not rsv then
+    return ''
+  end
+  prune(rsv, windows, now)
+  if #rsv == 0 then
+    return ''
+  end
+  local parts = {struct.pack(RSV_HEAD, #rsv)}
+  for _, r in ipairs(rsv) do
+    parts[#parts + 1] = struct.pack(RSV_ENTRY, r.at, r.valid, r.units)
+  end
+  return table.concat(parts)
+end
+
+-- Reserves `units` for a lease granted at now for valid ms; false when
+-- the list is full.
+function sliding_log.reserve(states, windows, now, valid, units)
+  local rsv = states[1].rsv
+  prune(rsv, windows, now)
+  if #rsv >= sliding_log.RSV_MAX then
+    return false
+  end
+  rsv[#rsv + 1] = {at = now, valid = valid, units = units}
+  return true
+end
+
+-- Gives back `units` of the leases granted at granted_at (all of their
+-- units if fewer): they were not spent. Returns whether any went back.
+function sliding_log.unreserve(states, granted_at, units)
+  local back = false
+  for _, r in ipairs(states[1].rsv or NONE) do
+    if units > 0 and r.at == granted_at and r.units > 0 then
+      local k = math.min(units, r.units)
+      r.units, units, back = r.units - k, units - k, true
+    end
+  end
+  return back
 end

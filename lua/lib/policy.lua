@@ -40,25 +40,41 @@ function policy.read(key, alg, windows, now)
   end
   local zero = string.rep('\0', size)
   local blob = redis.call('GET', key)
-  if not blob or #blob ~= size then
-    return load_all(alg, windows, zero)
+  local states
+  if blob and (#blob == size or (alg.tail_load and #blob > size)) then
+    states = load_all(alg, windows, blob)
+    if alg.tail_load and not alg.tail_load(blob, size + 1, states) then
+      states = nil
+    end
   end
-  local states = load_all(alg, windows, blob)
-  if now >= expiry_all(alg, windows, states) then
-    return load_all(alg, windows, zero)
+  if not states or now >= expiry_all(alg, windows, states) then
+    states = load_all(alg, windows, zero)
+    if alg.tail_load then
+      alg.tail_load(zero, size + 1, states)
+    end
   end
   return states
+end
+
+-- The string of states (and what the algorithm keeps after them) and its
+-- TTL in ms from now.
+local function encode(alg, windows, states, now)
+  local parts = {}
+  for i, p in ipairs(windows) do
+    parts[i] = alg.dump(states[i], p)
+  end
+  if alg.tail_dump then
+    parts[#parts + 1] = alg.tail_dump(states, windows, now)
+  end
+  local ttl = math.max(1, expiry_all(alg, windows, states) - now + 1)
+  return table.concat(parts), string.format('%.0f', ttl)
 end
 
 -- Stores states at key with the TTL of their expiry (lease.lua and
 -- lease_return.lua write through this too).
 function policy.write(key, alg, windows, states, now)
-  local parts = {}
-  for i, p in ipairs(windows) do
-    parts[i] = alg.dump(states[i], p)
-  end
-  local ttl = math.max(1, expiry_all(alg, windows, states) - now + 1)
-  redis.call('SET', key, table.concat(parts), 'PX', string.format('%.0f', ttl))
+  local blob, ttl = encode(alg, windows, states, now)
+  redis.call('SET', key, blob, 'PX', ttl)
 end
 
 -- The binding window: denied, the denying one with the largest retry
@@ -110,7 +126,7 @@ end
 function policy.reconcile(key, alg, units, age, windows)
   local now = policy.now()
   local states = policy.read(key, alg, windows, now)
-  local parts, first = {}, 0
+  local first = 0
   for i, p in ipairs(windows) do
     local n = math.min(units, alg == gcra and p.burst or p.limit)
     if alg == fixed_window and now - num.mod(now, p.window) > now - age then
@@ -122,9 +138,7 @@ function policy.reconcile(key, alg, units, age, windows)
     if i == 1 then
       first = n
     end
-    parts[i] = alg.dump(states[i], p)
   end
-  local ttl = math.max(1, expiry_all(alg, windows, states) - now + 1)
-  redis.call('SET', key, table.concat(parts), 'PX', string.format('%.0f', ttl))
+  policy.write(key, alg, windows, states, now)
   return {first, now}
 end

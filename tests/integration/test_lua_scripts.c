@@ -1432,6 +1432,117 @@ static void test_lease_return_token_bucket(void **state) {
   freeReplyObject(r);
 }
 
+/* lease.lua on a sliding log (100 per 200 ms): the units go into a
+ * reservation beside the log, which counts from the grant until W after
+ * the lease's end; lease_return.lua takes back what was not spent. */
+static redisReply *log_call(const char *script, const char *args) {
+  const rl__script *s = rl__script_find(script);
+  char buf[256];
+  const char *argv[16] = {"EVALSHA", s->sha1, "1", "{lease}sl", "sliding_log"};
+  size_t lens[16];
+  int n = 5;
+  snprintf(buf, sizeof buf, "%s", args);
+  for (char *save = NULL, *t = strtok_r(buf, " ", &save); t != NULL && n < 16;
+       t = strtok_r(NULL, " ", &save)) {
+    argv[n++] = t;
+  }
+  for (int i = 0; i < n; i++) {
+    lens[i] = strlen(argv[i]);
+  }
+  redisReply *r = cmd_argv(n, argv, lens);
+  if (r->type == REDIS_REPLY_ERROR) {
+    print_message("%s\n", r->str);
+  }
+  assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+  return r;
+}
+
+/* A plain decision of cost units: its remaining (or -retry_after when
+ * denied). */
+static long long log_decide_cost(int cost) {
+  const rl__script *s = rl__script_find("sliding_log");
+  redisReply *r = redisCommand(rc, "EVALSHA %s 1 {lease}sl %d 1 100 200 0 0",
+                               s->sha1, cost);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  long long v = r->element[0]->integer ? r->element[3]->integer
+                                       : -r->element[5]->integer;
+  freeReplyObject(r);
+  return v;
+}
+
+static long long log_decide(void) { return log_decide_cost(1); }
+
+static void test_lease_sliding_log(void **state) {
+  (void)state;
+  flush();
+  redisReply *r = log_call("lease", "30 50 0 1 1 100 200 0 0");
+  assert_int_equal(r->element[0]->integer, 1);
+  assert_int_equal(r->element[3]->integer, 100 - 31);
+  assert_int_equal(r->element[7]->integer, 30);
+  assert_int_equal(r->element[8]->integer, 50);
+  long long at = r->element[6]->integer;
+  freeReplyObject(r);
+  /* the log's state (16 + 8 * 32 bytes) and one reservation after it */
+  r = redisCommand(rc, "STRLEN {lease}sl");
+  assert_int_equal(r->integer, 16 + 8 * 32 + 4 + 16);
+  freeReplyObject(r);
+  assert_int_equal(log_decide(), 100 - 32);
+  /* 10 units go back */
+  char args[128];
+  snprintf(args, sizeof args, "10 %lld 1 1 100 200 0 0", at);
+  r = log_call("lease_return", args);
+  assert_int_equal(r->integer, 1);
+  freeReplyObject(r);
+  assert_int_equal(log_decide(), 100 - 23);
+  /* a return for another grant time changes nothing */
+  snprintf(args, sizeof args, "10 %lld 1 1 100 200 0 0", at + 100000);
+  r = log_call("lease_return", args);
+  assert_int_equal(r->integer, 0);
+  freeReplyObject(r);
+  /* the rest of the window reserved: a denial waits for the reservation
+   * (its end + W), not only for the log's entries */
+  r = log_call("lease", "1000 50 0 1 1 100 200 0 0");
+  assert_int_equal(r->element[0]->integer, 1);
+  long long now = r->element[6]->integer;
+  assert_int_equal(r->element[7]->integer, 100 - 24);
+  assert_int_equal(r->element[3]->integer, 0);
+  freeReplyObject(r);
+  long long retry = -log_decide();
+  print_message("denied, retry after %lld ms\n", retry);
+  /* one unit: the oldest log entry's, at + 200 */
+  assert_true(retry <= at + 200 - now && retry >= at + 200 - now - 50);
+  /* five: the first reservation's too (20 units, until at + 50 + 200) */
+  retry = -log_decide_cost(5);
+  print_message("5 units: retry after %lld ms\n", retry);
+  assert_true(retry <= at + 250 - now && retry >= at + 250 - now - 50);
+  /* every reservation and entry gone W after the last lease's end */
+  sleep_ms(260);
+  assert_int_equal(log_decide(), 100 - 1);
+  r = redisCommand(rc, "STRLEN {lease}sl");
+  assert_int_equal(r->integer, 16 + 8 * 32);
+  freeReplyObject(r);
+}
+
+/* At most 32 reservations at a time; a key's reservations expire. */
+static void test_lease_sliding_log_full(void **state) {
+  (void)state;
+  flush();
+  for (int i = 0; i < 32; i++) {
+    redisReply *r = log_call("lease", "1 5000 0 1 1 100 200 0 0");
+    assert_int_equal(r->element[7]->integer, 1);
+    freeReplyObject(r);
+  }
+  redisReply *r = log_call("lease", "1 5000 0 1 1 100 200 0 0");
+  assert_int_equal(r->element[0]->integer, 1); /* the request itself */
+  assert_int_equal(r->element[7]->integer, 0);
+  assert_int_equal(r->element[3]->integer, 100 - 65);
+  freeReplyObject(r);
+  /* garbage after the states is no reservation list: a fresh state */
+  r = redisCommand(rc, "APPEND {lease}sl xyz");
+  freeReplyObject(r);
+  assert_int_equal(log_decide(), 100 - 1);
+}
+
 /* A lease command turned into the return of its unused units (the cache
  * does that when a grant cannot be installed) is the return command built
  * directly, and Redis takes it: the fixed window gets its units back. */
@@ -1506,6 +1617,8 @@ int main(void) {
       cmocka_unit_test(test_bad_arguments),
       cmocka_unit_test(test_foreign_blob_is_fresh),
       cmocka_unit_test(test_lease_token_bucket_span),
+      cmocka_unit_test(test_lease_sliding_log),
+      cmocka_unit_test(test_lease_sliding_log_full),
       cmocka_unit_test(test_lease_token_bucket_push_key),
       cmocka_unit_test(test_lease_return_token_bucket),
       cmocka_unit_test(test_lease_cmd_to_return),
