@@ -626,7 +626,7 @@ static int64_t span_of(const cache *c, const rl__policy *p) {
 static void note_policy(const cache *c, slot *s, const rl__policy *p) {
   s->span_ns = span_of(c, p);
   const rl__window_params *w = &p->shape.windows[0];
-  uint8_t tested = p->shape.n_windows != 1 ? 0
+  uint8_t tested = p->shape.n_windows != 1                     ? 0
                    : p->shape.algorithm == RL_ALG_TOKEN_BUCKET ? FLAG_ONE_BUCKET
                    : p->shape.algorithm == RL_ALG_SLIDING_LOG  ? FLAG_ONE_LOG
                                                                : 0;

@@ -1464,13 +1464,15 @@ static long long log_decide_cost(int cost) {
   redisReply *r = redisCommand(rc, "EVALSHA %s 1 {lease}sl %d 1 100 200 0 0",
                                s->sha1, cost);
   assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-  long long v = r->element[0]->integer ? r->element[3]->integer
-                                       : -r->element[5]->integer;
+  long long v =
+      r->element[0]->integer ? r->element[3]->integer : -r->element[5]->integer;
   freeReplyObject(r);
   return v;
 }
 
-static long long log_decide(void) { return log_decide_cost(1); }
+static long long log_decide(void) {
+  return log_decide_cost(1);
+}
 
 static void test_lease_sliding_log(void **state) {
   (void)state;
