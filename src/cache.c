@@ -82,6 +82,13 @@
 #define PUSH_DIV 16
 /* a sliding log's shortest lease */
 #define LOG_HOLD_MIN_MS 2
+/* A calm sliding log's share: remaining / (LOG_SHARE_DIV * peers). It is
+ * leased only while at most half used (log_lease), and its leases
+ * overstate the window by about 2.3 leases per instance (the unspent
+ * units, and the spent ones until W after the lease's end, 4/3 of its
+ * spend time), so the instances' leases together hold about 0.6 of what
+ * is left: the log stays calm under the demand that made it so. */
+#define LOG_SHARE_DIV 4
 
 #define FLAG_HOT 1     /* in the hot list */
 #define FLAG_PENDING 2 /* a lease request is in flight */
@@ -139,6 +146,7 @@ typedef struct slot {
   int64_t calm_ns;      /* how long such a streak must last */
   uint64_t full_at;     /* remaining + cost this high: full */
   uint64_t drained_at;  /* remaining below this: not calm */
+  uint64_t window_ms;   /* FLAG_ONE_LOG: its window */
   /* lease */
   uint64_t lease_left;
   uint64_t last_taken;  /* units taken at the last grant (cost + lease) */
@@ -383,8 +391,9 @@ static uint64_t lease_want(const cache *c, const slot *s, uint64_t cost,
   uint64_t demand = rate * c->ttl_ms / 4000 * cost;
   uint64_t want = demand < c->lease_max ? demand : c->lease_max;
   if (s->reset_until != 0) { /* Redis answered this key before */
-    uint64_t share = s->remaining * PEERS_ONE /
-                     (SHARE_DIV * (uint64_t)(s->peers ? s->peers : 1));
+    uint64_t div = (s->flags & FLAG_ONE_LOG) ? LOG_SHARE_DIV : SHARE_DIV;
+    uint64_t share =
+        s->remaining * PEERS_ONE / (div * (uint64_t)(s->peers ? s->peers : 1));
     want = share < want ? share : want;
   }
   return want;
@@ -580,6 +589,26 @@ static void log_lease(const slot *s, uint64_t cost, int64_t now, plan *pl) {
   }
 }
 
+/* estimate_peers for a sliding log, whose units come back as they leave
+ * the window, so the drop between two grants says little (it stays at its
+ * first guess, many, and leases stay small): the window's use (limit -
+ * remaining, reservations included) against this instance's part of it,
+ * what it spends in a window plus a hold (its reservations count until W
+ * after their end) and the units just granted. */
+static void estimate_log_peers(slot *s, const rl__lease_reply *r, uint64_t cost,
+                               uint64_t hold_ms, int64_t now) {
+  double own = (double)rate_now(s, now) * (double)cost *
+                   (double)(s->window_ms + hold_ms) / 1000 +
+               (double)(r->granted + cost);
+  double used =
+      r->d.limit > r->d.remaining ? (double)(r->d.limit - r->d.remaining) : 0;
+  double sample = used / own * PEERS_ONE;
+  sample = sample < PEERS_ONE ? PEERS_ONE : sample;
+  sample = sample > (double)PEERS_MAX ? (double)PEERS_MAX : sample;
+  s->peers = (uint32_t)((3 * (double)s->peers + sample) / 4);
+  s->last_taken = cost + r->granted;
+}
+
 /* lease.lua's push_ms: a token bucket's lease may push its TAT for its
  * whole hold (bucket_lease sized it for that; no units, no push). */
 static uint64_t push_of(const plan *pl) {
@@ -645,6 +674,7 @@ static void note_policy(const cache *c, slot *s, const rl__policy *p) {
      * its limit's rate fills half of it in half a window (its
      * reservations overstate what its instances spend: log_lease) */
     s->flags |= FLAG_ONE_LOG;
+    s->window_ms = w->duration_ms;
     s->full_at = w->limit / 2;
     s->drained_at = w->limit / 4;
     int64_t span = (int64_t)w->duration_ms * NS_PER_MS / 2;
@@ -766,7 +796,9 @@ static void after_lease(cache *c, const request_ref *r, const plan *pl, int err,
     if (s != NULL && s->serial != pl->serial) {
       s = NULL; /* reconfigured meanwhile: the answer is the old policy's */
     }
-    if (s != NULL && rep->d.allowed) {
+    if (s != NULL && rep->d.allowed && (s->flags & FLAG_ONE_LOG)) {
+      estimate_log_peers(s, rep, cost, pl->hold, sent);
+    } else if (s != NULL && rep->d.allowed) {
       estimate_peers(s, rep, cost); /* before remaining is overwritten */
     }
     if (s != NULL) {
