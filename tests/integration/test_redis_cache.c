@@ -337,13 +337,13 @@ static void lease_round(rl_algorithm alg) {
   int lease_hits = 0, todo = 300, warm = 0;
   if (bucket || log) {
     /* calm first: found full (a bucket) or at most half used (a log) by 4
-     * answers in a row over 50 ms (a bucket) or half the window (a log) */
-    int64_t until = rlt_now_ms() + (bucket ? 60 : 560);
+     * answers in a row over 50 ms (a bucket) or the window (a log) */
+    int64_t until = rlt_now_ms() + (bucket ? 60 : 1060);
     while (rlt_now_ms() < until && todo > 200) {
       lease_hits += decide(rl, NULL, "hot", 1).source == RL_SOURCE_LEASE;
       todo--;
       warm++;
-      rlt_sleep_ms(bucket ? 5 : 10);
+      rlt_sleep_ms(bucket ? 5 : 20);
     }
   }
   for (int i = 0; i < todo; i++) {
@@ -467,19 +467,41 @@ static void test_sliding_log_busy_not_leased(void **state) {
   (void)state;
   cache_case t;
   cache_case_init(&t, "sl", RL_ALG_SLIDING_LOG, 1000);
-  one_policy(&t.p, "sl", RL_ALG_SLIDING_LOG, 1000, 500);
+  one_policy(&t.p, "sl", RL_ALG_SLIDING_LOG, 1000, 250);
   t.c.cache.hot_threshold = 5;
   rl_limiter *rl = open_rl(&t.c);
-  /* 600 of 1000 used at once, then 15 more over 300 ms (more than the 4
-   * answers over 250 ms that make a log at most half used calm) */
-  for (int i = 0; i < 615; i++) {
+  /* 600 of 1000 used at once, then 10 more over 200 ms (more than the 4
+   * answers over 250 ms that make a log at most half used calm, if
+   * these were) */
+  for (int i = 0; i < 610; i++) {
     assert_true(decide(rl, NULL, "k", 1).allowed);
     if (i >= 600) {
-      rlt_sleep_ms(20);
+      rlt_sleep_ms(30);
     }
   }
   rl_cache_stats s = cache_stats(rl);
   assert_int_equal(s.hot_keys, 1);
+  assert_int_equal(s.leases, 0);
+  rl_free(rl);
+  /* a steady demand of 0.7 of the limit: at most half used for half a
+   * window from empty, but not for a whole one: not leased */
+  cache_case_init(&t, "sl7", RL_ALG_SLIDING_LOG, 1000);
+  one_policy(&t.p, "sl7", RL_ALG_SLIDING_LOG, 1000, 400);
+  t.c.cache.hot_threshold = 5;
+  rl = open_rl(&t.c);
+  int64_t start = rlt_now_ms();
+  int n = 0;
+  while (rlt_now_ms() - start < 500) {
+    while (n < (rlt_now_ms() - start) * 7 / 4) { /* 1.75 a ms */
+      assert_true(decide(rl, NULL, "k", 1).allowed);
+      n++;
+    }
+    rlt_sleep_ms(1);
+  }
+  s = cache_stats(rl);
+  print_message("0.7 of the limit: %d decisions in 500 ms, %llu leases\n", n,
+                (unsigned long long)s.leases);
+  assert_true(n >= 800); /* the pace held: more than half used by 300 ms */
   assert_int_equal(s.leases, 0);
   rl_free(rl);
   /* two windows, calm: never leased */
