@@ -615,6 +615,14 @@ static uint64_t push_of(const plan *pl) {
   return pl->bucket ? pl->hold : 0;
 }
 
+/* Whether a planned lease needs lease.lua: units to ask for, or a token
+ * bucket's calm test (its answers must leave out leases' pushes, calm_of;
+ * not while its leases pause after a denial). Otherwise the plain decision
+ * script does, and costs Redis about a quarter less. */
+static int lease_call_needed(const slot *s, const plan *pl, int64_t now) {
+  return pl->want > 0 || (pl->bucket && s->over_until <= now);
+}
+
 static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
                        int64_t now, uint32_t epoch, plan *pl) {
   if (!c->leases || !(s->flags & FLAG_HOT) || (s->flags & FLAG_PENDING) ||
@@ -923,6 +931,10 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
     maybe_promote(c, r.stripe, s, epoch);
     note_policy(c, s, p);
     plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
+    if (pl.lease && !lease_call_needed(s, &pl, now)) {
+      s->flags &= (uint8_t)~FLAG_PENDING;
+      pl.lease = 0;
+    }
     /* over its limit lately: this decision is the key's flight */
     flight = !pl.lease && !(s->flags & FLAG_FLIGHT) && s->over_until > now;
     if (flight) {
@@ -934,6 +946,13 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
   rl__metrics_cache_miss(c->base.metrics);
   if (pl.lease) {
     return decide_leased(c, &r, &pl, p, index, now, out, token);
+  }
+  if (pl.ret_units > 0) { /* an expired lease, not replaced */
+    rl__lease_cmd rc;
+    if (rl__lease_return_build(&rc, p, req->key, req->key_len, pl.ret_units,
+                               pl.ret_at) == RL_OK) {
+      send_return(c, sp, &rc, pl.ret_units);
+    }
   }
   int err = c->inner->ops->decide(c->inner, t, index, req, out, token);
   if (err == RL_OK || flight) {
@@ -1121,9 +1140,7 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
       note_policy(c, s, p);
       plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
     }
-    /* a token bucket asks lease.lua even for no units: its answer tells
-     * a calm bucket apart from one that leases' pushes hold (calm_of) */
-    if (pl.lease && (pl.want > 0 || pl.bucket) &&
+    if (pl.lease && lease_call_needed(s, &pl, now) &&
         c->inner->ops->script_async != NULL &&
         (lop = lease_op_take(c)) != NULL) {
       /* FLAG_PENDING until lease_landed (or the send fails, below) */
@@ -1629,7 +1646,13 @@ int rl__store_cache_new(const rl_config *config, rl__store *inner,
   c->leases = set.leases && inner->ops->script_call != NULL &&
               inner->ops->script_send != NULL;
   pthread_mutex_init(&c->sweep_mu, NULL);
-  pthread_cond_init(&c->sweep_cv, NULL);
+  /* the sweeper's deadline is on CLOCK_MONOTONIC (sweeper_main): with the
+   * default clock it lay decades in the past and the sweeper spun a core */
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&c->sweep_cv, &ca);
+  pthread_condattr_destroy(&ca);
   pthread_mutex_init(&c->async_mu, NULL);
   atomic_store(&c->serial_now,
                ((rl__policy_table *)rl__guard_peek(policies))->serial);

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "test_util.h"
 
@@ -517,6 +518,33 @@ static void test_sliding_log_busy_not_leased(void **state) {
   rl_free(rl);
 }
 
+/* CPU time of the whole process, ms. */
+static int64_t process_cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An idle limiter with leases (a hot key leased, then nothing) costs next
+ * to no CPU: its sweeper sleeps between sweeps. Its condition variable
+ * once ran on the default clock while its deadline was on
+ * CLOCK_MONOTONIC, so every wait returned at once and the sweeper spun a
+ * whole core (about 300 ms of CPU in these 300 ms). */
+static void test_sweeper_sleeps(void **state) {
+  (void)state;
+  cache_case t;
+  hot_case_init(&t, RL_ALG_FIXED_WINDOW, 500);
+  rl_limiter *rl = open_rl(&t.c);
+  spend_allowed(rl, "hot", 100);
+  assert_true(cache_stats(rl).leases > 0);
+  int64_t before = process_cpu_ms();
+  rlt_sleep_ms(300);
+  int64_t used = process_cpu_ms() - before;
+  print_message("idle 300 ms: %lld ms of CPU\n", (long long)used);
+  assert_true(used < 100);
+  rl_free(rl);
+}
+
 /* Reconfiguration gives the leases back; the new policy starts clean. */
 static void test_reconfigure_returns_leases(void **state) {
   (void)state;
@@ -694,6 +722,7 @@ int main(void) {
       cmocka_unit_test(test_bucket_over_rate_not_leased),
       cmocka_unit_test(test_lease_sliding_log),
       cmocka_unit_test(test_sliding_log_busy_not_leased),
+      cmocka_unit_test(test_sweeper_sleeps),
       cmocka_unit_test(test_reconfigure_returns_leases),
       cmocka_unit_test(test_idle_lease_returns_and_cools),
       cmocka_unit_test(test_hotter_key_displaces),
