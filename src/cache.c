@@ -430,9 +430,12 @@ static void calm_of(slot *s, const rl_decision *d, uint64_t cost, int64_t sent,
   }
   int full = d->allowed && d->remaining + cost >= s->full_at;
   if (!full && !leased && d->allowed && (s->flags & FLAG_HOT) &&
-      (s->flags & FLAG_ONE_BUCKET)) {
+      (s->flags & FLAG_ONE_BUCKET) && s->over_until <= sent) {
     /* a direct answer of a hot key (sent while its lease call was in
-     * flight) includes other leases' pushes: it cannot tell */
+     * flight) includes other leases' pushes: it cannot tell. While leases
+     * pause after a denial every answer is direct (lease_call_needed),
+     * and then a bucket not full breaks the streak: calm again needs 4
+     * full answers in a row, as from lease calls */
     return;
   }
   if (!full) {
