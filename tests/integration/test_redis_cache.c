@@ -518,6 +518,15 @@ static void test_sliding_log_busy_not_leased(void **state) {
   rl_free(rl);
 }
 
+/* A fixed-window hot case whose key "hot" spent 100 units, leased. */
+static rl_limiter *open_leased(cache_case *t, uint32_t ttl_ms) {
+  hot_case_init(t, RL_ALG_FIXED_WINDOW, ttl_ms);
+  rl_limiter *rl = open_rl(&t->c);
+  spend_allowed(rl, "hot", 100);
+  assert_true(cache_stats(rl).lease_units > 0);
+  return rl;
+}
+
 /* CPU time of the whole process, ms. */
 static int64_t process_cpu_ms(void) {
   struct timespec ts;
@@ -533,10 +542,7 @@ static int64_t process_cpu_ms(void) {
 static void test_sweeper_sleeps(void **state) {
   (void)state;
   cache_case t;
-  hot_case_init(&t, RL_ALG_FIXED_WINDOW, 500);
-  rl_limiter *rl = open_rl(&t.c);
-  spend_allowed(rl, "hot", 100);
-  assert_true(cache_stats(rl).leases > 0);
+  rl_limiter *rl = open_leased(&t, 500);
   int64_t before = process_cpu_ms();
   rlt_sleep_ms(300);
   int64_t used = process_cpu_ms() - before;
@@ -549,10 +555,7 @@ static void test_sweeper_sleeps(void **state) {
 static void test_reconfigure_returns_leases(void **state) {
   (void)state;
   cache_case t;
-  hot_case_init(&t, RL_ALG_FIXED_WINDOW, 60000);
-  rl_limiter *rl = open_rl(&t.c);
-  spend_allowed(rl, "hot", 100);
-  assert_true(cache_stats(rl).lease_units > 0);
+  rl_limiter *rl = open_leased(&t, 60000);
   rl_policy q;
   reconfigure_limit(rl, &t, &q, 200000);
   /* The return is asynchronous; each probe spends one unit itself. */
