@@ -126,8 +126,9 @@ if allowed then
   if valid < 1 then
     granted = 0
   end
-  if alg == sliding_log and granted > 0 and
-      not sliding_log.reserve(states, windows, now, valid, 0) then
+  local reservation = alg == sliding_log and granted > 0 and
+    sliding_log.reserve(states, windows, now, valid)
+  if alg == sliding_log and not reservation then
     granted = 0 -- the reservation list is full
   end
   -- whether the lease goes past the TAT (a push) in some window
@@ -151,9 +152,8 @@ if allowed then
         states[i] = probes[i]
       end
     end
-    if alg == sliding_log then -- the reservation made above, 0 units so far
-      local rsv = states[1].rsv
-      rsv[#rsv].units = granted
+    if reservation then
+      reservation.units = granted
     end
     if pushes and KEYS[2] and valid > pushed then
       redis.call('SET', KEYS[2], string.format('%.0f', now + valid), 'PX',

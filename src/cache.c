@@ -107,7 +107,7 @@
 /* leased only while calm (calm_of) */
 #define FLAG_CALM_TESTED (FLAG_ONE_BUCKET | FLAG_ONE_LOG)
 /* FLAG_CALM_TESTED whose demand is well below its limit: CALM_STREAK
- * answers in a row over calm_ns found it full (a bucket) or at most half
+ * answers in a row over calm_span found it full (a bucket) or at most half
  * used (a log), and none since found it drained (calm_of) */
 #define FLAG_CALM 64
 /* facts about the key, not states: such a slot may still be evicted */
@@ -143,10 +143,9 @@ typedef struct slot {
   /* FLAG_CALM_TESTED (calm_of) */
   uint32_t full_streak; /* answers in a row found it full */
   int64_t full_since;   /* mono ns of the first of them */
-  int64_t calm_ns;      /* how long such a streak must last */
   uint64_t full_at;     /* remaining + cost this high: full */
   uint64_t drained_at;  /* remaining below this: not calm */
-  uint64_t window_ms;   /* FLAG_ONE_LOG: its window */
+  uint64_t window_ms;   /* FLAG_ONE_LOG: its window; else 0 */
   /* lease */
   uint64_t lease_left;
   uint64_t last_taken;  /* units taken at the last grant (cost + lease) */
@@ -423,6 +422,13 @@ static void estimate_peers(slot *s, const rl__lease_reply *r, uint64_t cost) {
  * not. Answers to lease calls (leased) report the bucket without the
  * refill that leases' pushes hold (lua/lease.lua's push key); direct ones
  * include it. */
+/* How long a calm streak must last: CALM_NS, and a sliding log's whole
+ * window at least (note_policy says why). */
+static int64_t calm_span(const slot *s) {
+  int64_t w = (int64_t)s->window_ms * NS_PER_MS;
+  return w > CALM_NS ? w : CALM_NS;
+}
+
 static void calm_of(slot *s, const rl_decision *d, uint64_t cost, int64_t sent,
                     int leased) {
   if (!(s->flags & FLAG_CALM_TESTED)) {
@@ -446,7 +452,7 @@ static void calm_of(slot *s, const rl_decision *d, uint64_t cost, int64_t sent,
   if (!d->allowed || d->remaining < s->drained_at) {
     s->flags &= (uint8_t)~FLAG_CALM;
   } else if (s->full_streak >= CALM_STREAK &&
-             sent - s->full_since >= s->calm_ns) {
+             sent - s->full_since >= calm_span(s)) {
     s->flags |= FLAG_CALM;
   }
 }
@@ -510,9 +516,10 @@ typedef struct plan {
                          (the sweeper's refills: 1) */
 } plan;
 
-/* How long lease.lua may let a lease live: the token bucket's ttl_ms (less,
- * bucket_lease); the windowed algorithms' until their window ends (the
- * idle timeout returns it earlier). */
+/* How long lease.lua may let a lease live: the token bucket's and sliding
+ * log's ttl_ms (less: bucket_lease, log_lease); the fixed window's and
+ * sliding counter's until their window ends (the idle timeout returns it
+ * earlier). */
 static uint64_t lease_hold(const cache *c, const rl__policy *p) {
   return p->shape.algorithm == RL_ALG_TOKEN_BUCKET ||
                  p->shape.algorithm == RL_ALG_SLIDING_LOG
@@ -609,7 +616,6 @@ static void estimate_log_peers(slot *s, const rl__lease_reply *r, uint64_t cost,
   sample = sample < PEERS_ONE ? PEERS_ONE : sample;
   sample = sample > (double)PEERS_MAX ? (double)PEERS_MAX : sample;
   s->peers = (uint32_t)((3 * (double)s->peers + sample) / 4);
-  s->last_taken = cost + r->granted;
 }
 
 /* lease.lua's push_ms: a token bucket's lease may push its TAT for its
@@ -628,8 +634,7 @@ static int lease_call_needed(const slot *s, const plan *pl, int64_t now) {
 
 static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
                        int64_t now, uint32_t epoch, plan *pl) {
-  if (!c->leases || !(s->flags & FLAG_HOT) || (s->flags & FLAG_PENDING) ||
-      !rl__lease_supported(p->shape.algorithm)) {
+  if (!c->leases || !(s->flags & FLAG_HOT) || (s->flags & FLAG_PENDING)) {
     return;
   }
   if (s->lease_left > 0) { /* expired, or too small for this cost */
@@ -649,6 +654,10 @@ static void plan_lease(cache *c, slot *s, const rl__policy *p, uint64_t cost,
     log_lease(s, cost, now, pl);
   } else if (p->shape.algorithm == RL_ALG_SLIDING_LOG) {
     pl->want = 0; /* several windows: not leased */
+  }
+  if (!lease_call_needed(s, pl, now)) { /* the plain script decides */
+    s->flags &= (uint8_t)~FLAG_PENDING;
+    pl->lease = 0;
   }
 }
 
@@ -679,7 +688,7 @@ static void note_policy(const cache *c, slot *s, const rl__policy *p) {
     s->flags |= FLAG_ONE_BUCKET;
     s->full_at = w->burst > per_ms ? w->burst - per_ms : 0;
     s->drained_at = w->burst / 2;
-    s->calm_ns = CALM_NS;
+    s->window_ms = 0;
   } else if (tested == FLAG_ONE_LOG) {
     /* a log at most half used over a whole window at least: so its
      * demand is at most half its limit (its reservations overstate what
@@ -690,8 +699,6 @@ static void note_policy(const cache *c, slot *s, const rl__policy *p) {
     s->window_ms = w->duration_ms;
     s->full_at = w->limit / 2;
     s->drained_at = w->limit / 4;
-    int64_t span = (int64_t)w->duration_ms * NS_PER_MS;
-    s->calm_ns = span > CALM_NS ? span : CALM_NS;
   }
   if (p->shape.algorithm == RL_ALG_FIXED_WINDOW) {
     s->flags |= FLAG_WINDOW_RESET;
@@ -934,10 +941,6 @@ static int cache_decide(rl__store *st, const rl__policy_table *t, size_t index,
     maybe_promote(c, r.stripe, s, epoch);
     note_policy(c, s, p);
     plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
-    if (pl.lease && !lease_call_needed(s, &pl, now)) {
-      s->flags &= (uint8_t)~FLAG_PENDING;
-      pl.lease = 0;
-    }
     /* over its limit lately: this decision is the key's flight */
     flight = !pl.lease && !(s->flags & FLAG_FLIGHT) && s->over_until > now;
     if (flight) {
@@ -1143,8 +1146,7 @@ static int cache_decide_async(rl__store *st, const rl__policy_table *t,
       note_policy(c, s, p);
       plan_lease(c, s, p, (uint64_t)req->cost, now, epoch, &pl);
     }
-    if (pl.lease && lease_call_needed(s, &pl, now) &&
-        c->inner->ops->script_async != NULL &&
+    if (pl.lease && c->inner->ops->script_async != NULL &&
         (lop = lease_op_take(c)) != NULL) {
       /* FLAG_PENDING until lease_landed (or the send fails, below) */
     } else if (pl.lease && pl.want > 0) {

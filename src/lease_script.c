@@ -10,11 +10,6 @@
 #include "redis_store.h"
 #include "resp.h"
 
-int rl__lease_supported(rl_algorithm alg) {
-  return alg == RL_ALG_FIXED_WINDOW || alg == RL_ALG_SLIDING_COUNTER ||
-         alg == RL_ALG_TOKEN_BUCKET || alg == RL_ALG_SLIDING_LOG;
-}
-
 static void set_num(rl__script_cmd *cmd, int i, uint64_t v) {
   cmd->lens[i] = rl__put_u64(cmd->nums[i], v);
   cmd->argv[i] = cmd->nums[i];

@@ -34,9 +34,6 @@ typedef struct rl__lease_reply {
   uint64_t valid_ms; /* how long they may be spent, from now_ms */
 } rl__lease_reply;
 
-/* 1 if lease.lua serves this algorithm (all four). */
-int rl__lease_supported(rl_algorithm alg);
-
 /* lease.lua for cost units of (p, key) plus up to want more, held at most
  * hold_ms; a token bucket's lease may push its TAT push_ms ahead (0: none;
  * lua/lease.lua). Errors of rl__redis_key(); the key must be at most

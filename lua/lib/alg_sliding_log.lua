@@ -364,16 +364,16 @@ function sliding_log.tail_dump(states, windows, now)
   return table.concat(parts)
 end
 
--- Reserves `units` for a lease granted at now for valid ms; false when
--- the list is full.
-function sliding_log.reserve(states, windows, now, valid, units)
+-- A reservation for a lease granted at now for valid ms, holding no units
+-- yet (the caller sets .units); nil when the list is full.
+function sliding_log.reserve(states, windows, now, valid)
   local rsv = states[1].rsv
   prune(rsv, windows, now)
   if #rsv >= sliding_log.RSV_MAX then
-    return false
+    return nil
   end
-  rsv[#rsv + 1] = {at = now, valid = valid, units = units}
-  return true
+  rsv[#rsv + 1] = {at = now, valid = valid, units = 0}
+  return rsv[#rsv]
 end
 
 -- Gives back `units` of the leases granted at granted_at (all of their
